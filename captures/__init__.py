@@ -1,0 +1,1 @@
+"""Capture tooling: pcap writing, stream reassembly, replay and inspection."""

@@ -1,0 +1,1 @@
+"""The Cx interconnect gateway: Diameter node, Cx applications, CLI (Twisted, asyncio reactor)."""

@@ -1,0 +1,1 @@
+"""The SIP database: subscribers, Milenage AKA, SQN management, migration bindings."""
