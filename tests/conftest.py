@@ -23,3 +23,9 @@ def require_program(name: str, *candidates: str) -> str:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(name="require_program")
+def _require_program_fixture():
+    """Fixture form of :func:`require_program` (tests cannot import conftest directly)."""
+    return require_program
