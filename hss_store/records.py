@@ -1,0 +1,199 @@
+"""The records the store hands out: subscribers, migration bindings, agreements.
+
+Plain frozen dataclasses; the secrets (K, OPc) stay out of ``repr`` so that a record
+printed in a log line does not leak them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from hss_store import sqn as sqnmod
+from hss_store.errors import InvalidKey, InvalidRequest
+from hss_store.identities import validate_impi, validate_impu, validate_realm
+from hss_store.milenage import compute_opc
+
+# SIP-Authentication-Scheme values (TS 29.229 §6.3.9, TS 33.203 §6.1).
+SCHEME_AKA_V1 = "Digest-AKAv1-MD5"
+SCHEME_AKA_V2 = "Digest-AKAv2-SHA-256"
+KNOWN_SCHEMES = (SCHEME_AKA_V1, SCHEME_AKA_V2, "SIP Digest", "Digest-MD5", "NASS-Bundled", "Early-IMS-Security")
+DEFAULT_SCHEMES = (SCHEME_AKA_V1,)
+DEFAULT_AMF = b"\x80\x00"  # TS 33.102 Annex H: separation bit 0 set for E-UTRAN; 8000 is customary
+
+
+def _key(name: str, value: bytes | str | None, length: int) -> bytes:
+    if isinstance(value, str):
+        try:
+            value = bytes.fromhex(value)
+        except ValueError:
+            raise InvalidKey(f"{name} {value!r} is not hexadecimal; give {length * 2} hex digits") from None
+    if not isinstance(value, bytes | bytearray) or len(value) != length:
+        size = len(value) if isinstance(value, bytes | bytearray) else "none"
+        raise InvalidKey(f"{name} must be {length} bytes ({length * 2} hex digits), got {size}")
+    return bytes(value)
+
+
+def _token(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not value or any(c.isspace() or c == "," for c in value):
+        raise InvalidRequest(f"{kind} {value!r} must be a non-empty name without spaces or commas")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A subscriber of the primary SIP database (the HSS role)."""
+
+    impi: str
+    impus: tuple[str, ...]  # the implicit registration set, first one is the default
+    k: bytes = field(repr=False)
+    opc: bytes = field(repr=False)
+    amf: bytes = DEFAULT_AMF
+    sqn: int = 0  # last SQN issued (TS 33.102 Annex C: SEQ || IND)
+    schemes: tuple[str, ...] = DEFAULT_SCHEMES
+    scscf_name: str | None = None
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def new(
+        cls,
+        impi: str,
+        impus: Iterable[str],
+        k: bytes | str,
+        *,
+        opc: bytes | str | None = None,
+        op: bytes | str | None = None,
+        amf: bytes | str = DEFAULT_AMF,
+        sqn: int = 0,
+        schemes: Iterable[str] = DEFAULT_SCHEMES,
+        groups: Iterable[str] = (),
+    ) -> Subscriber:
+        """A validated subscriber; OPc is derived from OP when only OP is given (TS 35.206 §4.1)."""
+        validate_impi(impi)
+        impus = tuple(dict.fromkeys(validate_impu(u) for u in impus))
+        if not impus:
+            raise InvalidRequest(f"subscriber {impi!r} needs at least one IMPU (its implicit registration set)")
+        k = _key("K", k, 16)
+        if (opc is None) == (op is None):
+            raise InvalidKey(f"subscriber {impi!r}: give exactly one of OPc or OP (16 bytes each)")
+        opc = _key("OPc", opc, 16) if opc is not None else compute_opc(k, _key("OP", op, 16))
+        schemes = tuple(dict.fromkeys(_scheme(s) for s in schemes))
+        if not schemes:
+            raise InvalidRequest(f"subscriber {impi!r} needs at least one authentication scheme")
+        return cls(
+            impi=impi,
+            impus=impus,
+            k=k,
+            opc=opc,
+            amf=_key("AMF", amf, 2),
+            sqn=sqnmod.check_sqn(sqn),
+            schemes=schemes,
+            groups=tuple(dict.fromkeys(_token("group", g) for g in groups)),
+        )
+
+    def allows_scheme(self, scheme: str) -> bool:
+        return scheme.casefold() in (s.casefold() for s in self.schemes)
+
+    def has_impu(self, impu: str) -> bool:
+        return impu in self.impus
+
+
+def _scheme(scheme: str) -> str:
+    if not isinstance(scheme, str) or not scheme.strip() or "," in scheme:
+        raise InvalidRequest(f"authentication scheme {scheme!r} is empty or contains a comma")
+    for known in KNOWN_SCHEMES:
+        if known.casefold() == scheme.casefold():
+            return known
+    return scheme
+
+
+@dataclass(frozen=True, slots=True)
+class PrimaryDatabase:
+    """The identifier of a primary SIP database: Diameter realm and optional host (TR 23.781)."""
+
+    realm: str
+    host: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_realm(self.realm)
+        if self.host is not None:
+            validate_realm(self.host)
+
+    def __str__(self) -> str:
+        return f"{self.host}@{self.realm}" if self.host else self.realm
+
+
+@dataclass(frozen=True, slots=True)
+class InboundBinding:
+    """Partner side (TR 23.781 steps 9-11): inbound identity -> the user's primary identities."""
+
+    inbound_impi: str
+    inbound_impu: str
+    primary: PrimaryDatabase
+    primary_impi: str
+    primary_impu: str
+    created_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+
+    @property
+    def primary_realm(self) -> str:
+        return self.primary.realm
+
+    @property
+    def primary_host(self) -> str | None:
+        return self.primary.host
+
+    def is_active(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundBinding:
+    """Primary side (TR 23.781 steps 4-6): outbound identity -> real identity, per partner."""
+
+    outbound_impi: str
+    outbound_impu: str
+    real_impi: str
+    real_impu: str
+    partner_id: str
+    created_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+
+    def is_active(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+AGREEMENT_SCOPES = ("all", "user", "group")
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """Partner ``partner_id`` may migrate: every user, one user (IMPI) or one group."""
+
+    partner_id: str
+    scope: str  # one of AGREEMENT_SCOPES
+    value: str = ""  # the IMPI for "user", the group name for "group", "" for "all"
+
+    def __post_init__(self) -> None:
+        _token("partner id", self.partner_id)
+        if self.scope not in AGREEMENT_SCOPES:
+            raise InvalidRequest(f"agreement scope {self.scope!r} is unknown; use one of {', '.join(AGREEMENT_SCOPES)}")
+        if self.scope == "all" and self.value:
+            raise InvalidRequest("an agreement for all users takes no value")
+        if self.scope == "user":
+            validate_impi(self.value)
+        if self.scope == "group":
+            _token("group", self.value)
+
+    def covers(self, impi: str, groups: Iterable[str]) -> bool:
+        if self.scope == "all":
+            return True
+        if self.scope == "user":
+            return self.value == impi
+        return self.value in tuple(groups)
+
+
+def check_partner_id(partner_id: str) -> str:
+    return _token("partner id", partner_id)

@@ -1,0 +1,147 @@
+"""Versioned schema migrations, one list per dialect.
+
+Migration N brings a database from version N-1 to N. SQLite records the version in
+``PRAGMA user_version``, PostgreSQL in the one-row table ``schema_version``. A database
+newer than the code is refused (IncompatibleSchema) rather than half understood.
+
+Sizes matter on SQLite (goal: 1M bindings under 300 MB): binding tables are keyed by
+the migration IMPI (WITHOUT ROWID, no separate index), the primary database identifier
+is a small integer into ``primary_db``, and the request of an allocation is found via a
+64-bit hash (``request_key``) instead of an index over three strings.
+"""
+
+from __future__ import annotations
+
+SQLITE_MIGRATIONS: list[list[str]] = [
+    # 1: initial schema
+    [
+        """CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID""",
+        """CREATE TABLE subscriber (
+            impi TEXT PRIMARY KEY,
+            k BLOB NOT NULL,
+            opc BLOB NOT NULL,
+            amf BLOB NOT NULL,
+            sqn INTEGER NOT NULL,
+            schemes TEXT NOT NULL,
+            scscf_name TEXT,
+            groups TEXT NOT NULL DEFAULT '',
+            wrapped INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+        """CREATE TABLE impu (
+            impi TEXT NOT NULL REFERENCES subscriber(impi) ON DELETE CASCADE,
+            impu TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (impi, impu)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE agreement (
+            partner_id TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (partner_id, scope, value)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE allocation_policy (
+            direction TEXT PRIMARY KEY, mode TEXT NOT NULL, impi_pattern TEXT, impu_pattern TEXT,
+            ttl_seconds INTEGER, rotate INTEGER NOT NULL
+        )""",
+        """CREATE TABLE identity_pool (
+            direction TEXT NOT NULL, impi TEXT NOT NULL, impu TEXT NOT NULL,
+            used INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (direction, impi)
+        ) WITHOUT ROWID""",
+        """CREATE INDEX identity_pool_free ON identity_pool(direction, used)""",
+        """CREATE TABLE primary_db (
+            id INTEGER PRIMARY KEY, realm TEXT NOT NULL, host TEXT NOT NULL, UNIQUE (realm, host)
+        )""",
+        """CREATE TABLE inbound_binding (
+            inbound_impi TEXT PRIMARY KEY,
+            inbound_impu TEXT NOT NULL UNIQUE,
+            primary_db INTEGER NOT NULL REFERENCES primary_db(id),
+            primary_impi TEXT NOT NULL,
+            primary_impu TEXT NOT NULL,
+            request_key INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            revoked_at INTEGER
+        ) WITHOUT ROWID""",
+        """CREATE INDEX inbound_binding_request ON inbound_binding(request_key)""",
+        """CREATE TABLE outbound_binding (
+            outbound_impi TEXT PRIMARY KEY,
+            outbound_impu TEXT NOT NULL UNIQUE,
+            real_impi TEXT NOT NULL,
+            real_impu TEXT NOT NULL,
+            partner_id TEXT NOT NULL,
+            request_key INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            revoked_at INTEGER
+        ) WITHOUT ROWID""",
+        """CREATE INDEX outbound_binding_request ON outbound_binding(request_key)""",
+    ],
+]
+
+POSTGRES_MIGRATIONS: list[list[str]] = [
+    # 1: initial schema (same tables as SQLite, PostgreSQL types)
+    [
+        """CREATE TABLE meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL)""",
+        """CREATE TABLE subscriber (
+            impi TEXT PRIMARY KEY,
+            k BYTEA NOT NULL,
+            opc BYTEA NOT NULL,
+            amf BYTEA NOT NULL,
+            sqn BIGINT NOT NULL,
+            schemes TEXT NOT NULL,
+            scscf_name TEXT,
+            groups TEXT NOT NULL DEFAULT '',
+            wrapped INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE impu (
+            impi TEXT NOT NULL REFERENCES subscriber(impi) ON DELETE CASCADE,
+            impu TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (impi, impu)
+        )""",
+        """CREATE TABLE agreement (
+            partner_id TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (partner_id, scope, value)
+        )""",
+        """CREATE TABLE allocation_policy (
+            direction TEXT PRIMARY KEY, mode TEXT NOT NULL, impi_pattern TEXT, impu_pattern TEXT,
+            ttl_seconds BIGINT, rotate INTEGER NOT NULL
+        )""",
+        """CREATE TABLE identity_pool (
+            direction TEXT NOT NULL, impi TEXT NOT NULL, impu TEXT NOT NULL,
+            used INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (direction, impi)
+        )""",
+        """CREATE INDEX identity_pool_free ON identity_pool(direction, used)""",
+        """CREATE TABLE primary_db (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            realm TEXT NOT NULL, host TEXT NOT NULL, UNIQUE (realm, host)
+        )""",
+        """CREATE TABLE inbound_binding (
+            inbound_impi TEXT PRIMARY KEY,
+            inbound_impu TEXT NOT NULL UNIQUE,
+            primary_db BIGINT NOT NULL REFERENCES primary_db(id),
+            primary_impi TEXT NOT NULL,
+            primary_impu TEXT NOT NULL,
+            request_key BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            revoked_at BIGINT
+        )""",
+        """CREATE INDEX inbound_binding_request ON inbound_binding(request_key)""",
+        """CREATE TABLE outbound_binding (
+            outbound_impi TEXT PRIMARY KEY,
+            outbound_impu TEXT NOT NULL UNIQUE,
+            real_impi TEXT NOT NULL,
+            real_impu TEXT NOT NULL,
+            partner_id TEXT NOT NULL,
+            request_key BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            revoked_at BIGINT
+        )""",
+        """CREATE INDEX outbound_binding_request ON outbound_binding(request_key)""",
+    ],
+]
+
+LATEST_VERSION = len(SQLITE_MIGRATIONS)
+assert len(POSTGRES_MIGRATIONS) == LATEST_VERSION, "both dialects must have the same migrations"

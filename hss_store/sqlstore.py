@@ -1,0 +1,317 @@
+"""The store logic shared by both SQL backends: subscribers, AKA and SQN, agreements.
+
+Backends supply a handful of hooks (``_q``, ``_x``, ``_xmany``, ``_txn``, ``_run``); the
+SQL here is written with ``?`` placeholders and the common subset of SQLite and
+PostgreSQL. Bindings, pools and policies live in :mod:`hss_store.sql_bindings`.
+
+SQN durability (TS 33.102 Annex C, and the brief): a vector is computed only after the
+conditional ``UPDATE subscriber SET sqn = new WHERE impi = ? AND sqn = old`` has
+committed. If the process dies after that commit, the SQNs are skipped, never reissued;
+if two writers race, the loser's update matches no row and it starts again from the
+new value. The write is one short single-row statement.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, ParamSpec, TypeVar
+
+from hss_store import sqn as sqnmod
+from hss_store.agreements import covering_agreement
+from hss_store.aka import AkaVector, build_vectors, verify_auts
+from hss_store.errors import (
+    DuplicateSubscriber,
+    IdentitiesDontMatch,
+    InvalidKey,
+    InvalidRequest,
+    SchemeNotAllowed,
+    StoreLocked,
+    UnknownSubscriber,
+)
+from hss_store.identities import validate_impi, validate_impu
+from hss_store.keywrap import MasterKey
+from hss_store.milenage import Milenage, require_count
+from hss_store.records import Agreement, Subscriber, check_partner_id
+from hss_store.store import MAX_VECTORS_PER_REQUEST, HssStore
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Row = tuple[Any, ...]
+MAX_SQN_RACE_RETRIES = 1000
+_SUBSCRIBER_COLUMNS = "impi, k, opc, amf, sqn, schemes, scscf_name, groups, wrapped"
+
+
+class Conflict(Exception):
+    """Internal: a unique constraint was violated (backends raise it, the logic maps it)."""
+
+
+def operation(method: Callable[P, T]) -> Callable[P, T]:
+    """A public store call: runs through the backend's ``_run`` (reconnect and retry on PostgreSQL)."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqlStore, *args: Any, **kwargs: Any) -> T:
+        return self._run(lambda: method(self, *args, **kwargs))
+
+    return wrapper  # type: ignore[return-value]
+
+
+class SqlStore(HssStore):
+    """Common SQL implementation; see :class:`SqliteStore` and :class:`PostgresStore`."""
+
+    #: Appended to the pool's SELECT so concurrent allocators skip each other's rows.
+    _lock_clause = ""
+
+    def __init__(self, master_key: MasterKey | None, clock: Callable[[], float] | None) -> None:
+        self._master_key = master_key
+        self._clock = clock or time.time
+
+    # -- backend hooks ----------------------------------------------------------------
+    @abc.abstractmethod
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def _x(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Execute one statement; its row count. Raises Conflict on a unique violation."""
+
+    @abc.abstractmethod
+    def _xmany(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+    @abc.abstractmethod
+    def _txn(self, lock_key: int | None = None) -> AbstractContextManager[None]:
+        """A write transaction; ``lock_key`` serialises writers of the same allocation request."""
+
+    def _run(self, call: Callable[[], T]) -> T:
+        return call()
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        rows = self._q(sql, params)
+        return rows[0] if rows else None
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    # -- master key ---------------------------------------------------------------------
+    def _init_master_key(self) -> None:
+        """Verify (or record, on first use) the master key check value (see keywrap)."""
+        if self._master_key is None:
+            return
+        row = self._one("SELECT value FROM meta WHERE name = 'master_key_check'")
+        if row is None:
+            self._x("INSERT INTO meta (name, value) VALUES ('master_key_check', ?)", (self._master_key.check_value(),))
+        else:
+            self._master_key.verify_check_value(bytes(row[0]))
+
+    def _seal(self, impi: str, k: bytes, opc: bytes) -> tuple[bytes, bytes, int]:
+        if self._master_key is None:
+            return k, opc, 0
+        return self._master_key.wrap(k, f"{impi} k"), self._master_key.wrap(opc, f"{impi} opc"), 1
+
+    def _open_keys(self, impi: str, k: bytes, opc: bytes, wrapped: int) -> tuple[bytes, bytes]:
+        if not wrapped:
+            return bytes(k), bytes(opc)
+        if self._master_key is None:
+            raise InvalidKey(
+                f"K and OPc of {impi!r} are protected by a master key; "
+                "open the store with it (--master-key-file or $CXGW_MASTER_KEY)"
+            )
+        return self._master_key.unwrap(bytes(k), f"{impi} k"), self._master_key.unwrap(bytes(opc), f"{impi} opc")
+
+    # -- subscribers -------------------------------------------------------------------
+    def _subscriber_from(self, row: Row, impus: tuple[str, ...]) -> Subscriber:
+        impi, k, opc, amf, sqn, schemes, scscf_name, groups, wrapped = row
+        k, opc = self._open_keys(impi, k, opc, wrapped)
+        return Subscriber(
+            impi=impi,
+            impus=impus,
+            k=k,
+            opc=opc,
+            amf=bytes(amf),
+            sqn=int(sqn),
+            schemes=tuple(schemes.split(",")),
+            scscf_name=scscf_name,
+            groups=tuple(g for g in groups.split(",") if g),
+        )
+
+    def _subscriber_row(self, impi: str, columns: str = _SUBSCRIBER_COLUMNS) -> Row:
+        row = self._one(f"SELECT {columns} FROM subscriber WHERE impi = ?", (impi,))
+        if row is None:
+            validate_impi(impi)
+            raise UnknownSubscriber(
+                f"no subscriber with IMPI {impi!r}; add it with: cxgw provision subscriber add {impi} ..."
+            )
+        return row
+
+    @operation
+    def add_subscriber(self, subscriber: Subscriber) -> Subscriber:
+        s = subscriber
+        k, opc, wrapped = self._seal(s.impi, s.k, s.opc)
+        try:
+            with self._txn():
+                self._x(
+                    f"INSERT INTO subscriber ({_SUBSCRIBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (s.impi, k, opc, s.amf, s.sqn, ",".join(s.schemes), s.scscf_name, ",".join(s.groups), wrapped),
+                )
+                self._xmany(
+                    "INSERT INTO impu (impi, impu, position) VALUES (?, ?, ?)",
+                    [(s.impi, impu, i) for i, impu in enumerate(s.impus)],
+                )
+        except Conflict:
+            raise DuplicateSubscriber(
+                f"a subscriber with IMPI {s.impi!r} already exists; remove it first "
+                f"(cxgw provision subscriber remove {s.impi}) or choose another IMPI"
+            ) from None
+        return s
+
+    @operation
+    def get_subscriber(self, impi: str) -> Subscriber:
+        row = self._subscriber_row(impi)
+        impus = tuple(r[0] for r in self._q("SELECT impu FROM impu WHERE impi = ? ORDER BY position", (impi,)))
+        return self._subscriber_from(row, impus)
+
+    @operation
+    def list_subscribers(self, *, after: str | None = None, limit: int = 100) -> list[Subscriber]:
+        rows = self._q(
+            f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscriber WHERE impi > ? ORDER BY impi LIMIT ?",
+            (after or "", _limit(limit)),
+        )
+        impus: dict[str, list[str]] = {r[0]: [] for r in rows}
+        if rows:
+            for impi, impu in self._q(
+                "SELECT impi, impu FROM impu WHERE impi >= ? AND impi <= ? ORDER BY impi, position",
+                (rows[0][0], rows[-1][0]),
+            ):
+                if impi in impus:
+                    impus[impi].append(impu)
+        return [self._subscriber_from(r, tuple(impus[r[0]])) for r in rows]
+
+    @operation
+    def remove_subscriber(self, impi: str) -> None:
+        with self._txn():
+            self._x("DELETE FROM impu WHERE impi = ?", (impi,))
+            if self._x("DELETE FROM subscriber WHERE impi = ?", (impi,)) == 0:
+                validate_impi(impi)
+                raise UnknownSubscriber(f"no subscriber with IMPI {impi!r} to remove")
+
+    @operation
+    def check_impu(self, impi: str, impu: str) -> None:
+        if self._one("SELECT 1 FROM impu WHERE impi = ? AND impu = ?", (impi, impu)) is not None:
+            return
+        self._subscriber_row(impi, "impi")
+        validate_impu(impu)
+        raise IdentitiesDontMatch(
+            f"IMPU {impu!r} is not in the implicit registration set of {impi!r}; "
+            "add it to the subscriber's --impu list if it should be"
+        )
+
+    @operation
+    def check_scheme(self, impi: str, scheme: str) -> None:
+        schemes = self._subscriber_row(impi, "schemes")[0].split(",")
+        if scheme.casefold() not in (s.casefold() for s in schemes):
+            raise SchemeNotAllowed(
+                f"subscriber {impi!r} may not use authentication scheme {scheme!r} "
+                f"(allowed: {', '.join(schemes)}); change it with --scheme at provisioning"
+            )
+
+    @operation
+    def set_scscf_name(self, impi: str, scscf_name: str | None) -> None:
+        if scscf_name is not None and (not scscf_name or any(c.isspace() for c in scscf_name)):
+            raise InvalidRequest(f"S-CSCF name {scscf_name!r} must be a SIP URI without spaces")
+        if self._x("UPDATE subscriber SET scscf_name = ? WHERE impi = ?", (scscf_name, impi)) == 0:
+            self._subscriber_row(impi, "impi")
+
+    @operation
+    def get_scscf_name(self, impi: str) -> str | None:
+        return self._subscriber_row(impi, "scscf_name")[0]
+
+    # -- AKA ---------------------------------------------------------------------------
+    def _claim_sqns(self, impi: str, first_guess: Row, plan: Callable[[int], list[int]]) -> tuple[Row, list[int]]:
+        """Commit the SQNs planned from the stored one (compare-and-set, retried on a race)."""
+        row = first_guess
+        for _ in range(MAX_SQN_RACE_RETRIES):
+            old = int(row[3])
+            sqns = plan(old)
+            if self._x("UPDATE subscriber SET sqn = ? WHERE impi = ? AND sqn = ?", (sqns[-1], impi, old)) == 1:
+                return row, sqns
+            row = self._subscriber_row(impi, "k, opc, amf, sqn, wrapped")
+        raise StoreLocked(f"SQN of {impi!r} changed under us {MAX_SQN_RACE_RETRIES} times in a row; too many writers")
+
+    @operation
+    def generate_vectors(self, impi: str, count: int = 1) -> list[AkaVector]:
+        require_count(count, MAX_VECTORS_PER_REQUEST)
+        row = self._subscriber_row(impi, "k, opc, amf, sqn, wrapped")
+        row, sqns = self._claim_sqns(impi, row, lambda old: sqnmod.next_sqns(old, count))
+        k, opc = self._open_keys(impi, row[0], row[1], row[4])
+        return build_vectors(Milenage(k, opc), sqns, bytes(row[2]))
+
+    @operation
+    def resync(self, impi: str, rand_auts: bytes, count: int = 1) -> list[AkaVector]:
+        require_count(count, MAX_VECTORS_PER_REQUEST)
+        row = self._subscriber_row(impi, "k, opc, amf, sqn, wrapped")
+        k, opc = self._open_keys(impi, row[0], row[1], row[4])
+        milenage = Milenage(k, opc)
+        sqn_ms = verify_auts(milenage, rand_auts, who=repr(impi))  # raises before any write
+        row, sqns = self._claim_sqns(
+            impi, row, lambda old: sqnmod.next_sqns(sqnmod.after_resync(old, sqn_ms), count)
+        )
+        return build_vectors(milenage, sqns, bytes(row[2]))
+
+    # -- agreements ----------------------------------------------------------------------
+    @operation
+    def add_agreement(self, agreement: Agreement) -> None:
+        self._x(
+            "INSERT INTO agreement (partner_id, scope, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (agreement.partner_id, agreement.scope, agreement.value),
+        )
+
+    @operation
+    def remove_agreement(self, agreement: Agreement) -> None:
+        if not self._x(
+            "DELETE FROM agreement WHERE partner_id = ? AND scope = ? AND value = ?",
+            (agreement.partner_id, agreement.scope, agreement.value),
+        ):
+            raise InvalidRequest(
+                f"no agreement {agreement.scope} {agreement.value or ''} for partner {agreement.partner_id!r} "
+                "to remove; list them with: cxgw provision agreement list"
+            )
+
+    @operation
+    def list_agreements(self, partner_id: str | None = None) -> list[Agreement]:
+        if partner_id is None:
+            rows = self._q("SELECT partner_id, scope, value FROM agreement ORDER BY partner_id, scope, value")
+        else:
+            rows = self._q(
+                "SELECT partner_id, scope, value FROM agreement WHERE partner_id = ? ORDER BY scope, value",
+                (partner_id,),
+            )
+        return [Agreement(*r) for r in rows]
+
+    def _may_migrate(self, partner_id: str, impi: str) -> bool:
+        check_partner_id(partner_id)
+        agreements = [
+            Agreement(partner_id, scope, value)
+            for scope, value in self._q("SELECT scope, value FROM agreement WHERE partner_id = ?", (partner_id,))
+        ]
+        if not agreements:
+            return False
+        row = self._one("SELECT groups FROM subscriber WHERE impi = ?", (impi,))
+        groups = [g for g in row[0].split(",") if g] if row else []
+        return covering_agreement(agreements, impi, groups) is not None
+
+    @operation
+    def may_migrate(self, partner_id: str, impi: str) -> bool:
+        return self._may_migrate(partner_id, impi)
+
+
+def _limit(limit: int) -> int:
+    if not isinstance(limit, int) or not 1 <= limit <= 100_000:
+        raise InvalidRequest(f"limit {limit!r} must be 1 to 100000")
+    return limit
+
+
+def chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
