@@ -1,0 +1,115 @@
+"""Rewriting encoded messages without decoding them.
+
+A proxy touches a handful of top-level AVPs (User-Name, Public-Identity, Origin-Host,
+Destination-Realm ...) and the hop-by-hop id, and appends Route-Record (RFC 6733
+§6.1.9). These functions walk the top-level AVP headers once, splice new AVPs in with
+the original flags, and fix the message length; the rest of the bytes are copied as
+they are, so unknown AVPs pass through untouched.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Collection, Mapping
+
+from cx_codec.avp import AVP_HEADER, FLAG_VENDOR, VENDOR_ID, pack_avp
+from cx_codec.errors import DecodeError, ResultCode
+from cx_codec.header import HEADER_LENGTH
+
+AvpKey = tuple[int, int]
+
+_U32 = struct.Struct(">I")
+_unpack_header = AVP_HEADER.unpack_from
+_unpack_vendor = VENDOR_ID.unpack_from
+
+
+def _bad_length(data: bytes, offset: int) -> DecodeError:
+    return DecodeError(
+        ResultCode.DIAMETER_INVALID_AVP_LENGTH, f"AVP at offset {offset} overruns the message", data[offset:]
+    )
+
+
+def rewrite(
+    data: bytes,
+    values: Mapping[AvpKey, bytes] | None = None,
+    *,
+    hop_by_hop: int | None = None,
+    append: bytes = b"",
+) -> bytes:
+    """A copy of ``data`` with new data for the first AVP of each key in ``values``,
+    an optional new hop-by-hop id and encoded AVPs appended (e.g. a Route-Record).
+
+    Replaced AVPs keep their flags (V, M, P); padding is recomputed. A key with no AVP
+    in the message raises DecodeError 5005, naming it.
+    """
+    parts: list[bytes] = []
+    end = len(data)
+    offset = copied = HEADER_LENGTH
+    pending = dict(values) if values else {}
+    while pending and offset < end:
+        if end - offset < 8:
+            raise _bad_length(data, offset)
+        code, word = _unpack_header(data, offset)
+        flags = word >> 24
+        vendor = _unpack_vendor(data, offset + 8)[0] if flags & FLAG_VENDOR else 0
+        next_offset = offset + (((word & 0xFFFFFF) + 3) & ~3)
+        if next_offset > end or next_offset <= offset:
+            raise _bad_length(data, offset)
+        new_data = pending.pop((code, vendor), None)
+        if new_data is not None:
+            parts.append(data[copied:offset])
+            parts.append(pack_avp(code, flags, vendor, new_data))
+            copied = next_offset
+        offset = next_offset
+    if pending:
+        code, vendor = next(iter(pending))
+        raise DecodeError(
+            ResultCode.DIAMETER_MISSING_AVP, f"no AVP {code} (vendor {vendor}) to rewrite"
+        )
+    parts.append(data[copied:])
+    if append:
+        parts.append(append)
+    body = b"".join(parts)
+    hbh = data[12:16] if hop_by_hop is None else _U32.pack(hop_by_hop)
+    return b"".join(
+        (data[0:1], (HEADER_LENGTH + len(body)).to_bytes(3, "big"), data[4:12], hbh, data[16:20], body)
+    )
+
+
+def with_hop_by_hop(data: bytes, hop_by_hop: int) -> bytes:
+    """The message with another hop-by-hop id (RFC 6733 §6.1.9: new id per hop)."""
+    return data[:12] + _U32.pack(hop_by_hop) + data[16:]
+
+
+def with_flags(data: bytes, set_flags: int = 0, clear_flags: int = 0) -> bytes:
+    """The message with command flag bits set or cleared (e.g. T on failover, §5.5.4)."""
+    return data[:4] + bytes(((data[4] | set_flags) & ~clear_flags & 0xFF,)) + data[5:]
+
+
+def top_level(data: bytes, wanted: Collection[AvpKey]) -> dict[AvpKey, list[bytes]]:
+    """Data of the top-level AVPs with the wanted keys, in order, without decoding.
+
+    For routing decisions (Destination-Realm, Destination-Host, Route-Record ...).
+    """
+    found: dict[AvpKey, list[bytes]] = {}
+    end = len(data)
+    offset = HEADER_LENGTH
+    while offset < end:
+        if end - offset < 8:
+            raise _bad_length(data, offset)
+        code, word = _unpack_header(data, offset)
+        length = word & 0xFFFFFF
+        if word & 0x80000000:
+            vendor = _unpack_vendor(data, offset + 8)[0]
+            data_start = offset + 12
+        else:
+            vendor = 0
+            data_start = offset + 8
+        next_offset = offset + ((length + 3) & ~3)
+        if next_offset > end or length < data_start - offset:
+            raise _bad_length(data, offset)
+        key = (code, vendor)
+        if key in wanted:
+            found.setdefault(key, []).append(data[data_start : offset + length])
+        offset = next_offset
+    return found
