@@ -110,8 +110,8 @@ class PeerEvent(enum.Enum):
 class Action(enum.Enum):
     """RFC 6733 §5.6.3 actions; :attr:`PeerAction.conn` carries the I-/R- prefix.
 
-    The comment on each member says what the executor does. Process-CEA/-DWR/-DWA and
-    Process act on the connection the event came in on; Cleanup, Error, Elect and
+    The comment on each member says what the executor does. Process-CER/-CEA/-DWR/-DWA
+    and Process act on the connection the event came in on; Cleanup, Error, Elect and
     Schedule-Reconnect have no connection.
     """
 
@@ -160,8 +160,10 @@ class PeerAction:
 
     @property
     def label(self) -> str:
-        """The action as the RFC writes it, e.g. ``R-Snd-CEA``."""
-        return self.action.value if self.conn is None else f"{self.conn.value}-{self.action.value}"
+        """The action as the RFC's table writes it, e.g. ``R-Snd-CEA``, ``Process``."""
+        if self.conn is None or self.action in _ON_EVENT_CONN:
+            return self.action.value
+        return f"{self.conn.value}-{self.action.value}"
 
 
 def _prefix(text: str) -> tuple[Conn | None, str]:
@@ -302,7 +304,7 @@ TRANSITIONS: dict[tuple[PeerState, PeerEvent], Transition] = {**_RFC, **_LOCAL}
 
 # Actions without a prefix act on the connection of the event that caused them.
 _ON_EVENT_CONN = frozenset(
-    {Action.PROCESS, Action.PROCESS_DWR, Action.PROCESS_DWA, Action.PROCESS_CEA}
+    {Action.PROCESS, Action.PROCESS_DWR, Action.PROCESS_DWA, Action.PROCESS_CEA, Action.PROCESS_CER}
 )
 
 
