@@ -17,6 +17,7 @@ from cx_codec.errors import DecodeError, EncodeError, ResultCode
 
 if TYPE_CHECKING:
     from cx_codec.dictionary import AvpDef, Dictionary
+    from cx_codec.grammar import Grammar
 
 AVP_HEADER = struct.Struct(">II")
 VENDOR_ID = struct.Struct(">I")
@@ -34,7 +35,11 @@ _UNSET = object()
 
 
 class Avp:
-    """One AVP. ``value`` is decoded on first use; Grouped AVPs expose ``children``."""
+    """One AVP. ``value`` is decoded on first use; Grouped AVPs expose ``children``.
+
+    An Avp is an immutable value: decoded AVPs are shared between messages (see
+    ``parse_avps``), so build a new one instead of assigning to its attributes.
+    """
 
     __slots__ = ("code", "flags", "vendor", "data", "raw", "definition", "_children", "_value", "_dictionary")
 
@@ -108,7 +113,7 @@ class Avp:
             from cx_codec.dictionary import DEFAULT_DICTIONARY
 
             dictionary = self._dictionary or DEFAULT_DICTIONARY
-            children = parse_avps(self.data, 0, len(self.data), dictionary, False, 1)
+            children = parse_avps(self.data, 0, len(self.data), dictionary, LAZY, 1)
             self._children = children
         return children
 
@@ -190,111 +195,150 @@ def _too_short(buf: bytes, offset: int, end: int, what: str) -> DecodeError:
     return DecodeError(ResultCode.DIAMETER_INVALID_AVP_LENGTH, what, buf[offset:end])
 
 
+LAZY, VALUES, VALIDATE = 0, 1, 2  # parse_avps modes
+
+# Validated AVPs are interned by their bytes, per dictionary: Origin-Host, Vendor-
+# Specific-Application-Id, Server-Name and the like repeat in every Cx message, and an
+# AVP is an immutable value, so a repeat costs a slice and a lookup, not a decode.
+INTERN_MAX_BYTES = 512
+INTERN_MAX_ENTRIES = 16384
+
+
 def parse_avps(
     buf: bytes,
     start: int,
     end: int,
     dictionary: Dictionary,
-    strict: bool,
+    mode: int,
     depth: int,
 ) -> list[Avp]:
     """Parse the AVPs in ``buf[start:end]``.
 
-    ``strict`` (full decoding) also decodes every value, recurses into Grouped AVPs and
-    applies the flag rules; without it only the headers are read and values wait until
-    asked for. Raises DecodeError (5014, 5004, 5001, 3009), nothing else.
+    ``LAZY`` reads the headers only; values wait until asked for. ``VALUES`` also
+    decodes every value, recurses into Grouped AVPs and applies the flag rules (5001,
+    3009, 5004, 5014). ``VALIDATE`` in addition checks each Grouped AVP's members against
+    its grammar. Raises DecodeError, nothing else.
     """
     if depth > MAX_DEPTH:
         raise DecodeError(ResultCode.DIAMETER_INVALID_AVP_VALUE, f"AVPs nested deeper than {MAX_DEPTH}")
     avps: list[Avp] = []
     append = avps.append
     definitions = dictionary.avps
+    interned = dictionary.interned
     unpack_header = AVP_HEADER.unpack_from
     unpack_vendor = VENDOR_ID.unpack_from
     offset = start
-    while offset < end:
-        if end - offset < 8:
-            raise _too_short(buf, offset, end, f"{end - offset} bytes left, too few for an AVP header")
-        code, word = unpack_header(buf, offset)
-        flags = word >> 24
-        length = word & 0xFFFFFF
-        if flags & FLAG_VENDOR:
-            if end - offset < 12:
-                raise _too_short(buf, offset, end, f"AVP {code}: V bit set but no room for the Vendor-Id")
-            vendor = unpack_vendor(buf, offset + 8)[0]
-            data_start = offset + 12
-        else:
-            vendor = 0
-            data_start = offset + 8
-        next_offset = offset + ((length + 3) & ~3)
-        if length < data_start - offset or next_offset > end:
-            # RFC 6733 §7.1.5 DIAMETER_INVALID_AVP_LENGTH; keep what is there for Failed-AVP
-            raise _too_short(
-                buf,
-                offset,
-                min(end, offset + max(length, data_start - offset)),
-                f"AVP {code} (vendor {vendor}) says {length} bytes, {end - offset} remain",
-            )
-        data = buf[data_start : offset + length]
-        raw = buf[offset:next_offset]
-        definition = definitions.get((code, vendor))
-        avp = Avp(code, flags, vendor, data, definition, raw, dictionary)
-        if strict:
-            _check_strict(avp, definition, buf, data_start, offset + length, dictionary, depth)
-        append(avp)
-        offset = next_offset
+    avp = None
+    try:
+        while offset < end:
+            if end - offset < 8:
+                raise _too_short(buf, offset, end, f"{end - offset} bytes left, too few for an AVP header")
+            code, word = unpack_header(buf, offset)
+            length = word & 0xFFFFFF
+            if word & 0x80000000:
+                if end - offset < 12:
+                    raise _too_short(buf, offset, end, f"AVP {code}: V bit set but no room for the Vendor-Id")
+                vendor = unpack_vendor(buf, offset + 8)[0]
+                data_start = offset + 12
+            else:
+                vendor = 0
+                data_start = offset + 8
+            data_end = offset + length
+            next_offset = (data_end + 3) & ~3
+            if data_end < data_start or next_offset > end:
+                # RFC 6733 §7.1.5 DIAMETER_INVALID_AVP_LENGTH; Failed-AVP gets what is there
+                raise _too_short(
+                    buf,
+                    offset,
+                    min(end, max(data_end, data_start)),
+                    f"AVP {code} (vendor {vendor}) says {length} bytes, {end - offset} remain",
+                )
+            raw = buf[offset:next_offset]
+            avp = interned.get(raw)
+            if avp is not None:
+                # the same bytes were decoded and validated before: share that AVP
+                append(avp)
+                offset = next_offset
+                continue
+            definition = definitions.get((code, vendor))
+            avp = Avp(code, word >> 24, vendor, buf[data_start:data_end], definition, raw, dictionary)
+            if mode:
+                if definition is None:
+                    if word & 0x40000000:
+                        # RFC 6733 §4.1, §7.1.5 DIAMETER_AVP_UNSUPPORTED
+                        raise DecodeError(
+                            ResultCode.DIAMETER_AVP_UNSUPPORTED,
+                            f"AVP {code} vendor {vendor} is unknown and has the M bit",
+                        )
+                else:
+                    if (word >> 24) & definition.forbidden_flags or (word & 0x80000000 and not vendor):
+                        # RFC 6733 §7.1.3 DIAMETER_INVALID_AVP_BITS: flags contradict the definition
+                        raise DecodeError(
+                            ResultCode.DIAMETER_INVALID_AVP_BITS,
+                            f"{definition.name}: flags 0x{word >> 24:02x} contradict its definition",
+                        )
+                    decode = definition.decode
+                    if decode is not None:
+                        value = avp._value = decode(avp.data)
+                        enum = definition.enum
+                        if enum is not None and word & 0x40000000 and value not in enum:
+                            # RFC 6733 §4.1: an unrecognised value of an M-bit AVP is 5004
+                            raise DecodeError(
+                                ResultCode.DIAMETER_INVALID_AVP_VALUE,
+                                f"{definition.name}: {value} is not one of its values",
+                            )
+                    elif definition.opaque:
+                        # Failed-AVP carries offending AVPs as they came (RFC 6733 §7.5):
+                        # its members are reported, not judged.
+                        avp._children = _lenient_children(buf, data_start, data_end, dictionary, depth)
+                    else:
+                        try:
+                            children = parse_avps(buf, data_start, data_end, dictionary, mode, depth + 1)
+                            if mode == VALIDATE:
+                                check_grammar(children, definition.grammar, dictionary)  # type: ignore[arg-type]
+                        except DecodeError as error:
+                            # RFC 6733 §7.5: Failed-AVP may hold the Grouped AVP "which in turn
+                            # contains the single offending AVP"
+                            if error.failed_avp is not None:
+                                error.failed_avp = pack_avp(code, word >> 24, vendor, error.failed_avp)
+                            raise
+                        avp._children = children
+                if mode == VALIDATE and next_offset - offset <= INTERN_MAX_BYTES:
+                    if len(interned) >= INTERN_MAX_ENTRIES:
+                        interned.clear()
+                    interned[raw] = avp
+            append(avp)
+            offset = next_offset
+    except DecodeError as error:
+        if error.failed_avp is None and avp is not None:
+            error.failed_avp = avp.raw
+        raise
     return avps
 
 
-def _check_strict(
-    avp: Avp,
-    definition: AvpDef | None,
-    buf: bytes,
-    data_start: int,
-    data_end: int,
-    dictionary: Dictionary,
-    depth: int,
-) -> None:
-    flags = avp.flags
-    if definition is None:
-        if flags & FLAG_MANDATORY:
-            # RFC 6733 §4.1, §7.1.5 DIAMETER_AVP_UNSUPPORTED
-            raise DecodeError(
-                ResultCode.DIAMETER_AVP_UNSUPPORTED,
-                f"AVP {avp.code} vendor {avp.vendor} is unknown and has the M bit",
-                avp.raw,
-            )
+def _lenient_children(buf: bytes, start: int, end: int, dictionary: Dictionary, depth: int) -> list[Avp]:
+    try:
+        return parse_avps(buf, start, end, dictionary, LAZY, depth + 1)
+    except DecodeError:
+        return []
+
+
+def check_grammar(avps: list[Avp], grammar: Grammar, dictionary: Dictionary) -> None:
+    """Grammar check of one level (members already checked), memoised.
+
+    The verdict depends only on the sequence of (code, vendor) keys, so a sequence seen
+    valid before is valid again; errors always take the full path to name the AVP.
+    """
+    signature = (grammar, tuple([(avp.code, avp.vendor) for avp in avps]))
+    if signature in _VALID_SIGNATURES:
         return
-    if (flags & FLAG_MANDATORY and definition.m_bit_forbidden) or (flags & FLAG_VENDOR and not avp.vendor):
-        # RFC 6733 §7.1.3 DIAMETER_INVALID_AVP_BITS: flags inconsistent with the definition
-        raise DecodeError(
-            ResultCode.DIAMETER_INVALID_AVP_BITS,
-            f"{definition.name}: flags 0x{flags:02x} contradict its definition",
-            avp.raw,
-        )
-    decode = definition.decode
-    if decode is not None:
-        try:
-            value = decode(avp.data)
-        except DecodeError as error:
-            error.failed_avp = avp.raw
-            raise
-        enum = definition.enum
-        if enum is not None and value not in enum and flags & FLAG_MANDATORY:
-            # RFC 6733 §4.1: an unrecognised value of an M-bit AVP is 5004
-            raise DecodeError(
-                ResultCode.DIAMETER_INVALID_AVP_VALUE,
-                f"{definition.name}: {value} is not one of its values",
-                avp.raw,
-            )
-        avp._value = value
-    elif definition.grammar is not None:
-        if definition.code == 279 and definition.vendor == 0:
-            # Failed-AVP carries the offending AVPs as they came (RFC 6733 §7.5):
-            # parse its members leniently, they are reported, not validated.
-            try:
-                avp._children = parse_avps(buf, data_start, data_end, dictionary, False, depth + 1)
-            except DecodeError:
-                avp._children = []
-            return
-        avp._children = parse_avps(buf, data_start, data_end, dictionary, True, depth + 1)
+    from cx_codec.validate import validate_avps
+
+    validate_avps(avps, grammar, dictionary, recurse=False)
+    if len(_VALID_SIGNATURES) >= _MAX_SIGNATURES:
+        _VALID_SIGNATURES.clear()
+    _VALID_SIGNATURES[signature] = True
+
+
+_VALID_SIGNATURES: dict[tuple[Grammar, tuple[tuple[int, int], ...]], bool] = {}
+_MAX_SIGNATURES = 4096

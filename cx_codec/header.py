@@ -68,7 +68,7 @@ def check_flags(flags: int) -> None:
         raise DecodeError(
             ResultCode.DIAMETER_INVALID_HDR_BITS, f"reserved command flag bits set (0x{flags:02x})"
         )
-    if flags & Flags.REQUEST and flags & Flags.ERROR:
+    if flags & 0xA0 == 0xA0:
         # RFC 6733 §3: the E bit "MUST NOT be set" in requests
         raise DecodeError(ResultCode.DIAMETER_INVALID_HDR_BITS, "E bit set in a request")
 

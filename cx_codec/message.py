@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from cx_codec.avp import Avp, parse_avps
+from cx_codec.avp import LAZY, VALIDATE, VALUES, Avp, check_grammar, parse_avps
 from cx_codec.dictionary import DEFAULT_DICTIONARY, Dictionary
 from cx_codec.header import HEADER, HEADER_LENGTH, Flags, check_flags, unpack_header
 
@@ -199,13 +199,15 @@ def decode(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY, *, validate
     data = bytes(data)
     version, length, flags, code, application_id, hop_by_hop, end_to_end = unpack_header(data)
     check_flags(flags)
-    avps = parse_avps(data, HEADER_LENGTH, length, dictionary, True, 0)
+    avps = parse_avps(data, HEADER_LENGTH, length, dictionary, VALIDATE if validate else VALUES, 0)
     message = Message(
         code, flags, application_id, hop_by_hop, end_to_end, avps, dictionary,
         version=version, body=data[HEADER_LENGTH:],
     )
     if validate:
-        message.validate()
+        grammar = message.grammar
+        if grammar is not None:
+            check_grammar(avps, grammar, dictionary)
     return message
 
 
@@ -216,7 +218,7 @@ def decode_lazy(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -> Mes
     """
     data = bytes(data)
     version, length, flags, code, application_id, hop_by_hop, end_to_end = unpack_header(data)
-    avps = parse_avps(data, HEADER_LENGTH, length, dictionary, False, 0)
+    avps = parse_avps(data, HEADER_LENGTH, length, dictionary, LAZY, 0)
     return Message(
         code, flags, application_id, hop_by_hop, end_to_end, avps, dictionary,
         version=version, body=data[HEADER_LENGTH:],

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from cx_codec.dictionary import Dictionary
 
 
-def validate_avps(avps: Sequence[Avp], grammar: Grammar, dictionary: Dictionary) -> None:
-    """Raise DecodeError if ``avps`` do not follow ``grammar``; recurse into Grouped members."""
+def validate_avps(avps: Sequence[Avp], grammar: Grammar, dictionary: Dictionary, *, recurse: bool = True) -> None:
+    """Raise DecodeError if ``avps`` do not follow ``grammar``; ``recurse`` into Grouped members."""
     index = 0
     for rule in grammar.fixed:
         if index < len(avps) and avps[index].key == rule.key:
@@ -65,9 +65,8 @@ def validate_avps(avps: Sequence[Avp], grammar: Grammar, dictionary: Dictionary)
                     avp.encode(),
                 )
         definition = avp.definition
-        if definition is not None and definition.grammar is not None and avp._children is not None:
-            if not (definition.code == 279 and definition.vendor == 0):  # Failed-AVP: reported, not judged
-                validate_avps(avp._children, definition.grammar, dictionary)
+        if recurse and definition is not None and definition.grammar is not None and not definition.opaque:
+            validate_avps(avp.children, definition.grammar, dictionary)
     for rule in grammar.required:
         if counts.get(rule.key, 0) < rule.min:  # type: ignore[arg-type]
             raise _missing(grammar, rule, dictionary)

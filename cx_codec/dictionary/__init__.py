@@ -42,6 +42,16 @@ class AvpDef:
         return (self.code, self.vendor)
 
     @property
+    def forbidden_flags(self) -> int:
+        """AVP flag bits that must not be set: M where the spec says MUST NOT (3009)."""
+        return 0x40 if self.m_bit_forbidden else 0
+
+    @property
+    def opaque(self) -> bool:
+        """Failed-AVP: members are the offending AVPs as received, never validated."""
+        return self.code == 279 and self.vendor == 0
+
+    @property
     def flags(self) -> int:
         """AVP flag byte we send: V when vendor-specific, M when the spec says MUST."""
         return (0x80 if self.vendor else 0) | (0x40 if self.mandatory else 0)
@@ -55,6 +65,8 @@ class Dictionary:
     commands: dict[tuple[int, int, bool], Grammar] = field(default_factory=dict)
     commands_by_name: dict[str, Grammar] = field(default_factory=dict)
     applications: dict[int, str] = field(default_factory=dict)
+    # raw bytes -> validated Avp, filled by cx_codec.avp.parse_avps
+    interned: dict[bytes, object] = field(default_factory=dict)
 
     def load(self, *modules: ModuleType) -> Dictionary:
         """Load specification tables, then resolve every grammar's names."""
