@@ -2,7 +2,7 @@
 
 :mod:`gateway.peer.state` (:class:`PeerStateMachine`) decides which transport connection
 to a peer is used and when to exchange CER/CEA, DWR/DWA and DPR/DPA;
-:mod:`gateway.peer.watchdog` (:class:`Watchdog`) decides whether a open connection can
+:mod:`gateway.peer.watchdog` (:class:`Watchdog`) decides whether an open connection can
 be trusted with requests. Neither does I/O, reads a clock, imports Twisted or the codec;
 ``now`` is passed in (e.g. ``reactor.seconds()``), randomness is injectable.
 
