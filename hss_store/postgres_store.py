@@ -35,6 +35,11 @@ T = TypeVar("T")
 _MIGRATION_LOCK = 0x63786777  # "cxgw": one migrating instance at a time
 
 
+def _text(exc: BaseException) -> str:
+    """An exception's message on one line (libpq's span several)."""
+    return " ".join(str(exc).split())
+
+
 def describe_url(url: str) -> str:
     """host:port/dbname of a conninfo, without the password, for messages."""
     try:
@@ -79,7 +84,7 @@ class PostgresStore(BindingsSqlStore):
             )
         except psycopg.Error as exc:
             raise StoreUnavailable(
-                f"PostgreSQL at {self.where} is unreachable ({str(exc).strip()}); "
+                f"PostgreSQL at {self.where} is unreachable ({_text(exc)}); "
                 "check that the server runs and the --db URL (host, port, user, database)"
             ) from None
 
@@ -107,13 +112,13 @@ class PostgresStore(BindingsSqlStore):
                     return call()
                 except psycopg.OperationalError as exc:
                     if not (self._conn.broken or self._conn.closed):
-                        raise StoreError(f"PostgreSQL at {self.where}: {str(exc).strip()}") from exc
+                        raise StoreError(f"PostgreSQL at {self.where}: {_text(exc)}") from exc
                 self._reconnect()
                 try:
                     return call()
                 except psycopg.OperationalError as exc:
                     raise StoreUnavailable(
-                        f"PostgreSQL at {self.where} failed again after reconnecting ({str(exc).strip()})"
+                        f"PostgreSQL at {self.where} failed again after reconnecting ({_text(exc)})"
                     ) from exc
             finally:
                 self._depth -= 1
@@ -163,7 +168,7 @@ class PostgresStore(BindingsSqlStore):
         except psycopg.OperationalError:
             raise  # _run reconnects
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL at {self.where}: {str(exc).strip()}") from exc
+            raise StoreError(f"PostgreSQL at {self.where}: {_text(exc)}") from exc
 
     def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         cur = self._execute(sql, params)
@@ -185,7 +190,7 @@ class PostgresStore(BindingsSqlStore):
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL at {self.where}: {str(exc).strip()}") from exc
+            raise StoreError(f"PostgreSQL at {self.where}: {_text(exc)}") from exc
 
     @contextmanager
     def _txn(self, lock_key: int | None = None) -> Iterator[None]:
