@@ -65,7 +65,7 @@ def build_vectors(
     parts = milenage.vector_parts(list(rands), list(sqns), amf)
     return [
         AkaVector(number, rand, autn, xres, ck, ik, sqn)
-        for number, (rand, sqn, (autn, xres, ck, ik)) in enumerate(zip(rands, sqns, parts), start=1)
+        for number, (rand, sqn, (autn, xres, ck, ik)) in enumerate(zip(rands, sqns, parts, strict=True), start=1)
     ]
 
 

@@ -20,7 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hss_store.errors import IncompatibleSchema, InvalidRequest, StoreCorrupt, StoreError, StoreLocked, StoreUnavailable
+from hss_store.errors import (
+    IncompatibleSchema,
+    InvalidRequest,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+    StoreUnavailable,
+)
 from hss_store.keywrap import MasterKey
 from hss_store.schema import LATEST_VERSION, SQLITE_MIGRATIONS
 from hss_store.sql_bindings import BindingsSqlStore

@@ -17,7 +17,13 @@ from collections.abc import Iterable
 
 from hss_store.aka import AkaVector
 from hss_store.allocation import AllocationPolicy
-from hss_store.records import Agreement, InboundBinding, OutboundBinding, PrimaryDatabase, Subscriber
+from hss_store.records import (
+    Agreement,
+    InboundBinding,
+    OutboundBinding,
+    PrimaryDatabase,
+    Subscriber,
+)
 
 MAX_VECTORS_PER_REQUEST = 32  # one per IND slot (TS 33.102 Annex C.3.2)
 
