@@ -9,6 +9,7 @@ the exact strings of the Cx answer, so the store must hand back what it was give
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from hss_store.errors import InvalidIdentity
@@ -102,3 +103,9 @@ def validate_impu(impu: str) -> str:
 def impi_realm(impi: str) -> str:
     """The realm of a valid IMPI (the part after the last '@')."""
     return validate_impi(impi).rpartition("@")[2]
+
+
+def identity_key(identity: str) -> int:
+    """A signed 64-bit hash of an identity, for compact indexes (see hss_store.schema)."""
+    digest = hashlib.blake2b(identity.encode(), digest_size=8, person=b"cxgw-identity").digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -4,10 +4,13 @@ Migration N brings a database from version N-1 to N. SQLite records the version 
 ``PRAGMA user_version``, PostgreSQL in the one-row table ``schema_version``. A database
 newer than the code is refused (IncompatibleSchema) rather than half understood.
 
-Sizes matter on SQLite (goal: 1M bindings under 300 MB): binding tables are keyed by
-the migration IMPI (WITHOUT ROWID, no separate index), the primary database identifier
-is a small integer into ``primary_db``, and the request of an allocation is found via a
-64-bit hash (``request_key``) instead of an index over three strings.
+Sizes matter on SQLite (goal: 1M bindings under 300 MB): binding tables are rowid tables
+whose unique indexes cover 64-bit hashes of the migration IMPI and IMPU (``impi_key``,
+``impu_key``, see ``identities.identity_key``) rather than the strings; the primary
+database identifier is a small integer into ``primary_db``; the request of an allocation
+is found via a 64-bit hash (``request_key``) instead of an index over three strings.
+Queries always compare the strings as well, so a hash only narrows the search. On
+PostgreSQL (no size goal) the strings themselves are the primary key and unique.
 """
 
 from __future__ import annotations
@@ -50,9 +53,13 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         """CREATE TABLE primary_db (
             id INTEGER PRIMARY KEY, realm TEXT NOT NULL, host TEXT NOT NULL, UNIQUE (realm, host)
         )""",
+        # Rowid tables (appended in order, pages full) with unique indexes on 64-bit hashes of
+        # the identities: half the size of text indexes. Lookups compare the text too.
         """CREATE TABLE inbound_binding (
-            inbound_impi TEXT PRIMARY KEY,
-            inbound_impu TEXT NOT NULL UNIQUE,
+            inbound_impi TEXT NOT NULL,
+            inbound_impu TEXT NOT NULL,
+            impi_key INTEGER NOT NULL,
+            impu_key INTEGER NOT NULL,
             primary_db INTEGER NOT NULL REFERENCES primary_db(id),
             primary_impi TEXT NOT NULL,
             primary_impu TEXT NOT NULL,
@@ -60,11 +67,15 @@ SQLITE_MIGRATIONS: list[list[str]] = [
             created_at INTEGER NOT NULL,
             expires_at INTEGER,
             revoked_at INTEGER
-        ) WITHOUT ROWID""",
+        )""",
+        """CREATE UNIQUE INDEX inbound_binding_impi ON inbound_binding(impi_key)""",
+        """CREATE UNIQUE INDEX inbound_binding_impu ON inbound_binding(impu_key)""",
         """CREATE INDEX inbound_binding_request ON inbound_binding(request_key)""",
         """CREATE TABLE outbound_binding (
-            outbound_impi TEXT PRIMARY KEY,
-            outbound_impu TEXT NOT NULL UNIQUE,
+            outbound_impi TEXT NOT NULL,
+            outbound_impu TEXT NOT NULL,
+            impi_key INTEGER NOT NULL,
+            impu_key INTEGER NOT NULL,
             real_impi TEXT NOT NULL,
             real_impu TEXT NOT NULL,
             partner_id TEXT NOT NULL,
@@ -72,7 +83,9 @@ SQLITE_MIGRATIONS: list[list[str]] = [
             created_at INTEGER NOT NULL,
             expires_at INTEGER,
             revoked_at INTEGER
-        ) WITHOUT ROWID""",
+        )""",
+        """CREATE UNIQUE INDEX outbound_binding_impi ON outbound_binding(impi_key)""",
+        """CREATE UNIQUE INDEX outbound_binding_impu ON outbound_binding(impu_key)""",
         """CREATE INDEX outbound_binding_request ON outbound_binding(request_key)""",
     ],
 ]
@@ -119,6 +132,8 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         """CREATE TABLE inbound_binding (
             inbound_impi TEXT PRIMARY KEY,
             inbound_impu TEXT NOT NULL UNIQUE,
+            impi_key BIGINT NOT NULL,
+            impu_key BIGINT NOT NULL,
             primary_db BIGINT NOT NULL REFERENCES primary_db(id),
             primary_impi TEXT NOT NULL,
             primary_impu TEXT NOT NULL,
@@ -131,6 +146,8 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         """CREATE TABLE outbound_binding (
             outbound_impi TEXT PRIMARY KEY,
             outbound_impu TEXT NOT NULL UNIQUE,
+            impi_key BIGINT NOT NULL,
+            impu_key BIGINT NOT NULL,
             real_impi TEXT NOT NULL,
             real_impu TEXT NOT NULL,
             partner_id TEXT NOT NULL,

@@ -18,7 +18,7 @@ from typing import Any
 from hss_store.agreements import no_agreement
 from hss_store.allocation import AllocationPolicy, check_direction, request_key
 from hss_store.errors import NoAllocationPolicy, PoolExhausted, StoreError, UnknownBinding
-from hss_store.identities import validate_impi, validate_impu
+from hss_store.identities import identity_key, validate_impi, validate_impu
 from hss_store.records import InboundBinding, OutboundBinding, PrimaryDatabase, check_partner_id
 from hss_store.sqlstore import Conflict, Row, SqlStore, _limit, chunks, operation
 
@@ -62,8 +62,11 @@ class BindingsSqlStore(SqlStore):
         return OutboundBinding(*row)
 
     def _active(self, direction: str, column: str, value: str, validate: Callable[[str], str]) -> Any:
-        row = self._one(f"SELECT {_COLUMNS[direction]} FROM {_TABLE[direction]} WHERE {column} = ?", (value,))
         label = "IMPI" if column.endswith("impi") else "IMPU"
+        row = self._one(
+            f"SELECT {_COLUMNS[direction]} FROM {_TABLE[direction]} WHERE {label.lower()}_key = ? AND {column} = ?",
+            (identity_key(value), value),
+        )
         if row is None:
             validate(value)
             raise UnknownBinding(
@@ -132,11 +135,25 @@ class BindingsSqlStore(SqlStore):
         return int(counts.get(0, 0)), int(counts.get(1, 0))
 
     def _identities_taken(self, impi: str, impu: str) -> bool:
+        """True if the IMPI or IMPU is bound already, in either direction, or is a subscriber's.
+
+        (A different identity with the same 64-bit hash shows up as a Conflict at INSERT on
+        SQLite, and the allocation is retried with other identities.)
+        """
+        keys = (identity_key(impi), impi, identity_key(impu), impu)
         return any(
             self._one(sql, params) is not None
             for sql, params in (
-                ("SELECT 1 FROM inbound_binding WHERE inbound_impi = ? OR inbound_impu = ?", (impi, impu)),
-                ("SELECT 1 FROM outbound_binding WHERE outbound_impi = ? OR outbound_impu = ?", (impi, impu)),
+                (
+                    "SELECT 1 FROM inbound_binding WHERE (impi_key = ? AND inbound_impi = ?) "
+                    "OR (impu_key = ? AND inbound_impu = ?)",
+                    keys,
+                ),
+                (
+                    "SELECT 1 FROM outbound_binding WHERE (impi_key = ? AND outbound_impi = ?) "
+                    "OR (impu_key = ? AND outbound_impu = ?)",
+                    keys,
+                ),
                 ("SELECT 1 FROM subscriber WHERE impi = ?", (impi,)),
             )
         )
@@ -179,12 +196,17 @@ class BindingsSqlStore(SqlStore):
                         record = self._record(direction, row)
                         if record.is_active(now) and not rotate:
                             return record
-                        self._x(f"UPDATE {table} SET revoked_at = ? WHERE {key_column} = ?", (now, row[0]))
+                        self._x(
+                            f"UPDATE {table} SET revoked_at = ? WHERE impi_key = ? AND {key_column} = ?",
+                            (now, identity_key(row[0]), row[0]),
+                        )
                     impi, impu = self._new_identities(policy)
                     expires = now + policy.ttl_seconds if policy.ttl_seconds else None
                     row = values(impi, impu, now, expires)
                     self._x(
-                        f"INSERT INTO {table} ({columns}, request_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*row, key)
+                        f"INSERT INTO {table} ({columns}, request_key, impi_key, impu_key) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*row, key, identity_key(impi), identity_key(impu)),
                     )
                     return self._record(direction, row)
             except Conflict:
@@ -273,13 +295,14 @@ class BindingsSqlStore(SqlStore):
     def _revoke(self, direction: str, impi: str) -> Any:
         table, key_column = _TABLE[direction], _KEY[direction]
         with self._txn():
-            row = self._one(f"SELECT {_COLUMNS[direction]} FROM {table} WHERE {key_column} = ?", (impi,))
+            where = f"WHERE impi_key = ? AND {key_column} = ?"
+            row = self._one(f"SELECT {_COLUMNS[direction]} FROM {table} {where}", (identity_key(impi), impi))
             if row is None:
                 validate_impi(impi)
                 raise UnknownBinding(f"no {direction} migration binding for IMPI {impi!r} to revoke")
             if row[7] is None:
                 row = (*row[:7], self._now())
-                self._x(f"UPDATE {table} SET revoked_at = ? WHERE {key_column} = ?", (row[7], impi))
+                self._x(f"UPDATE {table} SET revoked_at = ? {where}", (row[7], identity_key(impi), impi))
             return self._record(direction, row)
 
     @operation
