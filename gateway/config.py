@@ -36,6 +36,7 @@ DIAMETER_TLS_PORT = 5658  # RFC 6733 §2.1: IANA "diameters", TLS from the first
 UINT32_MAX = 2**32 - 1  # Unsigned32 AVPs: Vendor-Id, Firmware-Revision, Origin-State-Id
 MESSAGE_SIZE_MIN = 4096  # below this a CER with a few Host-IP-Address AVPs may not fit
 MESSAGE_SIZE_MAX = 2**24 - 1  # RFC 6733 §3: Message Length is 24 bits
+METRICS_PORT = 9090  # a Prometheus convention, not a registered port
 TWINIT_MINIMUM = 6  # RFC 3539 §3.4.1: Twinit MUST NOT be set lower than 6 s
 
 ROLES = ("relay", "partner", "primary", "hss")
@@ -191,7 +192,7 @@ class MetricsConfig:
     """``[metrics]``: where /metrics and /health are served (absent section: nowhere)."""
 
     address: str = "127.0.0.1"
-    port: int = 9090
+    port: int = 9090  # METRICS_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +444,7 @@ class _Parser:
         transport = c.choice(t, path, "transport", "tcp", TRANSPORTS)
         default_port = DIAMETER_TLS_PORT if transport == "tls" else DIAMETER_PORT
         port = c.port(t, path, "port", default_port, allow_zero=False)
-        address = c.host_or_ip(t, path, "address", host or "")
+        address = c.host_or_ip(t, path, "address", host) if host or "address" in t else ""
         connect = c.boolean(t, path, "connect", True)
         tls_name = c.identity(
             t, path, "tls_name", default=host or "", example="hss.primary.example"
@@ -525,14 +526,14 @@ class _Parser:
                 "is set on a local route (answered by this node)",
                 'remove peers or use action "proxy" or "relay"',
             )
-        elif action in ("proxy", "relay") and not targets and "peers" in t:
+        elif action in ("proxy", "relay") and t.get("peers") == []:
             c.bad(
                 f"{path}.peers",
                 [],
                 f'is empty for action "{action}"',
                 'list at least one { host = "..." } defined in [[peers]]',
             )
-        elif action in ("proxy", "relay") and not targets:
+        elif action in ("proxy", "relay") and "peers" not in t:
             c.missing(f"{path}.peers", 'add peers = [{ host = "..." }] naming [[peers]] hosts')
         hosts_seen: set[str] = set()
         for j, target in enumerate(targets):
@@ -566,7 +567,7 @@ class _Parser:
         c.unknown_keys(t, "metrics", {"address", "port"})
         return MetricsConfig(
             address=c.ip(t, "metrics", "address", "127.0.0.1"),
-            port=c.port(t, "metrics", "port", MetricsConfig.port, allow_zero=True),
+            port=c.port(t, "metrics", "port", METRICS_PORT, allow_zero=True),
         )
 
     def logging(self, t: dict[str, Any]) -> LoggingConfig:

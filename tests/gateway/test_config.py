@@ -1,0 +1,462 @@
+"""gateway.config: every validation rule, defaults, the example files, diff for reload."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway import config as cfg
+from gateway.config import ConfigError, diff, load_config, parse_config
+
+EXAMPLES = Path(cfg.__file__).parent / "examples"
+
+MINIMAL = """
+[node]
+origin_host = "gw.partner.example"
+origin_realm = "partner.example"
+"""
+
+FULL = """
+[node]
+origin_host = "gw.partner.example"
+origin_realm = "partner.example"
+role = "partner"
+
+[[listen]]
+port = 0
+
+[[peers]]
+host = "hss.primary.example"
+realm = "primary.example"
+address = "127.0.0.1"
+port = 3869
+
+[[peers]]
+host = "hss2.primary.example"
+realm = "primary.example"
+
+[[routes]]
+realm = "primary.example"
+action = "proxy"
+peers = [{ host = "hss.primary.example", priority = 0, weight = 10 },
+         { host = "hss2.primary.example", priority = 1 }]
+"""
+
+
+def errors_of(text: str, **kwargs) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "gateway.toml", **kwargs)
+    assert str(info.value) == "\n".join(info.value.errors)
+    return info.value.errors
+
+
+def one_error(text: str, **kwargs) -> str:
+    errors = errors_of(text, **kwargs)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def write_pems(directory: Path) -> None:
+    """Files that pass the config's PEM checks (the TLS tests use real certificates)."""
+    (directory / "tls").mkdir(exist_ok=True)
+    cert = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    key = b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
+    for name in ("gw.partner.example", "gw.primary.example"):
+        (directory / "tls" / f"{name}.pem").write_bytes(cert)
+        (directory / "tls" / f"{name}.key").write_bytes(key)
+    (directory / "tls" / "interconnect-ca.pem").write_bytes(cert)
+
+
+# --- defaults and the happy path
+
+
+def test_minimal_config_gets_rfc_defaults():
+    config = parse_config(MINIMAL, now=1_000_000_000.7)
+    node = config.node
+    assert node.origin_host == "gw.partner.example"
+    assert node.product_name == "cxgw" and node.vendor_id == 0 and node.firmware_revision is None
+    assert node.host_ip_addresses == ("127.0.0.1",)
+    assert node.applications == (cfg.Application("cx", 16777216, 10415),)
+    assert node.role == "relay"
+    assert node.origin_state_id == 1_000_000_000  # derived from the start time
+    assert config.listen == () and config.peers == () and config.routes == ()
+    assert config.tls is None and config.metrics is None
+    assert config.timers == cfg.TimersConfig(30, 30, 4, 5, 10, 300, 3600)
+    assert config.limits == cfg.LimitsConfig(10000, 100000, 65536, 1000, 10000, 60)
+    assert config.logging == cfg.LoggingConfig("info", "text")
+    assert config.unknown_peers.accept_realms == ()
+    assert config.source == "<string>"
+
+
+def test_full_config_values_and_defaults():
+    config = parse_config(FULL)
+    assert config.listen == (cfg.ListenConfig("127.0.0.1", 0, "tcp"),)
+    hss, hss2 = config.peers
+    assert (hss.address, hss.port, hss.connect, hss.tls_name) == (
+        "127.0.0.1", 3869, True, "hss.primary.example")
+    assert (hss2.address, hss2.port, hss2.transport) == ("hss2.primary.example", 3868, "tcp")
+    (route,) = config.routes
+    assert route.application.application_id == 16777216 and route.action == "proxy"
+    assert route.peers == (cfg.RouteTarget("hss.primary.example", 0, 10),
+                           cfg.RouteTarget("hss2.primary.example", 1, 100))
+    assert route.key == ("primary.example", 16777216)
+    assert config.peer("HSS.Primary.Example") is hss and config.peer("nope") is None
+
+
+def test_config_is_frozen():
+    config = parse_config(MINIMAL)
+    with pytest.raises(AttributeError):
+        config.node.origin_host = "x"  # type: ignore[misc]
+
+
+def test_explicit_node_values():
+    config = parse_config(MINIMAL + """
+product_name = "gw"
+vendor_id = 10415
+firmware_revision = 7
+host_ip_addresses = ["192.0.2.1", "2001:db8::1"]
+applications = ["cx", 16777216, 4294967295, 42]
+origin_state_id = 5
+role = "hss"
+""")
+    node = config.node
+    assert (node.product_name, node.vendor_id, node.firmware_revision) == ("gw", 10415, 7)
+    assert node.host_ip_addresses == ("192.0.2.1", "2001:db8::1")
+    assert [a.application_id for a in node.applications] == [16777216, 0xFFFFFFFF, 42]
+    assert node.applications[2] == cfg.Application("42", 42, 0)
+    assert node.origin_state_id == 5 and node.role == "hss"
+
+
+def test_tls_port_default_and_metrics_and_logging():
+    config = parse_config(MINIMAL + """
+[[listen]]
+transport = "tls"
+address = "::1"
+[[peers]]
+host = "gw.primary.example"
+realm = "primary.example"
+transport = "tls"
+tls_name = "cert.primary.example"
+[tls]
+certificate = "c.pem"
+private_key = "k.pem"
+ca_certificates = "ca.pem"
+verify_peer_identity = false
+[metrics]
+port = 0
+[logging]
+level = "DEBUG"
+format = "json"
+""", base_dir=_pem_dir())
+    assert config.listen[0].port == 5658 and config.listen[0].address == "::1"
+    assert config.peers[0].port == 5658 and config.peers[0].tls_name == "cert.primary.example"
+    assert config.tls is not None and config.tls.verify_peer_identity is False
+    assert config.tls.ca_certificates == (_pem_dir() / "ca.pem",)
+    assert config.metrics == cfg.MetricsConfig("127.0.0.1", 0)
+    assert config.logging == cfg.LoggingConfig("debug", "json")
+
+
+_PEM_DIR: list[Path] = []
+
+
+def _pem_dir() -> Path:
+    return _PEM_DIR[0]
+
+
+@pytest.fixture(autouse=True)
+def pem_dir(tmp_path):
+    _PEM_DIR[:] = [tmp_path]
+    (tmp_path / "c.pem").write_text("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+    (tmp_path / "k.pem").write_text("-----BEGIN EC PRIVATE KEY-----\nx\n-----END EC PRIVATE KEY-----\n")
+    return tmp_path
+
+
+# --- one row per rule: (snippet appended to a valid file, expected error line)
+
+RULES = [
+    # [node]
+    ('[node]\norigin_realm = "a.example"', "node.origin_host is missing; add origin_host ="),
+    ('[node]\norigin_host = "gw.a.example"', "node.origin_realm is missing"),
+    ('[node]\norigin_host = "gw a.example"\norigin_realm = "a.example"',
+     'node.origin_host = "gw a.example" is not a Diameter identity; use an FQDN'),
+    ('[node]\norigin_host = "gw..a"\norigin_realm = "a.example"', "is not a Diameter identity"),
+    ('[node]\norigin_host = "gw.a.example"\norigin_realm = "ä.example"',
+     'node.origin_realm = "ä.example" is not a Diameter identity'),
+    ('[node]\norigin_host = 5\norigin_realm = "a.example"', "node.origin_host = 5 is an integer; use a Diameter identity"),
+    ('[node]\norigin_host = "x"\norigin_realm = "a.example"\nproduct_name = ""', 'node.product_name = "" is empty'),
+    (MINIMAL + "vendor_id = -1", "node.vendor_id = -1 is out of range; use 0-4294967295"),
+    (MINIMAL + "vendor_id = 4294967296", "node.vendor_id = 4294967296 is out of range"),
+    (MINIMAL + 'firmware_revision = "1.0"', 'node.firmware_revision = "1.0" is a string; use an integer 0-4294967295'),
+    (MINIMAL + "origin_state_id = 1.5", "node.origin_state_id = 1.5 is a float; use an integer"),
+    (MINIMAL + 'host_ip_addresses = ["300.1.1.1"]', 'node.host_ip_addresses[0] = "300.1.1.1" is not an IP address'),
+    (MINIMAL + "host_ip_addresses = []", "node.host_ip_addresses = [] is empty; list at least 1"),
+    (MINIMAL + 'host_ip_addresses = "127.0.0.1"', 'node.host_ip_addresses = "127.0.0.1" is a string; use an array'),
+    (MINIMAL + 'applications = ["s6a"]', 'node.applications[0] = "s6a" is not a known application; use "cx", "relay" or an Application-Id'),
+    (MINIMAL + "applications = [-1]", "node.applications[0] = -1 is not a known application"),
+    (MINIMAL + "applications = [1.5]", "node.applications[0] = 1.5 is a float"),
+    (MINIMAL + 'role = "proxy"', 'node.role = "proxy" is not supported; use one of "relay", "partner", "primary", "hss"'),
+    (MINIMAL + "orign_realm = 1", "node.orign_realm is not a known key; did you mean origin_realm?"),
+    (MINIMAL + "[nodes]\n", "[nodes] is not a known section; did you mean node?"),
+    # [[listen]]
+    (MINIMAL + "[[listen]]\nport = 70000", "listen[0].port = 70000 is not a TCP port; use 0-65535 (0: the OS picks a free port)"),
+    (MINIMAL + "[[listen]]\nport = -1", "listen[0].port = -1 is not a TCP port"),
+    (MINIMAL + '[[listen]]\nport = "3868"', 'listen[0].port = "3868" is a string; use an integer 0-65535'),
+    (MINIMAL + '[[listen]]\naddress = "localhost"', 'listen[0].address = "localhost" is not an IP address'),
+    (MINIMAL + '[[listen]]\ntransport = "sctp"', 'listen[0].transport = "sctp" is not supported (Twisted has no SCTP); use one of "tcp", "tls"'),
+    (MINIMAL + "[[listen]]\nport = 3868\n[[listen]]\nport = 3868", "listen[1].port = 3868 on 127.0.0.1 is already used by listen[0]"),
+    (MINIMAL + "[listen]\nport = 1", "listen = { port = 1 } is a table; use [[listen]] (an array of tables)"),
+    ("listen = [1]\n" + MINIMAL, "listen[0] = 1 is an integer; use a table under [[listen]]"),
+    (MINIMAL + "[[listen]]\nprt = 1", "listen[0].prt is not a known key; did you mean port?"),
+    # [tls]
+    (MINIMAL + '[[listen]]\ntransport = "tls"', '[tls] is missing but listen[0] uses transport "tls"; add a [tls] section'),
+    (MINIMAL + '[[listen]]\ntransport = "tls"\n[tls]\ncertificate = "c.pem"\nprivate_key = "k.pem"',
+     "tls.ca_certificates is missing"),
+    (MINIMAL + '[[listen]]\ntransport = "tls"\n[tls]\ncertificate = "nope.pem"\nprivate_key = "k.pem"\nca_certificates = ["ca.pem"]',
+     'tls.certificate = "nope.pem" cannot be read (No such file or directory'),
+    (MINIMAL + '[[listen]]\ntransport = "tls"\n[tls]\ncertificate = "k.pem"\nprivate_key = "k.pem"\nca_certificates = ["ca.pem"]',
+     'tls.certificate = "k.pem" has no PEM CERTIFICATE block'),
+    (MINIMAL + '[[listen]]\ntransport = "tls"\n[tls]\ncertificate = "c.pem"\nprivate_key = "c.pem"\nca_certificates = ["ca.pem"]',
+     'tls.private_key = "c.pem" has no PEM PRIVATE KEY block'),
+    (MINIMAL + '[[listen]]\ntransport = "tls"\n[tls]\ncertificate = "c.pem"\nprivate_key = "k.pem"\nca_certificates = []',
+     "tls.ca_certificates = [] is empty"),
+    (MINIMAL + '[tls]\ncertificate = "c.pem"\nprivate_key = "k.pem"\nca_certificates = "ca.pem"\nverify_peer_identity = "yes"',
+     'tls.verify_peer_identity = "yes" is a string; use true or false'),
+    # [timers]
+    (MINIMAL + "[timers]\ntwinit = 5", "timers.twinit = 5 is not a valid duration; use at least 6 (RFC 3539 §3.4.1)"),
+    (MINIMAL + "[timers]\ntc = 0", "timers.tc = 0 is not a valid duration; use more than 0 seconds"),
+    (MINIMAL + "[timers]\ntx = -1", "timers.tx = -1 is not a valid duration"),
+    (MINIMAL + "[timers]\ndpa_timeout = inf", "timers.dpa_timeout = inf is not a valid duration"),
+    (MINIMAL + '[timers]\ncea_timeout = "10s"', 'timers.cea_timeout = "10s" is a string; use a number of seconds'),
+    (MINIMAL + "[timers]\nbusy_hold = -1", "timers.busy_hold = -1 is not a valid duration; use at least 0 seconds"),
+    (MINIMAL + "[timers]\ndo_not_want_to_talk_hold = -1", "timers.do_not_want_to_talk_hold = -1 is not a valid duration"),
+    (MINIMAL + "[timers]\ntw = 30", "timers.tw is not a known key"),
+    # [limits]
+    (MINIMAL + "[limits]\nmax_message_size = 4095", "limits.max_message_size = 4095 is out of range; use 4096-16777215"),
+    (MINIMAL + "[limits]\nmax_message_size = 16777216", "limits.max_message_size = 16777216 is out of range"),
+    (MINIMAL + "[limits]\nmax_pending = 0", "limits.max_pending = 0 is out of range; use 1 or more"),
+    (MINIMAL + "[limits]\nmax_pending_per_peer = 0", "limits.max_pending_per_peer = 0 is out of range"),
+    (MINIMAL + "[limits]\nmax_connections = 0", "limits.max_connections = 0 is out of range"),
+    (MINIMAL + "[limits]\nduplicate_cache_size = -1", "limits.duplicate_cache_size = -1 is out of range; use 0 or more"),
+    (MINIMAL + "[limits]\nduplicate_ttl = 0", "limits.duplicate_ttl = 0 is not a valid duration"),
+    (MINIMAL + "[limits]\nmax_pending_per_peer = 11\nmax_pending = 10",
+     "limits.max_pending_per_peer = 11 is more than limits.max_pending = 10"),
+    # [[peers]]
+    (MINIMAL + '[[peers]]\nrealm = "b.example"', "peers[0].host is missing"),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"', "peers[0].realm is missing"),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\nport = 70000',
+     "peers[0].port = 70000 is not a TCP port; use 1-65535"),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\nport = 0', "peers[0].port = 0 is not a TCP port"),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\naddress = "no such host"',
+     'peers[0].address = "no such host" is neither an IP address nor a host name'),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\nconnect = 1', "peers[0].connect = 1 is an integer; use true or false"),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\ntransport = "udp"', 'peers[0].transport = "udp" is not supported'),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\ntls_name = "*.b.example"', 'peers[0].tls_name = "*.b.example" is not a Diameter identity'),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\napplications = [16777217]',
+     "peers[0].applications[0] = 16777217 is not in node.applications; add it to node.applications"),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\n[[peers]]\nhost = "HSS.B.example"\nrealm = "b.example"',
+     'peers[1].host = "HSS.B.example" is already defined by peers[0]; give each [[peers]] a unique host'),
+    (MINIMAL + '[[peers]]\nhost = "gw.partner.example"\nrealm = "partner.example"',
+     'peers[0].host = "gw.partner.example" is this node\'s own node.origin_host'),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\nconnect = false',
+     "peers[0].connect = false but there is no [[listen]] for it to reach us"),
+    (MINIMAL + '[[peers]]\nhost = "hss.b.example"\nrealm = "b.example"\ntransport = "tls"',
+     '[tls] is missing but peers[0] uses transport "tls"'),
+    # [unknown_peers]
+    (MINIMAL + '[unknown_peers]\naccept_realms = ["b example"]', 'unknown_peers.accept_realms[0] = "b example" is not a Diameter identity'),
+    (MINIMAL + '[unknown_peers]\naccept_realms = "b.example"', 'unknown_peers.accept_realms = "b.example" is a string; use an array'),
+    (MINIMAL + "[unknown_peers]\naccept = []", "unknown_peers.accept is not a known key; did you mean accept_realms?"),
+    # [[routes]]
+    (FULL + '[[routes]]\nrealm = "c.example"', 'routes[1].action is missing; add action = one of "proxy", "relay", "local"'),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "redirect"', 'routes[1].action = "redirect" is not supported'),
+    (FULL + '[[routes]]\naction = "local"', "routes[1].realm is missing"),
+    (FULL + '[[routes]]\nrealm = "c example"\naction = "local"', 'or "*" for the default route'),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "proxy"', "routes[1].peers is missing; add peers ="),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "relay"\npeers = []', 'routes[1].peers = [] is empty for action "relay"'),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "local"\npeers = ["hss.primary.example"]',
+     'routes[1].peers = ["hss.primary.example"] is set on a local route'),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "proxy"\npeers = ["hss.c.example"]',
+     'routes[1].peers[0].host = "hss.c.example" is not defined in [[peers]]'),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "proxy"\npeers = ["hss.primary.example", "HSS.primary.example"]',
+     'routes[1].peers[1].host = "HSS.primary.example" is listed twice in this route'),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "proxy"\npeers = [{ host = "hss.primary.example", priority = -1 }]',
+     "routes[1].peers[0].priority = -1 is out of range; use 0-4294967295"),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "proxy"\npeers = [{ host = "hss.primary.example", weight = 0 }]',
+     "routes[1].peers[0].weight = 0 is out of range; use 1-4294967295"),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "proxy"\npeers = [{ host = "hss.primary.example", wieght = 5 }]',
+     "routes[1].peers[0].wieght is not a known key; did you mean weight?"),
+    (FULL + '[[routes]]\nrealm = "c.example"\naction = "proxy"\npeers = [1]', "routes[1].peers[0] = 1 is an integer"),
+    (FULL + '[[routes]]\nrealm = "c.example"\napplication = "s6a"\naction = "local"', 'routes[1].application = "s6a" is not a known application'),
+    (FULL + '[[routes]]\nrealm = "c.example"\napplication = 16777217\naction = "local"',
+     "routes[1].application = 16777217 is not in node.applications"),
+    (FULL + '[[routes]]\nrealm = "Primary.example"\naction = "local"',
+     'routes[1].realm = "Primary.example" with application cx is already routed by routes[0]'),
+    (FULL + '[[routes]]\nrealm = "*"\naction = "local"\n[[routes]]\nrealm = "*"\naction = "local"',
+     'routes[2].realm = "*" with application cx is already routed by routes[1]'),
+    # [metrics] and [logging]
+    (MINIMAL + "[metrics]\nport = 65536", "metrics.port = 65536 is not a TCP port"),
+    (MINIMAL + '[metrics]\naddress = "0.0.0"', 'metrics.address = "0.0.0" is not an IP address'),
+    (MINIMAL + "[[listen]]\nport = 9000\n[metrics]\nport = 9000", "metrics.port = 9000 on 127.0.0.1 is already used by listen[0]"),
+    (MINIMAL + '[logging]\nlevel = "trace"', 'logging.level = "trace" is not supported; use one of "debug", "info", "warn", "error"'),
+    (MINIMAL + '[logging]\nformat = "xml"', 'logging.format = "xml" is not supported; use one of "text", "json"'),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), RULES, ids=[r[1][:60] for r in RULES])
+def test_each_rule_reports_path_value_and_fix(text, expected, pem_dir):
+    error = one_error(text, base_dir=pem_dir)
+    assert error.startswith("gateway.toml: ")
+    assert expected in error
+    assert "; " in error  # every message carries a fix after the semicolon
+
+
+def test_route_to_peer_without_the_application():
+    text = MINIMAL + """
+applications = ["cx", 42]
+[[peers]]
+host = "hss.b.example"
+realm = "b.example"
+applications = ["cx"]
+[[routes]]
+realm = "b.example"
+application = 42
+action = "proxy"
+peers = ["hss.b.example"]
+"""
+    assert 'routes[0].peers[0].host = "hss.b.example" does not list application 42' in one_error(text)
+
+
+def test_all_errors_are_reported_together():
+    text = """
+[node]
+origin_host = "gw b"
+[[listen]]
+port = 70000
+[[peers]]
+host = "hss.b.example"
+realm = "b.example"
+port = 70000
+[timers]
+twinit = 1
+[logging]
+level = "loud"
+"""
+    errors = errors_of(text)
+    assert errors == [
+        'gateway.toml: node.origin_host = "gw b" is not a Diameter identity; use an FQDN such as '
+        "\"gw.partner.example\" (letters, digits, '-', '.')",
+        'gateway.toml: node.origin_realm is missing; add origin_realm = "partner.example"',
+        "gateway.toml: listen[0].port = 70000 is not a TCP port; use 0-65535 (0: the OS picks a free port)",
+        "gateway.toml: peers[0].port = 70000 is not a TCP port; use 1-65535",
+        "gateway.toml: timers.twinit = 1 is not a valid duration; use at least 6 (RFC 3539 §3.4.1); 30 is the default",
+        'gateway.toml: logging.level = "loud" is not supported; use one of "debug", "info", "warn", "error"',
+    ]
+
+
+def test_missing_or_misshapen_node_section():
+    assert errors_of("node = 1\n") == [
+        "gateway.toml: node = 1 is an integer; use a [node] table",
+        'gateway.toml: node.origin_host is missing; add origin_host = "gw.partner.example"',
+        'gateway.toml: node.origin_realm is missing; add origin_realm = "partner.example"',
+    ]
+    assert len(errors_of("")) == 2
+
+
+def test_toml_syntax_error():
+    error = one_error("[node\n")
+    assert error.startswith("gateway.toml: not valid TOML (") and "fix the syntax" in error
+
+
+def test_tls_files_not_checked_when_tls_is_unused():
+    config = parse_config(MINIMAL + '[tls]\ncertificate = "no.pem"\nprivate_key = "no.key"\n', base_dir="/nonexistent")
+    assert config.tls is not None and config.tls.certificate == Path("/nonexistent/no.pem")
+    assert config.tls.ca_certificates == ()
+
+
+def test_load_config_resolves_tls_paths_against_the_file(pem_dir):
+    (pem_dir / "gw.toml").write_text(MINIMAL + """
+[[listen]]
+port = 0
+transport = "tls"
+[tls]
+certificate = "c.pem"
+private_key = "k.pem"
+ca_certificates = ["ca.pem", "c.pem"]
+""")
+    config = load_config(pem_dir / "gw.toml")
+    assert config.source == str(pem_dir / "gw.toml")
+    assert config.tls.certificate == pem_dir / "c.pem"
+    assert config.tls.ca_certificates == (pem_dir / "ca.pem", pem_dir / "c.pem")
+
+
+def test_load_config_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.toml")
+    assert "nope.toml: cannot read the configuration" in info.value.errors[0]
+
+
+def test_unreadable_tls_file(pem_dir):
+    if hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0:
+        pytest.skip("root reads any file")
+    (pem_dir / "c.pem").chmod(0)
+    text = MINIMAL + '[[listen]]\ntransport = "tls"\n[tls]\ncertificate = "c.pem"\nprivate_key = "k.pem"\nca_certificates = "ca.pem"'
+    assert "cannot be read (Permission denied" in one_error(text, base_dir=pem_dir)
+
+
+@pytest.mark.parametrize("name", ["partner.toml", "primary.toml"])
+def test_example_files_load(name, tmp_path):
+    shutil.copy(EXAMPLES / name, tmp_path / name)
+    write_pems(tmp_path)
+    config = load_config(tmp_path / name)
+    assert config.node.role == name.removesuffix(".toml")
+    assert config.tls is not None and config.tls.certificate.is_file()
+    assert config.metrics is not None
+
+
+def test_example_needs_its_tls_files(tmp_path):
+    shutil.copy(EXAMPLES / "primary.toml", tmp_path / "primary.toml")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "primary.toml")
+    assert [e.split(" = ")[0] for e in info.value.errors] == [
+        f"{tmp_path / 'primary.toml'}: tls.{key}" for key in ("certificate", "private_key", "ca_certificates[0]")
+    ]
+
+
+# --- diff for SIGHUP reload
+
+
+def test_diff_identical_is_empty():
+    old = parse_config(FULL, now=1)
+    new = parse_config(FULL, now=2)  # a new derived Origin-State-Id is not a change
+    result = diff(old, new)
+    assert result.empty and result.restart_required == ()
+
+
+def test_diff_peers_routes_and_sections():
+    old = parse_config(FULL)
+    new_text = FULL.replace("port = 3869", "port = 3870").replace(
+        '[[peers]]\nhost = "hss2.primary.example"', '[[peers]]\nhost = "hss3.primary.example"'
+    ).replace('host = "hss2.primary.example", priority = 1', 'host = "hss3.primary.example", priority = 1')
+    new_text += '[[routes]]\nrealm = "*"\naction = "local"\n[logging]\nlevel = "debug"\n[[listen]]\nport = 0\n'
+    result = diff(old, parse_config(new_text))
+    assert result.peers_added == ("hss3.primary.example",)
+    assert result.peers_removed == ("hss2.primary.example",)
+    assert result.peers_changed == ("hss.primary.example",)
+    assert result.routes_added == (("*", 16777216),)
+    assert result.routes_changed == (("primary.example", 16777216),)
+    assert result.routes_removed == ()
+    assert result.sections_changed == ("listen", "logging")
+    assert result.restart_required == ("listen",)
+    assert not result.empty
+
+
+def test_diff_route_removed_and_case_insensitive_hosts():
+    old = parse_config(FULL)
+    new = parse_config(FULL.replace('host = "hss.primary.example"\nrealm', 'host = "HSS.primary.example"\nrealm')
+                       .split("[[routes]]")[0])
+    result = diff(old, new)
+    assert result.routes_removed == (("primary.example", 16777216),)
+    assert result.peers_added == result.peers_removed == ()
+    assert result.peers_changed == ("HSS.primary.example",)  # the spelling changed
