@@ -149,6 +149,14 @@ class Avp:
             raw = self.raw = pack_avp(self.code, self.flags, self.vendor, self.data)
         return raw
 
+    def pack(self) -> bytes:
+        """Serialise from the fields (members for Grouped), ignoring the kept bytes."""
+        if self._children is not None:
+            data = b"".join([child.pack() for child in self._children])
+        else:
+            data = self.data
+        return pack_avp(self.code, self.flags, self.vendor, data)
+
     def __len__(self) -> int:
         return len(self.encode())
 

@@ -164,10 +164,16 @@ class Message:
         body = self._body
         if body is None:
             body = self._body = b"".join([avp.encode() for avp in self.avps])
-        length = HEADER_LENGTH + len(body)
+        return self._with_header(body)
+
+    def pack(self) -> bytes:
+        """Serialise every AVP from its fields, ignoring kept bytes (canonical padding)."""
+        return self._with_header(b"".join([avp.pack() for avp in self.avps]))
+
+    def _with_header(self, body: bytes) -> bytes:
         return (
             HEADER.pack(
-                (self.version << 24) | length,
+                (self.version << 24) | (HEADER_LENGTH + len(body)),
                 (self.flags << 24) | self.command_code,
                 self.application_id,
                 self.hop_by_hop,

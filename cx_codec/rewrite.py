@@ -81,6 +81,20 @@ def with_hop_by_hop(data: bytes, hop_by_hop: int) -> bytes:
     return data[:12] + _U32.pack(hop_by_hop) + data[16:]
 
 
+def forwarded(data: bytes, hop_by_hop: int, append: bytes = b"") -> bytes:
+    """A proxied request in one copy: new hop-by-hop id, AVPs (Route-Record) appended."""
+    return b"".join(
+        (
+            data[:1],
+            (len(data) + len(append)).to_bytes(3, "big"),
+            data[4:12],
+            _U32.pack(hop_by_hop),
+            data[16:],
+            append,
+        )
+    )
+
+
 def with_flags(data: bytes, set_flags: int = 0, clear_flags: int = 0) -> bytes:
     """The message with command flag bits set or cleared (e.g. T on failover, §5.5.4)."""
     return data[:4] + bytes(((data[4] | set_flags) & ~clear_flags & 0xFF,)) + data[5:]

@@ -1,0 +1,103 @@
+"""The Twisted protocol of one Diameter transport connection (TCP or TLS).
+
+It only frames bytes into messages and batches writes; every decision is the node's.
+Writes are coalesced per reactor turn: while the node processes the messages of one
+read, everything sent to any connection is queued and written once at the end (a
+syscall per message costs more than the rest of the relay path, DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+from gateway.framing import Framer, FramingError
+
+if TYPE_CHECKING:
+    from gateway.node import DiameterNode
+
+
+class DiameterConnection(Protocol):
+    """``role`` is "I" for connections this node opened, "R" for accepted ones."""
+
+    def __init__(self, node: DiameterNode, role: str, peer: Any = None) -> None:
+        self.node = node
+        self.role = role
+        self.peer = peer  # the Peer once known (I: from the start; R: after its CER)
+        self.framer = Framer(node.max_message_size)
+        self.outbox: list[bytes] = []
+        self.connected = False
+        self.closing = False
+        self.label = "?"
+
+    # -- Twisted ---------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        self.connected = True
+        address = self.transport.getPeer()
+        self.label = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
+        _no_delay(self.transport)
+        self.node.connection_made(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            messages = self.framer.feed(data)
+        except FramingError as error:
+            self.node.receive_batch(self, error.complete)  # type: ignore[attr-defined]
+            self.node.framing_error(self, error)
+            return
+        if messages:
+            self.node.receive_batch(self, messages)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.connected = False
+        self.outbox.clear()
+        self.node.connection_lost(self, reason)
+
+    # -- used by the node ------------------------------------------------------------
+    def queue(self, data: bytes) -> None:
+        """Send bytes: queued while the node processes a batch (flushed once at its end),
+        written at once otherwise (timers, Deferred callbacks)."""
+        if not self.connected or self.closing:
+            return
+        if self.node._batching:
+            if not self.outbox:
+                self.node._dirty.append(self)
+            self.outbox.append(data)
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        outbox = self.outbox
+        if outbox and self.connected:
+            self.transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+        outbox.clear()
+
+    def close(self, abort: bool = False) -> None:
+        """Flush what is queued and close (abort: drop it and reset)."""
+        if not self.connected or self.transport is None:
+            return
+        if abort:
+            self.outbox.clear()
+            self.transport.abortConnection()
+        else:
+            self.flush()
+            self.closing = True
+            self.transport.loseConnection()
+
+    def __repr__(self) -> str:
+        peer = getattr(self.peer, "host", None)
+        return f"<DiameterConnection {self.role} {peer or self.label}>"
+
+
+def _no_delay(transport: Any) -> None:
+    """TCP_NODELAY on every Diameter connection: Nagle adds ~1 ms per hop (DESIGN.md)."""
+    for candidate in (transport, getattr(transport, "transport", None)):
+        setter = getattr(candidate, "setTcpNoDelay", None)
+        if setter is not None:
+            try:
+                setter(True)
+                return
+            except OSError:
+                return

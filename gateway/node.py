@@ -1,0 +1,396 @@
+"""A Diameter node on Twisted: listeners, peers, incoming CER, dispatch, shutdown, reload.
+
+The node owns the peers (gateway.peers), the routing table (gateway.routing), the
+pending-request table (gateway.pending) and the local applications; gateway.proxy does
+the forwarding. The reactor is passed in (twisted.names style), so tests can give a
+``task.Clock`` for timers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import ClientFactory, Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from cx_codec import DecodeError, Message, decode_lazy
+from cx_codec.errors import ResultCode
+from gateway.capabilities import LocalIdentity, build_cea, decode_capabilities, judge_capabilities
+from gateway.connection import DiameterConnection
+from gateway.framing import FramingError
+from gateway.peers import Peer
+from gateway.pending import PendingRequest, PendingRequests
+from gateway.proxy import Proxy
+from gateway.routing import Route, RoutingTable
+
+log = Logger(namespace="cxgw.node")
+
+BASE_COMMANDS = frozenset({257, 280, 282})  # CER/CEA, DWR/DWA, DPR/DPA (RFC 6733 §5)
+CER = 257
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    tc: float = 30.0  # RFC 6733 §2.1
+    twinit: float = 30.0  # RFC 3539 §3.4.1
+    tx: float = 4.0  # request timeout
+    dpa_timeout: float = 5.0
+    cea_timeout: float = 10.0
+    busy_hold: float = 300.0
+    do_not_want_to_talk_hold: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_pending_per_peer: int = 10000
+    max_pending: int = 100000
+    max_message_size: int = 65536
+    max_connections: int = 1000
+    duplicate_cache_size: int = 10000
+    duplicate_ttl: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSettings:
+    host: str
+    realm: str
+    address: str | None = None
+    port: int = 3868
+    transport: str = "tcp"
+    connect: bool = True
+    tls_name: str | None = None
+
+
+class LocalApplication(Protocol):
+    """A Diameter application served by this node (the Cx applications plug in here)."""
+
+    def handle_request(self, request: bytes, peer: Any) -> bytes | Message | Deferred[bytes]: ...
+
+
+class DuplicateCache:
+    """Answers of requests served here, by (Origin-Host, End-to-End id), for the
+    duplicate detection of RFC 6733 §6.1.3 / §5.5.4 (a T-flagged retransmission)."""
+
+    def __init__(self, size: int, ttl: float, clock: Any) -> None:
+        self.size, self.ttl, self.clock = size, ttl, clock
+        self._answers: OrderedDict[Any, tuple[float, bytes]] = OrderedDict()
+
+    def get(self, key: Any) -> bytes | None:
+        found = self._answers.get(key)
+        if found is None or found[0] < self.clock.seconds():
+            return None
+        return found[1]
+
+    def put(self, key: Any, answer: bytes) -> None:
+        answers = self._answers
+        answers[key] = (self.clock.seconds() + self.ttl, answer)
+        answers.move_to_end(key)
+        while len(answers) > self.size:
+            answers.popitem(last=False)
+
+
+@dataclass(slots=True)
+class Counters:
+    """Plain counters; gateway.metrics exports them when configured."""
+
+    late_answers: int = 0
+    overload: dict[str, int] = field(default_factory=dict)
+    generated: dict[int, int] = field(default_factory=dict)
+
+
+class DiameterNode:
+    def __init__(
+        self,
+        local: LocalIdentity,
+        *,
+        reactor: Any,
+        peers: Iterable[PeerSettings] = (),
+        routes: Iterable[Route] = (),
+        timers: Timers = Timers(),
+        limits: Limits = Limits(),
+        accept_realms: Iterable[str] = (),
+        tls: Any = None,
+        metrics: Any = None,
+    ) -> None:
+        self.local = local
+        self.reactor = self.clock = reactor
+        self.timers = timers
+        self.limits = limits
+        self.max_message_size = limits.max_message_size
+        self.accept_realms = {realm.lower() for realm in accept_realms}
+        self.tls = tls
+        self.metrics = metrics
+        self.counters = Counters()
+        self.routing = RoutingTable(routes)
+        self.pending = PendingRequests(reactor, timers.tx, self._expired)
+        self.duplicates = DuplicateCache(limits.duplicate_cache_size, limits.duplicate_ttl, reactor)
+        self.applications: dict[int, LocalApplication] = {}
+        self.peers: dict[str, Peer] = {}
+        for settings in peers:
+            self.peers[settings.host.lower()] = Peer(self, settings)
+        self.proxy = Proxy(self)
+        self.connections: set[DiameterConnection] = set()
+        self.ports: list[IListeningPort] = []
+        self.stopping = False
+        self._batching = False
+        self._dirty: list[DiameterConnection] = []
+        self._end_to_end = ((int(time.time()) & 0xFFF) << 20) | (id(self) & 0xFFFFF)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def listen(self, port: int = 0, address: str = "127.0.0.1", tls: bool = False) -> IListeningPort:
+        factory = Factory.forProtocol(lambda: DiameterConnection(self, "R"))
+        if tls:
+            listening = self.reactor.listenSSL(port, factory, self.tls.server_context(), interface=address)
+        else:
+            listening = self.reactor.listenTCP(port, factory, interface=address)
+        self.ports.append(listening)
+        log.info("listening on {address}:{port} ({transport})", address=address,
+                 port=listening.getHost().port, transport="tls" if tls else "tcp")
+        return listening
+
+    def start(self) -> None:
+        for peer in self.peers.values():
+            if peer.settings.connect:
+                peer.start()
+
+    def stop(self, cause: int = 0) -> Deferred[None]:
+        """Graceful shutdown: stop listening, let pending requests finish (up to Tx),
+        DPR every open peer (RFC 6733 §5.4) and wait for DPA or dpa_timeout."""
+        self.stopping = True
+        for port in self.ports:
+            port.stopListening()
+        self.ports.clear()
+        done: Deferred[None] = Deferred()
+        deadline = self.clock.seconds() + self.timers.tx
+
+        def drained() -> None:
+            if len(self.pending) and self.clock.seconds() < deadline:
+                self.clock.callLater(0.05, drained)
+                return
+            waits = [self._disconnect(peer, cause) for peer in list(self.peers.values())]
+            DeferredList(waits).addBoth(lambda _: self._finish_stop(done))
+
+        drained()
+        return done
+
+    def _finish_stop(self, done: Deferred[None]) -> None:
+        for connection in list(self.connections):
+            connection.close(abort=True)
+        self.pending.stop()
+        done.callback(None)
+
+    def _disconnect(self, peer: Peer, cause: int) -> Deferred[None]:
+        if not peer.machine.is_open:
+            peer.stop(cause)
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        peer.disconnect_waiters.append(lambda: waiter.called or waiter.callback(None))
+        timeout = self.clock.callLater(self.timers.dpa_timeout, lambda: waiter.called or waiter.callback(None))
+        waiter.addBoth(lambda result: timeout.active() and timeout.cancel())
+        peer.stop(cause)
+        return waiter
+
+    def reconfigure(self, peers: Iterable[PeerSettings], routes: Iterable[Route]) -> None:
+        """SIGHUP: add, remove or restart changed peers; keep untouched connections."""
+        wanted = {settings.host.lower(): settings for settings in peers}
+        for key, peer in list(self.peers.items()):
+            settings = wanted.get(key)
+            if settings is None or settings != peer.settings:
+                log.info("reload: peer {peer} {what}", peer=peer.host, what="removed" if settings is None else "changed")
+                peer.stop()
+                del self.peers[key]
+        for key, settings in wanted.items():
+            if key not in self.peers:
+                self.peers[key] = peer = Peer(self, settings)
+                if settings.connect:
+                    peer.start()
+        self.routing = RoutingTable(routes)
+
+    def connect_to(self, peer: Peer) -> None:
+        settings = peer.settings
+        factory = _Connector(self, peer)
+        if settings.transport == "tls":
+            context = self.tls.client_context(settings.tls_name or settings.host)
+            peer._connector = self.reactor.connectSSL(settings.address, settings.port, factory, context,
+                                                      timeout=self.timers.cea_timeout)
+        else:
+            peer._connector = self.reactor.connectTCP(settings.address, settings.port, factory,
+                                                      timeout=self.timers.cea_timeout)
+
+    # -- connections --------------------------------------------------------------------
+    def connection_made(self, connection: DiameterConnection) -> None:
+        self.connections.add(connection)
+        if connection.role == "I":
+            connection.peer._connector = None
+            connection.peer.connected(connection)
+            return
+        if len(self.connections) > self.limits.max_connections:
+            log.warn("refusing {conn}: limits.max_connections reached", conn=connection)
+            connection.close(abort=True)
+            return
+        # RFC 6733 §5.6.1: the first message on an accepted connection must be a CER
+        connection.cer_timer = self.clock.callLater(  # type: ignore[attr-defined]
+            self.timers.cea_timeout, lambda: connection.peer is None and connection.close(abort=True)
+        )
+
+    def connection_lost(self, connection: DiameterConnection, reason: Failure | None) -> None:
+        self.connections.discard(connection)
+        timer = getattr(connection, "cer_timer", None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        if connection.peer is not None:
+            connection.peer.lost(connection)
+
+    def receive_batch(self, connection: DiameterConnection, messages: list[bytes]) -> None:
+        """Process the messages of one read, then write everything they produced once."""
+        self._batching = True
+        try:
+            for data in messages:
+                self._dispatch(connection, data)
+        finally:
+            self._batching = False
+            self.flush_soon()
+
+    def flush_soon(self) -> None:
+        if self._batching:
+            return
+        dirty = self._dirty
+        if dirty:
+            self._dirty = []
+            for connection in dirty:
+                connection.flush()
+
+    def _dispatch(self, connection: DiameterConnection, data: bytes) -> None:
+        code = (data[5] << 16) | (data[6] << 8) | data[7]
+        peer = connection.peer
+        if code in BASE_COMMANDS:
+            if peer is None:
+                if code == CER and data[4] & 0x80:
+                    self._incoming_cer(connection, data)
+                else:
+                    log.warn("{conn}: first message is not a CER (command {code}); closing", conn=connection, code=code)
+                    connection.close()
+            else:
+                peer.received(connection, data)
+            return
+        if peer is None or peer.connection is not connection:
+            log.warn("{conn}: application message before the capabilities exchange; closing", conn=connection)
+            connection.close()
+            return
+        peer.application_message()
+        if data[4] & 0x80:
+            if self.stopping:
+                self.proxy.answer_error(connection, data, ResultCode.DIAMETER_TOO_BUSY, "node shutting down")
+                return
+            self.proxy.request(connection, peer, data)
+        else:
+            self.proxy.answer(connection, peer, data)
+
+    def _incoming_cer(self, connection: DiameterConnection, data: bytes) -> None:
+        try:
+            cer, capabilities = decode_capabilities(data)
+        except DecodeError as error:
+            log.warn("{conn}: malformed CER: {error}", conn=connection, error=error)
+            self.reject_malformed(connection, data, error)
+            return
+        key = capabilities.origin_host.lower()
+        peer = self.peers.get(key)
+        if peer is None and capabilities.origin_realm.lower() in self.accept_realms:
+            peer = self.peers[key] = Peer(self, PeerSettings(capabilities.origin_host, capabilities.origin_realm, connect=False))
+            log.info("accepting unknown peer {peer} of realm {realm}", peer=capabilities.origin_host, realm=capabilities.origin_realm)
+        if peer is None:
+            self._refuse(connection, cer, ResultCode.DIAMETER_UNKNOWN_PEER,
+                         f"peer {capabilities.origin_host} (realm {capabilities.origin_realm}) is not configured; "
+                         "add it to [[peers]] or its realm to unknown_peers.accept_realms")
+            return
+        if self.tls is not None and getattr(connection.transport, "getPeerCertificate", None) is not None:
+            names = self.tls.peer_identity(connection.transport)
+            if not self.tls.check_identity(names, peer.settings.tls_name or capabilities.origin_host):
+                self._refuse(connection, cer, ResultCode.DIAMETER_UNKNOWN_PEER,
+                             f"peer {capabilities.origin_host}: certificate names {sorted(names)} do not match it")
+                return
+        result, reason = judge_capabilities(self.local, capabilities)
+        if result != ResultCode.DIAMETER_SUCCESS:
+            self._refuse(connection, cer, result, reason)
+            return
+        peer.offered(connection, cer, capabilities)
+        self.flush_soon()
+
+    def _refuse(self, connection: DiameterConnection, cer: Message, result: int, reason: str) -> None:
+        log.warn("{conn}: capabilities exchange refused with {result}: {reason}", conn=connection, result=result, reason=reason)
+        connection.queue(build_cea(self.local, cer, result, reason[:200]))
+        connection.close()
+
+    def reject_malformed(self, connection: DiameterConnection, data: bytes, error: DecodeError) -> None:
+        if data[4] & 0x80:
+            connection.queue(self.proxy.error_bytes(data, error.result_code, error.reason, error.failed_avp))
+        connection.close()
+
+    def framing_error(self, connection: DiameterConnection, error: FramingError) -> None:
+        """Framing lost: answer best-effort from the header, then close (RFC 6733 §7)."""
+        log.warn("{conn}: {error}; closing the connection", conn=connection, error=error)
+        prefix = error.prefix
+        if len(prefix) >= 20 and prefix[4] & 0x80:
+            try:
+                decode_lazy(prefix)
+            except DecodeError:
+                pass
+            connection.queue(self.proxy.error_bytes(prefix, error.result_code, error.reason))
+        connection.close()
+
+    # -- peers ----------------------------------------------------------------------------
+    def peer_opened(self, peer: Peer) -> None:
+        pass
+
+    def peer_down(self, peer: Peer) -> None:
+        self.proxy.failover(peer, down=True)
+
+    def failover(self, peer: Peer) -> None:
+        self.proxy.failover(peer, down=False)
+
+    def new_end_to_end(self) -> int:
+        """RFC 6733 §3: high 12 bits from the clock, low 20 bits a counter."""
+        self._end_to_end = (self._end_to_end + 1) & 0xFFFFFFFF
+        return self._end_to_end
+
+    # -- requests this node originates (the Cx applications use this) -----------------------
+    def send_request(self, data: bytes | Message) -> Deferred[bytes]:
+        if isinstance(data, Message):
+            data = data.encode()
+        return self.proxy.originate(data)
+
+    # -- accounting -------------------------------------------------------------------------
+    def _expired(self, entry: PendingRequest) -> None:
+        self.proxy.expired(entry)
+
+    def observe_latency(self, entry: PendingRequest) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_request(entry.command_code, self.clock.seconds() - entry.started)
+
+    def count_late_answer(self) -> None:
+        self.counters.late_answers += 1
+
+    def count_overload(self, scope: str) -> None:
+        self.counters.overload[scope] = self.counters.overload.get(scope, 0) + 1
+
+    def count_generated(self, code: int) -> None:
+        self.counters.generated[code] = self.counters.generated.get(code, 0) + 1
+
+
+class _Connector(ClientFactory):
+    def __init__(self, node: DiameterNode, peer: Peer) -> None:
+        self.node, self.peer = node, peer
+
+    def buildProtocol(self, addr: Any) -> DiameterConnection:
+        return DiameterConnection(self.node, "I", self.peer)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.peer._connector = None
+        self.peer.connect_failed(reason.getErrorMessage())

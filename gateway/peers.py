@@ -1,0 +1,373 @@
+"""The executor of a peer's state machine and watchdog (gateway.peer), one per peer.
+
+It carries out the actions the sans-IO machines return: connect, send CER/CEA/DWR/DWA/
+DPR/DPA, close connections, arm timers, and tells the node when the peer opens, goes
+down (failover) or comes back. The machines decide; this only acts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from cx_codec import DecodeError, Message
+from gateway.capabilities import (
+    Capabilities,
+    build_cea,
+    build_cer,
+    build_dpa,
+    build_dpr,
+    build_dwa,
+    build_dwr,
+    decode_capabilities,
+)
+from gateway.connection import DiameterConnection
+from gateway.peer import (
+    Action,
+    Conn,
+    PeerAction,
+    PeerEvent,
+    PeerStateMachine,
+    Watchdog,
+    WatchdogAction,
+    message_event,
+)
+
+if TYPE_CHECKING:
+    from gateway.node import DiameterNode, PeerSettings
+
+log = Logger(namespace="cxgw.peer")
+
+CER, DWR, DPR = 257, 280, 282
+_ROLE = {"I": Conn.INITIATOR, "R": Conn.RESPONDER}
+
+
+class Peer:
+    """A configured (or accepted unknown) Diameter peer and its connections."""
+
+    def __init__(self, node: DiameterNode, settings: PeerSettings) -> None:
+        self.node = node
+        self.settings = settings
+        self.host = settings.host
+        self.realm = settings.realm
+        timers = node.timers
+        self.machine = PeerStateMachine(
+            node.local.origin_host,
+            settings.host,
+            initiates=settings.connect,
+            tc=timers.tc,
+            reconnect_initial=min(1.0, timers.tc),
+            timeout=timers.cea_timeout,
+            busy_hold=timers.busy_hold,
+            do_not_talk_hold=timers.do_not_want_to_talk_hold,
+        )
+        self.watchdog = Watchdog(timers.twinit)
+        self.connections: dict[Conn, DiameterConnection | None] = {Conn.INITIATOR: None, Conn.RESPONDER: None}
+        self.capabilities: Capabilities | None = None
+        self._offered: DiameterConnection | None = None  # the connection of the current R-Conn-CER
+        self._offered_cer: Message | None = None
+        self._responder_cer: Message | None = None
+        self._pending_capabilities: Capabilities | None = None
+        self._last_message: Message | None = None
+        self._dpr_cause: int | None = None
+        self._machine_timer: Any = None
+        self._watchdog_timer: Any = None
+        self._connector: Any = None
+        self.disconnect_waiters: list[Callable[[], None]] = []
+        self.congested = False
+
+    # -- what the node reads ---------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        """Requests may be routed here: open, watchdog OKAY, not back-pressured."""
+        return self.machine.is_open and self.watchdog.is_okay and not self.congested
+
+    @property
+    def connection(self) -> DiameterConnection | None:
+        conn = self.machine.open_conn
+        return self.connections[conn] if conn is not None else None
+
+    @property
+    def state(self) -> str:
+        return self.machine.state.value
+
+    def send(self, data: bytes) -> None:
+        connection = self.connection
+        if connection is not None:
+            connection.queue(data)
+
+    # -- commands --------------------------------------------------------------------
+    def start(self) -> None:
+        self._feed(PeerEvent.START)
+
+    def stop(self, cause: int = 0) -> None:
+        """Disconnect with DPR (RFC 6733 §5.4) carrying ``cause``; no reconnect."""
+        self._feed(PeerEvent.STOP, disconnect_cause=cause)
+
+    # -- connection events -----------------------------------------------------------
+    def connected(self, connection: DiameterConnection) -> None:
+        self.connections[Conn.INITIATOR] = connection
+        self._feed(PeerEvent.I_RCV_CONN_ACK)
+
+    def connect_failed(self, reason: str) -> None:
+        log.info("peer {peer}: connect failed: {reason}", peer=self.host, reason=reason)
+        self._feed(PeerEvent.I_RCV_CONN_NACK)
+
+    def offered(self, connection: DiameterConnection, cer: Message, capabilities: Capabilities) -> None:
+        """An accepted connection whose CER names this peer (R-Conn-CER, §5.6.1)."""
+        self._offered, self._offered_cer = connection, cer
+        self._pending_capabilities = capabilities
+        self._feed(PeerEvent.R_CONN_CER)
+        if self._offered is connection:  # neither accepted nor rejected: do not leak it
+            connection.close()
+        self._offered = self._offered_cer = None
+
+    def lost(self, connection: DiameterConnection) -> None:
+        for conn, current in self.connections.items():
+            if current is connection:
+                self.connections[conn] = None
+                self._feed(PeerEvent.I_PEER_DISC if conn is Conn.INITIATOR else PeerEvent.R_PEER_DISC)
+                return
+
+    def received(self, connection: DiameterConnection, data: bytes) -> None:
+        """A base-protocol message (CER/CEA, DWR/DWA, DPR/DPA) on an adopted connection."""
+        conn = self._conn_of(connection)
+        if conn is None:
+            return
+        code = int.from_bytes(data[5:8], "big")
+        is_request = bool(data[4] & 0x80)
+        try:
+            if code == CER:
+                message, capabilities = decode_capabilities(data)
+            else:
+                message, capabilities = _decode(data), None
+        except DecodeError as error:
+            log.warn(
+                "peer {peer}: malformed {code} ({error}); closing", peer=self.host, code=code, error=error
+            )
+            self.node.reject_malformed(connection, data, error)
+            return
+        self._last_message = message
+        if capabilities is not None and not is_request:
+            self.capabilities = capabilities
+        if self.machine.is_open:
+            self._watchdog_actions(self.watchdog.on_message_received(self.node.clock.seconds(), code == DWR and not is_request))
+        event = message_event(conn, code, is_request)
+        result_code = message.get("Result-Code") if code == CER and not is_request else None
+        cause = message.get("Disconnect-Cause") if code == DPR and is_request else None
+        self._feed(event, result_code=result_code, disconnect_cause=cause)  # type: ignore[arg-type]
+
+    def application_message(self) -> None:
+        """Any other message while open: the watchdog counts it as a sign of life."""
+        actions = self.watchdog.on_message_received(self.node.clock.seconds(), False)
+        if actions:
+            self._watchdog_actions(actions)
+
+    # -- the machines ----------------------------------------------------------------
+    def _conn_of(self, connection: DiameterConnection) -> Conn | None:
+        for conn, current in self.connections.items():
+            if current is connection:
+                return conn
+        return None
+
+    def _feed(self, event: PeerEvent, **kwargs: Any) -> None:
+        was_open = self.machine.is_open
+        now = self.node.clock.seconds()
+        actions = self.machine.handle(event, now, **kwargs)
+        self._run(actions)
+        self._after(was_open, now)
+
+    def _on_machine_timer(self) -> None:
+        self._machine_timer = None
+        was_open = self.machine.is_open
+        now = self.node.clock.seconds()
+        self._run(self.machine.on_timer(now))
+        self._after(was_open, now)
+
+    def _after(self, was_open: bool, now: float) -> None:
+        is_open = self.machine.is_open
+        if is_open and not was_open:
+            self._watchdog_actions(self.watchdog.on_connection_up(now))
+            log.info(
+                "peer {peer}: open ({state}) {product}", peer=self.host, state=self.state,
+                product=self.capabilities.product_name if self.capabilities else "",
+            )
+            self.node.peer_opened(self)
+        elif was_open and not is_open:
+            self._watchdog_actions(self.watchdog.on_connection_down(now))
+            log.info("peer {peer}: down ({state})", peer=self.host, state=self.state)
+            self.node.peer_down(self)
+            for waiter in self.disconnect_waiters:
+                waiter()
+            self.disconnect_waiters.clear()
+        self._arm(self.machine.next_deadline, "_machine_timer", self._on_machine_timer)
+
+    def _arm(self, deadline: float | None, attribute: str, callback: Callable[[], None]) -> None:
+        timer = getattr(self, attribute)
+        if deadline is None:
+            if timer is not None and timer.active():
+                timer.cancel()
+            setattr(self, attribute, None)
+            return
+        delay = max(0.0, deadline - self.node.clock.seconds())
+        if timer is not None and timer.active():
+            if abs(timer.getTime() - deadline) > 0.001:
+                timer.reset(delay)
+            return
+        setattr(self, attribute, self.node.clock.callLater(delay, callback))
+
+    def _on_watchdog_timer(self) -> None:
+        self._watchdog_timer = None
+        self._watchdog_actions(self.watchdog.on_timer(self.node.clock.seconds()))
+
+    def _watchdog_actions(self, actions: list[WatchdogAction]) -> None:
+        for action in actions:
+            if action is WatchdogAction.SEND_DWR:
+                self.send(build_dwr(self.node.local, self.node.pending.new_id(), self.node.new_end_to_end()))
+                self.node.flush_soon()
+            elif action is WatchdogAction.FAILOVER:
+                if self.machine.is_open:  # on a connection going down, peer_down fails over
+                    log.warn("peer {peer}: watchdog suspect, failing over pending requests", peer=self.host)
+                    self.node.failover(self)
+            elif action is WatchdogAction.CLOSE_CONNECTION:
+                connection = self.connection
+                if connection is not None and self.machine.is_open:
+                    log.warn("peer {peer}: no DWA twice, closing (RFC 3539)", peer=self.host)
+                    connection.close(abort=True)
+            elif action is WatchdogAction.FAILBACK:
+                log.info("peer {peer}: watchdog okay again", peer=self.host)
+                self.node.peer_opened(self)
+        # the watchdog timer is re-armed lazily: an early fire returns [] and re-arms
+        deadline = self.watchdog.next_deadline
+        if self._watchdog_timer is None or not self._watchdog_timer.active():
+            if deadline is not None:
+                self._watchdog_timer = self.node.clock.callLater(
+                    max(0.0, deadline - self.node.clock.seconds()), self._on_watchdog_timer
+                )
+        elif deadline is None:
+            self._watchdog_timer.cancel()
+            self._watchdog_timer = None
+        elif self._watchdog_timer.getTime() > deadline + 0.001:
+            self._watchdog_timer.reset(max(0.0, deadline - self.node.clock.seconds()))
+
+    def _run(self, actions: list[PeerAction]) -> None:
+        for action in actions:
+            handler = _HANDLERS.get(action.action)
+            if handler is not None:
+                handler(self, action)
+
+    # -- one method per Action (RFC 6733 §5.6 action names) ---------------------------
+    def _snd_conn_req(self, action: PeerAction) -> None:
+        self.node.connect_to(self)
+
+    def _accept(self, action: PeerAction) -> None:
+        connection = self._offered
+        if connection is not None:
+            connection.peer = self
+            self.connections[Conn.RESPONDER] = connection
+            self._responder_cer = self._offered_cer  # answered by R-Snd-CEA, maybe later (election)
+            self._offered = None
+
+    def _reject(self, action: PeerAction) -> None:
+        if self._offered is not None:
+            self._offered.close()
+            self._offered = None
+
+    def _process_cer(self, action: PeerAction) -> None:
+        self.capabilities = self._pending_capabilities
+        for warning in self.capabilities.warnings:
+            log.warn("peer {peer}: {warning}", peer=self.host, warning=warning)
+
+    def _snd_cer(self, action: PeerAction) -> None:
+        connection = self.connections[Conn.INITIATOR]
+        if connection is not None:
+            connection.queue(build_cer(self.node.local, self.node.pending.new_id(), self.node.new_end_to_end()))
+            self.node.flush_soon()
+
+    def _snd_cea(self, action: PeerAction) -> None:
+        connection = self.connections.get(action.conn) if action.conn else None
+        cer = self._responder_cer
+        if connection is not None and cer is not None:
+            connection.queue(build_cea(self.node.local, cer, action.result_code or 2001))
+            self.node.flush_soon()
+
+    def _process_cea(self, action: PeerAction) -> None:
+        capabilities = self.capabilities
+        if capabilities is not None:
+            for warning in capabilities.warnings:
+                log.warn("peer {peer}: {warning}", peer=self.host, warning=warning)
+
+    def _snd_dpr(self, action: PeerAction) -> None:
+        connection = self.connections.get(action.conn) if action.conn else self.connection
+        if connection is not None:
+            connection.queue(
+                build_dpr(self.node.local, int(action.cause or 0), self.node.pending.new_id(), self.node.new_end_to_end())
+            )
+            self.node.flush_soon()
+
+    def _snd_dpa(self, action: PeerAction) -> None:
+        connection = self.connections.get(action.conn) if action.conn else None
+        if connection is not None:
+            connection.queue(build_dpa(self.node.local, self._last_message, action.result_code or 2001))
+            connection.flush()
+
+    def _disc(self, action: PeerAction) -> None:
+        connection = self.connections.get(action.conn) if action.conn else None
+        if connection is not None:
+            self.connections[action.conn] = None  # type: ignore[index]
+            connection.close()
+
+    def _cleanup(self, action: PeerAction) -> None:
+        if action.action is Action.ERROR:
+            log.warn("peer {peer}: error ({reason}), closing its connections", peer=self.host, reason=action.reason)
+        for conn, connection in list(self.connections.items()):
+            self.connections[conn] = None
+            if connection is not None:
+                connection.close()
+        if self._connector is not None:
+            self._connector.cancel()
+            self._connector = None
+
+    def _snd_dwa(self, action: PeerAction) -> None:
+        connection = self.connections.get(action.conn) if action.conn else self.connection
+        if connection is not None:
+            connection.queue(build_dwa(self.node.local, self._last_message))
+            self.node.flush_soon()
+
+    def _schedule_reconnect(self, action: PeerAction) -> None:
+        log.info(
+            "peer {peer}: reconnect in {delay:.1f} s{cause}", peer=self.host, delay=action.delay or 0.0,
+            cause=f" (it said {action.cause.name})" if action.cause else "",
+        )
+
+    def _discard(self, action: PeerAction) -> None:
+        log.warn("peer {peer}: discarded a message: {reason}", peer=self.host, reason=action.reason)
+
+
+_HANDLERS: dict[Action, Callable[[Peer, PeerAction], None]] = {
+    Action.SND_CONN_REQ: Peer._snd_conn_req,
+    Action.ACCEPT: Peer._accept,
+    Action.REJECT: Peer._reject,
+    Action.PROCESS_CER: Peer._process_cer,
+    Action.SND_CER: Peer._snd_cer,
+    Action.SND_CEA: Peer._snd_cea,
+    Action.CLEANUP: Peer._cleanup,
+    Action.ERROR: Peer._cleanup,
+    Action.PROCESS_CEA: Peer._process_cea,
+    Action.SND_DPR: Peer._snd_dpr,
+    Action.SND_DPA: Peer._snd_dpa,
+    Action.DISC: Peer._disc,
+    Action.SND_DWA: Peer._snd_dwa,
+    Action.SCHEDULE_RECONNECT: Peer._schedule_reconnect,
+    Action.DISCARD: Peer._discard,
+    # ELECT, PROCESS, PROCESS_DWR, PROCESS_DWA, SND_MESSAGE: nothing to do here;
+    # application messages never go through the machine (the node routes them).
+}
+
+
+def _decode(data: bytes) -> Message:
+    from cx_codec import decode
+
+    return decode(data)

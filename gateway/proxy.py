@@ -1,0 +1,297 @@
+"""Request forwarding as a Diameter proxy (RFC 6733 §6.1, §6.2), and local delivery.
+
+The hot path never decodes a whole message: it reads the header, scans the top-level
+AVP headers once for the routing AVPs, and rewrites only the hop-by-hop id and the
+appended Route-Record.
+
+- §6.1.3 loop detection: our own identity in a Route-Record -> 3005.
+- §6.1.4/§6.1.5 routing: Destination-Host naming an available peer, else the realm's
+  route; nothing available -> 3002 DIAMETER_UNABLE_TO_DELIVER from this node.
+- §6.1.9 forwarding: a new hop-by-hop id, Route-Record with the previous hop's identity
+  appended, End-to-End id, Proxy-Info and everything else untouched.
+- §6.2.2 answers: the original hop-by-hop id restored, sent back on the connection the
+  request came from; nothing else touched (a failure Result-Code stays as it is).
+- §5.5.4 failover: requests pending on a peer that went down go to an alternate with
+  the T flag; with none left, 3002.
+- Overload: beyond the pending limits, 3004 DIAMETER_TOO_BUSY at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+
+from cx_codec import DecodeError, Message, decode_lazy, error_answer
+from cx_codec.build import avp_bytes
+from cx_codec.errors import ResultCode
+from cx_codec.rewrite import forwarded as forward
+from cx_codec.rewrite import top_level, with_flags, with_hop_by_hop
+from gateway.pending import PendingRequest
+from gateway.routing import NoRoute, Route, RouteAction
+
+if TYPE_CHECKING:
+    from gateway.connection import DiameterConnection
+    from gateway.node import DiameterNode
+    from gateway.peers import Peer
+
+log = Logger(namespace="cxgw.proxy")
+
+DESTINATION_HOST = (293, 0)
+DESTINATION_REALM = (283, 0)
+ROUTE_RECORD = (282, 0)
+ORIGIN_HOST = (264, 0)
+ROUTING_AVPS = frozenset({DESTINATION_HOST, DESTINATION_REALM, ROUTE_RECORD, ORIGIN_HOST})
+FLAG_T = 0x10
+
+
+class Overloaded(Exception):
+    """A pending-request limit was reached: answer 3004 DIAMETER_TOO_BUSY."""
+
+
+class Proxy:
+    def __init__(self, node: DiameterNode) -> None:
+        self.node = node
+        self.identity = node.local.origin_host.lower().encode()
+        self.realm = node.local.origin_realm.lower().encode()
+        self._route_records: dict[str, bytes] = {}
+
+    # -- requests from peers -----------------------------------------------------------
+    def request(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
+        node = self.node
+        if data[4] & 0x2F:
+            # RFC 6733 §3: reserved bits, or E in a request
+            self.answer_error(connection, data, ResultCode.DIAMETER_INVALID_HDR_BITS, "invalid command flags")
+            return
+        try:
+            found = top_level(data, ROUTING_AVPS)
+        except DecodeError as error:
+            self.answer_error(connection, data, error.result_code, error.reason, error.failed_avp)
+            return
+        for hop in found.get(ROUTE_RECORD, ()):
+            if hop.lower() == self.identity:
+                # RFC 6733 §6.1.3
+                self.answer_error(connection, data, ResultCode.DIAMETER_LOOP_DETECTED, "request came back to us")
+                return
+        destination_host = found.get(DESTINATION_HOST)
+        realm = found.get(DESTINATION_REALM)
+        application_id = int.from_bytes(data[8:12], "big")
+        if destination_host is not None and destination_host[0].lower() == self.identity or realm is None:
+            self.local(connection, data, application_id, found)
+            return
+        if destination_host is None and realm[0].lower() == self.realm and application_id in node.applications:
+            # RFC 6733 §6.1.4: our realm, an application we serve, no Destination-Host
+            self.local(connection, data, application_id, found)
+            return
+        route = node.routing.lookup(realm[0].decode("ascii", "replace"), application_id)
+        if route is None:
+            self.answer_error(
+                connection, data, ResultCode.DIAMETER_UNABLE_TO_DELIVER,
+                f"no route for realm {realm[0].decode('ascii', 'replace')}, application {application_id}",
+            )
+            return
+        if route.action is RouteAction.LOCAL:
+            self.local(connection, data, application_id, found)
+            return
+        try:
+            target = self.choose(route, destination_host, (peer,))
+        except (NoRoute, Overloaded) as error:
+            code = ResultCode.DIAMETER_TOO_BUSY if isinstance(error, Overloaded) else ResultCode.DIAMETER_UNABLE_TO_DELIVER
+            self.answer_error(connection, data, code, str(error))
+            return
+        hop_by_hop = node.pending.new_id()
+        forwarded = forward(data, hop_by_hop, self.route_record(peer.host))
+        node.pending.add(
+            int.from_bytes(data[12:16], "big"), connection, target, forwarded,
+            int.from_bytes(data[5:8], "big"), hop_by_hop,
+        )
+        target.send(forwarded)
+
+    def route_record(self, host: str) -> bytes:
+        """Route-Record with the identity of the peer the request came from (§6.1.9)."""
+        record = self._route_records.get(host)
+        if record is None:
+            record = self._route_records[host] = avp_bytes("Route-Record", host)
+        return record
+
+    def choose(self, route: Route, destination_host: list[bytes] | None, exclude: tuple[Any, ...]) -> Peer:
+        node = self.node
+        if len(node.pending) >= node.limits.max_pending:
+            node.count_overload("node")
+            raise Overloaded(f"{len(node.pending)} requests pending, limits.max_pending reached")
+        if destination_host is not None:
+            # RFC 6733 §6.1.5: a Destination-Host we are connected to gets it directly
+            named = self.available(destination_host[0].decode("ascii", "replace"))
+            if named is not None and named not in exclude:
+                return named
+        busy: list[Peer] = []
+
+        def available(host: str) -> Peer | None:
+            peer = self.available(host)
+            if peer is not None and node.pending.outstanding(peer) >= node.limits.max_pending_per_peer:
+                busy.append(peer)
+                return None
+            return peer
+
+        try:
+            return node.routing.select(route, available, exclude)
+        except NoRoute:
+            if busy:
+                node.count_overload("peer")
+                raise Overloaded(
+                    f"peer {busy[0].host}: limits.max_pending_per_peer = {node.limits.max_pending_per_peer} reached"
+                ) from None
+            raise
+
+    def available(self, host: str) -> Peer | None:
+        peer = self.node.peers.get(host.lower())
+        return peer if peer is not None and peer.available else None
+
+    # -- answers -----------------------------------------------------------------------
+    def answer(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
+        node = self.node
+        hop_by_hop = int.from_bytes(data[12:16], "big")
+        entry = node.pending.get(hop_by_hop)
+        if entry is None or peer not in entry.tried:
+            # late (after Tx or failover answered it), or from a peer we did not ask
+            log.info(
+                "peer {peer}: answer with unknown hop-by-hop 0x{hbh:08x} dropped (late or not ours)",
+                peer=peer.host, hbh=int.from_bytes(data[12:16], "big"),
+            )
+            node.count_late_answer()
+            return
+        node.pending.pop(hop_by_hop)
+        node.observe_latency(entry)
+        self.deliver(entry, data)
+
+    def deliver(self, entry: PendingRequest, answer: bytes) -> None:
+        if entry.deferred is not None:
+            entry.deferred.callback(with_hop_by_hop(answer, entry.original_hop_by_hop))
+            return
+        origin = entry.origin
+        if origin is not None and origin.connected:
+            origin.queue(with_hop_by_hop(answer, entry.original_hop_by_hop))
+
+    # -- local delivery and requests this node originates --------------------------------
+    def local(
+        self, connection: DiameterConnection, data: bytes, application_id: int, found: dict[tuple[int, int], list[bytes]]
+    ) -> None:
+        node = self.node
+        application = node.applications.get(application_id)
+        if application is None:
+            self.answer_error(
+                connection, data, ResultCode.DIAMETER_APPLICATION_UNSUPPORTED,
+                f"this node serves no application {application_id} locally",
+            )
+            return
+        origin_host = found.get(ORIGIN_HOST, [b""])[0]
+        key = (origin_host.lower(), data[16:20])
+        cached = node.duplicates.get(key)
+        if cached is not None:
+            # RFC 6733 §5.5.4, §6.1.3: a retransmission (T flag) of a request we answered
+            log.info("duplicate request from {host}: answering from cache", host=origin_host.decode("ascii", "replace"))
+            connection.queue(with_hop_by_hop(cached, int.from_bytes(data[12:16], "big")))
+            return
+        result = maybeDeferred(application.handle_request, data, connection.peer)
+        result.addCallback(self._local_answered, connection, data, key)
+        result.addErrback(self._local_failed, connection, data)
+
+    def _local_answered(self, answer: bytes | Message, connection: DiameterConnection, data: bytes, key: Any) -> None:
+        if isinstance(answer, Message):
+            answer = answer.encode()
+        self.node.duplicates.put(key, answer)
+        if connection.connected:
+            connection.queue(answer)
+
+    def _local_failed(self, failure: Any, connection: DiameterConnection, data: bytes) -> None:
+        log.failure("local application failed on a request", failure)
+        self.answer_error(connection, data, ResultCode.DIAMETER_UNABLE_TO_COMPLY, "internal error")
+
+    def originate(self, data: bytes) -> Deferred[bytes]:
+        """Send a request this node originates; the Deferred fires with the answer bytes
+        (an error answer of this node on 3002/3004/timeout, never an errback)."""
+        node = self.node
+        deferred: Deferred[bytes] = Deferred()
+        try:
+            found = top_level(data, ROUTING_AVPS)
+            realm = found.get(DESTINATION_REALM, [b""])[0].decode("ascii", "replace")
+            route = node.routing.lookup(realm, int.from_bytes(data[8:12], "big"))
+            if route is None:
+                raise NoRoute(f"no route for realm {realm}")
+            target = self.choose(route, found.get(DESTINATION_HOST), ())
+        except (NoRoute, Overloaded, DecodeError) as error:
+            code = ResultCode.DIAMETER_TOO_BUSY if isinstance(error, Overloaded) else ResultCode.DIAMETER_UNABLE_TO_DELIVER
+            deferred.callback(self.error_bytes(data, code, str(error)))
+            return deferred
+        hop_by_hop = node.pending.new_id()
+        forwarded = with_hop_by_hop(data, hop_by_hop)
+        node.pending.add(
+            int.from_bytes(data[12:16], "big"), None, target, forwarded,
+            int.from_bytes(data[5:8], "big"), hop_by_hop, deferred,
+        )
+        target.send(forwarded)
+        node.flush_soon()
+        return deferred
+
+    # -- failover and expiry ----------------------------------------------------------------
+    def failover(self, peer: Peer, down: bool) -> None:
+        """Re-send what is pending on ``peer`` to alternates with the T flag (§5.5.4).
+
+        When the peer is down and no alternate is left, answer 3002 at once; when it is only
+        suspect, leave the request where it is until its Tx runs out.
+        """
+        node = self.node
+        for entry in node.pending.for_peer(peer):
+            try:
+                found = top_level(entry.data, ROUTING_AVPS)
+                realm = found.get(DESTINATION_REALM, [b""])[0].decode("ascii", "replace")
+                route = node.routing.lookup(realm, int.from_bytes(entry.data[8:12], "big"))
+                if route is None:
+                    raise NoRoute(f"no route for realm {realm}")
+                alternate = self.choose(route, found.get(DESTINATION_HOST), entry.tried)
+            except (NoRoute, Overloaded, DecodeError) as error:
+                if down:
+                    node.pending.pop(entry.hop_by_hop)
+                    self.deliver(entry, self.error_bytes(entry.data, ResultCode.DIAMETER_UNABLE_TO_DELIVER, f"peer {peer.host} went down; {error}"))
+                continue
+            retransmission = with_flags(entry.data, FLAG_T)
+            node.pending.move(entry, alternate, retransmission)
+            log.info(
+                "failover of 0x{hbh:08x} from {old} to {new}", hbh=entry.hop_by_hop, old=peer.host, new=alternate.host
+            )
+            alternate.send(retransmission)
+        node.flush_soon()
+
+    def expired(self, entry: PendingRequest) -> None:
+        """Tx ran out (§5.5.4 / issue: a request that times out gets 3002)."""
+        peer = getattr(entry.peer, "host", "?")
+        log.info("request 0x{hbh:08x} to {peer} timed out", hbh=entry.hop_by_hop, peer=peer)
+        self.deliver(entry, self.error_bytes(entry.data, ResultCode.DIAMETER_UNABLE_TO_DELIVER, f"no answer from {peer} within Tx"))
+        self.node.flush_soon()
+
+    # -- error answers of this node (RFC 6733 §7) ---------------------------------------------
+    def error_bytes(self, request: bytes, code: int, reason: str, failed: bytes | None = None) -> bytes:
+        node = self.node
+        self.node.count_generated(code)
+        try:
+            message = decode_lazy(request)
+        except DecodeError:
+            header = request[:20].ljust(20, b"\0")
+            message = Message(
+                int.from_bytes(header[5:8], "big"), header[4], int.from_bytes(header[8:12], "big"),
+                int.from_bytes(header[12:16], "big"), int.from_bytes(header[16:20], "big"),
+            )
+        answer = error_answer(
+            message, code, origin_host=node.local.origin_host, origin_realm=node.local.origin_realm,
+            error_message=reason[:200], failed=failed,
+        )
+        return answer.encode()
+
+    def answer_error(
+        self, connection: DiameterConnection, request: bytes, code: int, reason: str, failed: bytes | None = None
+    ) -> None:
+        log.info(
+            "answering {code} to {conn}: {reason}", code=code, conn=connection, reason=reason,
+        )
+        connection.queue(self.error_bytes(request, code, reason, failed))
