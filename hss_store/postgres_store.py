@@ -10,7 +10,8 @@ Reconnect: when the connection breaks (server restarted, network cut), the opera
 that noticed it reconnects, polling until ``reconnect_timeout``, and runs once more.
 Every operation is safe to run again: reads trivially, the SQN write is a
 compare-and-set (a repeat after an unseen commit skips SQNs, never reuses one),
-allocations are idempotent and revocations are no-ops the second time. A commit the
+allocations are idempotent, revocations are no-ops the second time, and an
+``add_subscriber`` that finds its own row (identical data) on the retry succeeds. A commit the
 server acknowledged is never lost; if the server stays away, StoreUnavailable.
 """
 
@@ -114,12 +115,15 @@ class PostgresStore(BindingsSqlStore):
                     if not (self._conn.broken or self._conn.closed):
                         raise StoreError(f"PostgreSQL at {self.where}: {_text(exc)}") from exc
                 self._reconnect()
+                self._retrying = True
                 try:
                     return call()
                 except psycopg.OperationalError as exc:
                     raise StoreUnavailable(
                         f"PostgreSQL at {self.where} failed again after reconnecting ({_text(exc)})"
                     ) from exc
+                finally:
+                    self._retrying = False
             finally:
                 self._depth -= 1
 

@@ -29,6 +29,7 @@ from hss_store.errors import (
     InvalidKey,
     InvalidRequest,
     SchemeNotAllowed,
+    StoreError,
     StoreLocked,
     UnknownSubscriber,
 )
@@ -64,6 +65,8 @@ class SqlStore(HssStore):
 
     #: Appended to the pool's SELECT so concurrent allocators skip each other's rows.
     _lock_clause = ""
+    #: True while a backend runs an operation again after reconnecting (see PostgresStore._run).
+    _retrying = False
 
     def __init__(self, master_key: MasterKey | None, clock: Callable[[], float] | None) -> None:
         self._master_key = master_key
@@ -160,11 +163,22 @@ class SqlStore(HssStore):
                     [(s.impi, impu, i) for i, impu in enumerate(s.impus)],
                 )
         except Conflict:
+            if self._retrying and self._same_subscriber(s):
+                return s  # our own first attempt committed before the connection broke
             raise DuplicateSubscriber(
                 f"a subscriber with IMPI {s.impi!r} already exists; remove it first "
                 f"(cxgw provision subscriber remove {s.impi}) or choose another IMPI"
             ) from None
         return s
+
+    def _same_subscriber(self, s: Subscriber) -> bool:
+        try:
+            stored = self.get_subscriber(s.impi)
+        except StoreError:
+            return False
+        return (stored.impus, stored.k, stored.opc, stored.amf, stored.schemes, stored.groups) == (
+            s.impus, s.k, s.opc, s.amf, s.schemes, s.groups,
+        )
 
     @operation
     def get_subscriber(self, impi: str) -> Subscriber:

@@ -98,8 +98,3 @@ def backend(request) -> str:
 def store(make_store, backend):
     """A fresh, empty store of each backend."""
     return make_store(backend)
-
-
-@pytest.fixture
-def fake_clock(clock) -> FakeClock:
-    return clock

@@ -72,3 +72,21 @@ def test_unreachable_at_open():
 
 def test_describe_url_hides_the_password():
     assert describe_url("postgresql://u:secret@db.example:5433/hss") == "db.example:5433/hss"
+
+
+def test_add_subscriber_retried_after_an_unseen_commit_is_not_a_duplicate(postgres_url):
+    """The retry after a reconnect finds its own row: success; a different row stays a duplicate."""
+    from hss_store.errors import DuplicateSubscriber
+
+    store = PostgresStore(postgres_url)
+    store.add_subscriber(_subscriber())
+    store._retrying = True  # what _run sets while it repeats an operation after reconnecting
+    try:
+        assert store.add_subscriber(_subscriber()).impi == IMPI
+        with pytest.raises(DuplicateSubscriber):
+            store.add_subscriber(Subscriber.new(IMPI, [f"sip:{IMPI}"], bytes(16), opc=b"\x01" * 16))
+    finally:
+        store._retrying = False
+    with pytest.raises(DuplicateSubscriber):
+        store.add_subscriber(_subscriber())
+    store.close()
