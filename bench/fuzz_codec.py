@@ -45,6 +45,7 @@ NEEDS_FAILED_AVP = frozenset({3009, 5001, 5004, 5005, 5008, 5009, 5014})
 # ... and for these the Failed-AVP bytes are the offending AVP as received
 FAILED_AVP_FROM_INPUT = frozenset({3009, 5001, 5004, 5008, 5009, 5014})
 FATAL_CODES = frozenset({5011, 5015})
+FAILED_AVP = (279, 0)
 SUCCESS = 2001
 
 GROUPED_KEYS = frozenset(
@@ -433,9 +434,10 @@ def _walk_lazy(message: object, data: bytes, outcome: Counter[int] | None, stric
     """Touch every ``.value`` and ``.children`` of a decoded message, iteratively.
 
     ``strict_ok``: the message came from a successful full decode, so nothing outside a
-    Failed-AVP (whose members are reported as received, never judged) may fail.
+    Failed-AVP (whose members are reported as received, never judged, so that even
+    reading them may fail) may fail.
     """
-    stack = [(avp, False) for avp in message.avps]  # type: ignore[attr-defined]
+    stack = [(avp, avp.key == FAILED_AVP) for avp in message.avps]  # type: ignore[attr-defined]
     while stack:
         node, inside_failed = stack.pop()
         try:
@@ -444,8 +446,9 @@ def _walk_lazy(message: object, data: bytes, outcome: Counter[int] | None, stric
                 value = node.value
                 if value is not children and value != children:
                     raise PropertyViolation(f"{node.name}: .value differs from .children")
-                opaque = inside_failed or (node.code, node.vendor) == (279, 0)
-                stack.extend((child, opaque) for child in children)
+                stack.extend(
+                    (child, inside_failed or child.key == FAILED_AVP) for child in children
+                )
             else:
                 node.value  # noqa: B018 - the access is the test
                 if node.definition is None and node.value != node.data:

@@ -295,8 +295,11 @@ def test_failed_avp_members_are_not_judged():
         (268, bytes(3)),
     ]
     (broken,) = parse(raw_avp(279, 0x40, b"\x00\x00\x01"), VALIDATE)
-    assert broken.children == []
     assert broken.encode() == raw_avp(279, 0x40, b"\x00\x00\x01")
+    try:  # unparseable members: none, or a DecodeError when read; never anything else
+        assert broken.children == []
+    except DecodeError as error:
+        assert error.result_code == 5014
 
 
 # -- the Avp object ----------------------------------------------------------------------------
