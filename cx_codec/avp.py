@@ -9,10 +9,11 @@ so an AVP nobody changed is written back byte for byte, unknown ones included.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from cx_codec.datatypes import DataType
+from cx_codec.datatypes.strings import decode_octetstring as _identity
 from cx_codec.errors import DecodeError, EncodeError, ResultCode
 
 if TYPE_CHECKING:
@@ -113,7 +114,10 @@ class Avp:
             from cx_codec.dictionary import DEFAULT_DICTIONARY
 
             dictionary = self._dictionary or DEFAULT_DICTIONARY
-            children = parse_avps(self.data, 0, len(self.data), dictionary, LAZY, 1)
+            if self.definition.opaque:  # type: ignore[union-attr]
+                children = _lenient_children(self.data, 0, len(self.data), dictionary, 0)
+            else:
+                children = parse_avps(self.data, 0, len(self.data), dictionary, LAZY, 1)
             self._children = children
         return children
 
@@ -203,13 +207,17 @@ def _too_short(buf: bytes, offset: int, end: int, what: str) -> DecodeError:
     return DecodeError(ResultCode.DIAMETER_INVALID_AVP_LENGTH, what, buf[offset:end])
 
 
-LAZY, VALUES, VALIDATE = 0, 1, 2  # parse_avps modes
+LAZY, VALUES, VALIDATE, MEMBERS = 0, 1, 2, 3  # parse_avps modes
 
 # Validated AVPs are interned by their bytes, per dictionary: Origin-Host, Vendor-
 # Specific-Application-Id, Server-Name and the like repeat in every Cx message, and an
 # AVP is an immutable value, so a repeat costs a slice and a lookup, not a decode.
+# An AVP is admitted on its second sighting, so unique ones (auth vectors, Session-Ids)
+# never crowd out the ones that repeat.
 INTERN_MAX_BYTES = 512
 INTERN_MAX_ENTRIES = 16384
+
+Key = tuple[int, int]
 
 
 def parse_avps(
@@ -219,24 +227,27 @@ def parse_avps(
     dictionary: Dictionary,
     mode: int,
     depth: int,
-) -> list[Avp]:
+) -> list[Any]:
     """Parse the AVPs in ``buf[start:end]``.
 
     ``LAZY`` reads the headers only; values wait until asked for. ``VALUES`` also
-    decodes every value, recurses into Grouped AVPs and applies the flag rules (5001,
-    3009, 5004, 5014). ``VALIDATE`` in addition checks each Grouped AVP's members against
-    its grammar. Raises DecodeError, nothing else.
+    applies the flag and value rules (5001, 3009, 5004, 5014) to every AVP and every
+    Grouped member; ``VALIDATE`` in addition checks each Grouped AVP's members against
+    its grammar. Grouped members are checked without building objects (``MEMBERS``, which
+    returns their keys); ``Avp.children`` builds them when asked for. Raises DecodeError,
+    nothing else.
     """
     if depth > MAX_DEPTH:
         raise DecodeError(ResultCode.DIAMETER_INVALID_AVP_VALUE, f"AVPs nested deeper than {MAX_DEPTH}")
-    avps: list[Avp] = []
-    append = avps.append
+    out: list[Any] = []
+    append = out.append
     definitions = dictionary.avps
     interned = dictionary.interned
+    seen = dictionary.seen_once
     unpack_header = AVP_HEADER.unpack_from
     unpack_vendor = VENDOR_ID.unpack_from
     offset = start
-    avp = None
+    raw = None
     try:
         while offset < end:
             if end - offset < 8:
@@ -262,66 +273,100 @@ def parse_avps(
                     f"AVP {code} (vendor {vendor}) says {length} bytes, {end - offset} remain",
                 )
             raw = buf[offset:next_offset]
-            avp = interned.get(raw)
-            if avp is not None:
+            known = interned.get(raw)
+            if known is not None:
                 # the same bytes were decoded and validated before: share that AVP
-                append(avp)
+                append((code, vendor) if mode == MEMBERS else known)
                 offset = next_offset
                 continue
             definition = definitions.get((code, vendor))
-            avp = Avp(code, word >> 24, vendor, buf[data_start:data_end], definition, raw, dictionary)
-            if mode:
-                if definition is None:
-                    if word & 0x40000000:
-                        # RFC 6733 §4.1, §7.1.5 DIAMETER_AVP_UNSUPPORTED
+            data = buf[data_start:data_end]
+            if not mode:
+                append(Avp(code, word >> 24, vendor, data, definition, raw, dictionary))
+                offset = next_offset
+                continue
+            # RFC 6733 §4.1 flag and value rules
+            value = _UNSET
+            if definition is None:
+                if word & 0x40000000:
+                    # §7.1.5 DIAMETER_AVP_UNSUPPORTED: unknown with the M bit
+                    raise DecodeError(
+                        ResultCode.DIAMETER_AVP_UNSUPPORTED, f"AVP {code} vendor {vendor} is unknown and has the M bit"
+                    )
+            else:
+                if (word >> 24) & definition.forbidden_flags or (word & 0x80000000 and not vendor):
+                    # §7.1.3 DIAMETER_INVALID_AVP_BITS: flags contradict the definition
+                    raise DecodeError(
+                        ResultCode.DIAMETER_INVALID_AVP_BITS,
+                        f"{definition.name}: flags 0x{word >> 24:02x} contradict its definition",
+                    )
+                decode = definition.decode
+                if decode is not None and decode is not _identity:  # OctetString: value is data
+                    value = decode(data)
+                    enum = definition.enum
+                    if enum is not None and word & 0x40000000 and value not in enum:
+                        # §4.1: an unrecognised value of an M-bit AVP is 5004
                         raise DecodeError(
-                            ResultCode.DIAMETER_AVP_UNSUPPORTED,
-                            f"AVP {code} vendor {vendor} is unknown and has the M bit",
+                            ResultCode.DIAMETER_INVALID_AVP_VALUE, f"{definition.name}: {value} is not one of its values"
                         )
-                else:
-                    if (word >> 24) & definition.forbidden_flags or (word & 0x80000000 and not vendor):
-                        # RFC 6733 §7.1.3 DIAMETER_INVALID_AVP_BITS: flags contradict the definition
-                        raise DecodeError(
-                            ResultCode.DIAMETER_INVALID_AVP_BITS,
-                            f"{definition.name}: flags 0x{word >> 24:02x} contradict its definition",
-                        )
-                    decode = definition.decode
-                    if decode is not None:
-                        value = avp._value = decode(avp.data)
-                        enum = definition.enum
-                        if enum is not None and word & 0x40000000 and value not in enum:
-                            # RFC 6733 §4.1: an unrecognised value of an M-bit AVP is 5004
-                            raise DecodeError(
-                                ResultCode.DIAMETER_INVALID_AVP_VALUE,
-                                f"{definition.name}: {value} is not one of its values",
-                            )
-                    elif definition.opaque:
-                        # Failed-AVP carries offending AVPs as they came (RFC 6733 §7.5):
-                        # its members are reported, not judged.
-                        avp._children = _lenient_children(buf, data_start, data_end, dictionary, depth)
-                    else:
-                        try:
-                            children = parse_avps(buf, data_start, data_end, dictionary, mode, depth + 1)
-                            if mode == VALIDATE:
-                                check_grammar(children, definition.grammar, dictionary)  # type: ignore[arg-type]
-                        except DecodeError as error:
-                            # RFC 6733 §7.5: Failed-AVP may hold the Grouped AVP "which in turn
-                            # contains the single offending AVP"
-                            if error.failed_avp is not None:
-                                error.failed_avp = pack_avp(code, word >> 24, vendor, error.failed_avp)
-                            raise
-                        avp._children = children
-                if mode == VALIDATE and next_offset - offset <= INTERN_MAX_BYTES:
+                elif definition.grammar is not None:
+                    _check_members(buf, data_start, data_end, code, word, vendor, definition, dictionary, mode, depth)
+            avp = None
+            if mode != VALUES and next_offset - offset <= INTERN_MAX_BYTES:
+                if raw in seen:
+                    avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value)
                     if len(interned) >= INTERN_MAX_ENTRIES:
                         interned.clear()
                     interned[raw] = avp
+                else:
+                    if len(seen) >= INTERN_MAX_ENTRIES:
+                        seen.clear()
+                    seen[raw] = None
+            if mode == MEMBERS:
+                append((code, vendor))
+                offset = next_offset
+                continue
+            if avp is None:
+                avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value)
             append(avp)
             offset = next_offset
     except DecodeError as error:
-        if error.failed_avp is None and avp is not None:
-            error.failed_avp = avp.raw
+        if error.failed_avp is None and raw is not None:
+            error.failed_avp = raw
         raise
-    return avps
+    return out
+
+
+def _check_members(
+    buf: bytes,
+    start: int,
+    end: int,
+    code: int,
+    word: int,
+    vendor: int,
+    definition: AvpDef,
+    dictionary: Dictionary,
+    mode: int,
+    depth: int,
+) -> None:
+    if definition.opaque:
+        # Failed-AVP carries offending AVPs as they came (RFC 6733 §7.5): reported, not judged
+        return
+    try:
+        keys = parse_avps(buf, start, end, dictionary, MEMBERS, depth + 1)
+        if mode != VALUES:
+            check_grammar_keys(
+                tuple(keys),
+                definition.grammar,  # type: ignore[arg-type]
+                dictionary,
+                lambda: parse_avps(buf, start, end, dictionary, LAZY, depth + 1),
+            )
+    except DecodeError as error:
+        # RFC 6733 §7.5: Failed-AVP may hold the Grouped AVP "which in turn contains the
+        # single offending AVP"
+        if error.failed_avp is not None:
+            error.failed_avp = pack_avp(code, word >> 24, vendor, error.failed_avp)
+        raise
 
 
 def _lenient_children(buf: bytes, start: int, end: int, dictionary: Dictionary, depth: int) -> list[Avp]:
@@ -332,21 +377,26 @@ def _lenient_children(buf: bytes, start: int, end: int, dictionary: Dictionary, 
 
 
 def check_grammar(avps: list[Avp], grammar: Grammar, dictionary: Dictionary) -> None:
-    """Grammar check of one level (members already checked), memoised.
+    """Grammar check of one level of decoded AVPs (members already checked), memoised."""
+    check_grammar_keys(tuple([(avp.code, avp.vendor) for avp in avps]), grammar, dictionary, lambda: avps)
 
-    The verdict depends only on the sequence of (code, vendor) keys, so a sequence seen
-    valid before is valid again; errors always take the full path to name the AVP.
-    """
-    signature = (grammar, tuple([(avp.code, avp.vendor) for avp in avps]))
+
+def check_grammar_keys(
+    keys: tuple[Key, ...], grammar: Grammar, dictionary: Dictionary, materialise: Callable[[], list[Avp]]
+) -> None:
+    """The verdict depends only on the sequence of (code, vendor) keys, so a sequence
+    seen valid before is valid again; otherwise the AVPs are built and judged in full,
+    which names the offending AVP."""
+    signature = (grammar, keys)
     if signature in _VALID_SIGNATURES:
         return
     from cx_codec.validate import validate_avps
 
-    validate_avps(avps, grammar, dictionary, recurse=False)
+    validate_avps(materialise(), grammar, dictionary, recurse=False)
     if len(_VALID_SIGNATURES) >= _MAX_SIGNATURES:
         _VALID_SIGNATURES.clear()
     _VALID_SIGNATURES[signature] = True
 
 
-_VALID_SIGNATURES: dict[tuple[Grammar, tuple[tuple[int, int], ...]], bool] = {}
+_VALID_SIGNATURES: dict[tuple[Grammar, tuple[Key, ...]], bool] = {}
 _MAX_SIGNATURES = 4096

@@ -44,6 +44,8 @@ def avp(name: str, value: FieldValue, dictionary: Dictionary = DEFAULT_DICTIONAR
 
 def _avp(definition: AvpDef, value: FieldValue, dictionary: Dictionary, flags: int | None) -> Avp:
     if isinstance(value, Avp):
+        if value.key != definition.key:
+            raise EncodeError(f"{definition.name}: given an {value.name} AVP; build a {definition.name} instead")
         return value
     flags = definition.flags if flags is None else flags
     if definition.type is DataType.Grouped:

@@ -75,9 +75,10 @@ class Message:
 
     @property
     def grammar(self) -> Grammar | None:
-        if self.flags & Flags.ERROR:
+        flags = self.flags
+        if flags & 0x20:  # E bit: RFC 6733 §7.2 answer-message
             return self.dictionary.commands_by_name.get("Answer-Message")
-        return self.dictionary.grammar_for(self.command_code, self.application_id, self.is_request)
+        return self.dictionary.grammar_for(self.command_code, self.application_id, bool(flags & 0x80))
 
     @property
     def name(self) -> str:

@@ -31,7 +31,8 @@ class AvpDef:
     name: str
     type: DataType
     mandatory: bool
-    m_bit_forbidden: bool = False
+    # AVP flag bits that must not be set: M where the spec says MUST NOT (3009)
+    forbidden_flags: int = 0
     enum: Mapping[int, str] | None = None
     grammar: Grammar | None = None  # Grouped only
     decode: Decoder | None = None
@@ -42,9 +43,8 @@ class AvpDef:
         return (self.code, self.vendor)
 
     @property
-    def forbidden_flags(self) -> int:
-        """AVP flag bits that must not be set: M where the spec says MUST NOT (3009)."""
-        return 0x40 if self.m_bit_forbidden else 0
+    def m_bit_forbidden(self) -> bool:
+        return bool(self.forbidden_flags & 0x40)
 
     @property
     def opaque(self) -> bool:
@@ -67,6 +67,7 @@ class Dictionary:
     applications: dict[int, str] = field(default_factory=dict)
     # raw bytes -> validated Avp, filled by cx_codec.avp.parse_avps
     interned: dict[bytes, object] = field(default_factory=dict)
+    seen_once: dict[bytes, None] = field(default_factory=dict)
 
     def load(self, *modules: ModuleType) -> Dictionary:
         """Load specification tables, then resolve every grammar's names."""
@@ -81,7 +82,7 @@ class Dictionary:
                 definition = self.add_avp(
                     code, row_vendor, name, DataType(type_name), "M" in flags, enums.get(name)
                 )
-                definition.m_bit_forbidden = "-" in flags
+                definition.forbidden_flags = 0x40 if "-" in flags else 0
             self.applications.update(getattr(module, "APPLICATIONS", {}))
         for module in modules:
             self.add_grammars(getattr(module, "GRAMMARS", ""))

@@ -61,12 +61,12 @@ AVPS = [
     (483, "Accounting-Realtime-Required", "Enumerated", "M"),
     (485, "Accounting-Record-Number", "Unsigned32", "M"),
     # RFC 7944 §9.1: DRMP, M bit MUST NOT be set
-    (301, "DRMP", "Enumerated", ""),
+    (301, "DRMP", "Enumerated", "-"),
     # RFC 8583 §7: Load and its members, M bit MUST NOT be set
-    (649, "SourceID", "DiameterIdentity", ""),
-    (650, "Load", "Grouped", ""),
-    (651, "Load-Type", "Enumerated", ""),
-    (652, "Load-Value", "Unsigned64", ""),
+    (649, "SourceID", "DiameterIdentity", "-"),
+    (650, "Load", "Grouped", "-"),
+    (651, "Load-Type", "Enumerated", "-"),
+    (652, "Load-Value", "Unsigned64", "-"),
 ]
 
 ENUMS = {

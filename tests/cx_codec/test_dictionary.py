@@ -350,23 +350,12 @@ def test_m_bit_on_a_must_not_avp_is_refused():
     assert caught.value.result_code == ResultCode.DIAMETER_INVALID_AVP_BITS
 
 
-# -- codec bugs found while building the dictionary (core modules are not ours to change) --
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec bug: base.py gives DRMP (RFC 7944 §9.1) and Load (RFC 8583 §7) flags '' "
-    "(M may be set) although its own comment says M MUST NOT; the rows should say '-'",
-)
+# -- codec bugs found while building the dictionary, fixed in the codec --
 def test_drmp_and_load_m_bit_must_not_be_set():
     assert D.avp("DRMP").m_bit_forbidden
     assert D.avp("Load").m_bit_forbidden
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec bug: build._avp returns any Avp object as-is, so a field given the Avp of "
-    "another AVP (origin_host=<Destination-Realm Avp>) builds a message that lacks the field "
-    "and fails its own grammar, instead of raising EncodeError",
-)
 def test_field_given_an_avp_of_another_definition_is_refused():
     from cx_codec.build import avp, new_message
     from cx_codec.errors import EncodeError
