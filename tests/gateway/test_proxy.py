@@ -1,0 +1,595 @@
+"""gateway.proxy over loopback: a raw client or a client node, the node under test as a
+proxy, and one or two server nodes whose Cx application answers (RFC 6733 §6.1, §6.2)."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+
+from cx_codec import answer_for, decode, new_request
+from cx_codec.commands import MultimediaAuthRequest, new_session_id
+from gateway.capabilities import Application, LocalIdentity
+from gateway.framing import Framer, FramingError
+from gateway.node import DiameterNode, Limits, PeerSettings, Timers
+from gateway.routing import Route, RouteAction, RouteTarget
+
+# -- loopback harness: the same in each multi-node test file (tests cannot import each other)
+
+CX = 16777216
+VENDOR_3GPP = 10415
+APPS = (Application(CX, VENDOR_3GPP),)
+PARTNER, PRIMARY = "partner.example", "primary.example"
+CLIENT, CLIENT2 = "scscf.partner.example", "icscf.partner.example"
+PROXY = "dra.partner.example"
+SERVER_A, SERVER_B = "hss-a.primary.example", "hss-b.primary.example"
+FAST = Timers(tc=0.3, twinit=6.0, tx=1.5, dpa_timeout=0.5, cea_timeout=2.0)
+CER, DWR, DPR = 257, 280, 282
+
+
+class Answering:
+    """A Cx server application: answers 2001 (or ``result_code``), after ``delay`` s,
+    or never; keeps the request bytes it was given and the answers it gave."""
+
+    def __init__(self, host, realm=PRIMARY, delay=0.0, result_code=2001, never=False):
+        self.host, self.realm, self.delay, self.result_code, self.never = host, realm, delay, result_code, never
+        self.requests = []
+        self.answers = []
+        self.waiting = []
+
+    @property
+    def calls(self):
+        return len(self.requests)
+
+    def handle_request(self, request, peer):
+        self.requests.append(request)
+        if self.never:
+            waiting = defer.Deferred()
+            self.waiting.append(waiting)
+            return waiting
+        answer = answer_for(decode(request), origin_host=self.host, origin_realm=self.realm,
+                            result_code=self.result_code).encode()
+        self.answers.append(answer)
+        if self.delay:
+            return task.deferLater(reactor, self.delay, lambda: answer)
+        return answer
+
+
+def mar(end_to_end=0, hop_by_hop=0, realm=PRIMARY, origin_host=CLIENT, user="mig-0001", **fields):
+    return MultimediaAuthRequest(
+        hop_by_hop=hop_by_hop, end_to_end=end_to_end,
+        session_id=new_session_id(origin_host), origin_host=origin_host, origin_realm=PARTNER,
+        destination_realm=realm, user_name=f"{user}@{PARTNER}", public_identity=f"sip:{user}@{PARTNER}",
+        sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"}, sip_number_auth_items=1,
+        server_name="sip:scscf.partner.example:6060", **fields,
+    )
+
+
+def header_of(data):
+    """(flags, command code, application id, hop-by-hop, end-to-end) of encoded bytes."""
+    return (data[4], int.from_bytes(data[5:8], "big"), int.from_bytes(data[8:12], "big"),
+            int.from_bytes(data[12:16], "big"), int.from_bytes(data[16:20], "big"))
+
+
+def sleep(seconds):
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+@defer.inlineCallbacks
+def wait_for(predicate, timeout=5.0, what="condition"):
+    deadline = reactor.seconds() + timeout
+    while not predicate():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        yield sleep(0.01)
+
+
+def route(realm, *targets, app=CX):
+    """Targets: host names, or (host, priority, weight)."""
+    return Route(realm, app, RouteAction.PROXY,
+                 [RouteTarget(t) if isinstance(t, str) else RouteTarget(*t) for t in targets])
+
+
+class RawPeer(Protocol):
+    """A hand-driven Diameter peer over TCP: sends crafted bytes, keeps every message it
+    receives (framed), answers DWR and DPR so that nodes see a well-behaved peer."""
+
+    def __init__(self, answer_dpr=True):
+        self.framer = Framer(1 << 24)
+        self.messages = []
+        self.connected = False
+        self.answer_dpr = answer_dpr
+        self.lost = defer.Deferred()
+
+    def connectionMade(self):
+        self.connected = True
+
+    def dataReceived(self, data):
+        try:
+            messages = self.framer.feed(data)
+        except FramingError:
+            self.transport.abortConnection()
+            return
+        for message in messages:
+            self.messages.append(message)
+            flags, code = message[4], int.from_bytes(message[5:8], "big")
+            if flags & 0x80 and (code == DWR or (code == DPR and self.answer_dpr)):
+                request = decode(message)
+                self.send(answer_for(request, origin_host=self.host, origin_realm=self.realm,
+                                     result_code=2001).encode())
+
+    def connectionLost(self, reason=None):
+        self.connected = False
+        self.lost.callback(None)
+
+    def send(self, data):
+        self.transport.write(data)
+
+    def application_answers(self):
+        return [m for m in self.messages if not m[4] & 0x80 and int.from_bytes(m[5:8], "big") not in (CER, DWR, DPR)]
+
+    @defer.inlineCallbacks
+    def next(self, timeout=3.0):
+        """The next message received, decoded without validation."""
+        count = len(self.messages)
+        yield wait_for(lambda: len(self.messages) > count or not self.connected, timeout, "a message")
+        if len(self.messages) == count:
+            raise AssertionError("connection closed instead of a message")
+        return decode(self.messages[count], validate=False)
+
+    @defer.inlineCallbacks
+    def wait_closed(self, timeout=3.0):
+        yield wait_for(lambda: not self.connected, timeout, "the node to close the connection")
+
+    @defer.inlineCallbacks
+    def exchange_cer(self, host, realm, applications=(CX,), **fields):
+        self.host, self.realm = host, realm
+        fields.setdefault("auth_application_id", list(applications))
+        cer = new_request("Capabilities-Exchange-Request", hop_by_hop=1, end_to_end=1, origin_host=host,
+                          origin_realm=realm, host_ip_address=["127.0.0.1"], vendor_id=0, product_name="raw",
+                          **fields)
+        self.send(cer.encode())
+        cea = yield self.next()
+        return cea
+
+
+class Net:
+    """The nodes, listeners and raw peers of one test; ``stop()`` stops them all."""
+
+    def __init__(self):
+        self.nodes = []
+        self.ports = {}
+        self.raw = []
+        self.listeners = []
+
+    def node(self, host, realm, peers=(), routes=(), timers=FAST, limits=None, accept_realms=(),
+             listen=True, app=None):
+        node = DiameterNode(LocalIdentity(host, realm, applications=APPS), reactor=reactor, peers=peers,
+                            routes=routes, timers=timers, limits=limits or Limits(), accept_realms=accept_realms)
+        if app is not None:
+            node.applications[CX] = app
+        if listen:
+            self.ports[host] = node.listen(0).getHost().port
+        self.nodes.append(node)
+        node.start()
+        return node
+
+    @defer.inlineCallbacks
+    def raw_peer(self, port, host=CLIENT, realm=PARTNER, **cer_fields):
+        """A raw peer connected to ``port``; with ``host``, after a successful CER/CEA."""
+        peer = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), RawPeer())
+        self.raw.append(peer)
+        if host is not None:
+            cea = yield peer.exchange_cer(host, realm, **cer_fields)
+            assert cea.result_code == 2001, cea
+        return peer
+
+    def listen(self, factory):
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.listeners.append(port)
+        return port.getHost().port
+
+    @defer.inlineCallbacks
+    def stop(self):
+        for raw in self.raw:
+            if raw.connected:
+                raw.transport.abortConnection()
+        yield defer.DeferredList([node.stop() for node in self.nodes if not node.stopping])
+        yield defer.DeferredList([defer.maybeDeferred(port.stopListening) for port in self.listeners])
+        yield sleep(0.02)  # let the aborted connections' connectionLost run
+        for node in self.nodes:
+            assert not node.connections, f"{node.local.origin_host} still has {node.connections}"
+
+
+def three_nodes(net, proxy_timers=FAST, limits=None, servers=((SERVER_A, None),), routes=None,
+                proxy_app=None, accept_realms=()):
+    """Servers (each with an ``Answering`` app unless one is given) and a proxy that
+    connects to them; the client connects later as a raw peer or a node."""
+    apps = {}
+    for host, app in servers:
+        apps[host] = app or Answering(host)
+        net.node(host, PRIMARY, peers=[PeerSettings(PROXY, PARTNER, connect=False)], app=apps[host])
+    peers = [PeerSettings(host, PRIMARY, "127.0.0.1", net.ports[host]) for host, _ in servers]
+    peers += [PeerSettings(CLIENT, PARTNER, connect=False), PeerSettings(CLIENT2, PARTNER, connect=False)]
+    if routes is None:
+        routes = [route(PRIMARY, *[host for host, _ in servers])]
+    proxy = net.node(PROXY, PARTNER, peers=peers, routes=routes, timers=proxy_timers, limits=limits,
+                     app=proxy_app, accept_realms=accept_realms)
+    return proxy, apps
+
+
+def all_open(node, *hosts):
+    return lambda: all(node.peers[host].available for host in hosts)
+
+
+# -- the proxy's rules (RFC 6733 §6.1.9, §6.2.2) --------------------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_new_hop_by_hop_per_hop_original_restored_end_to_end_untouched():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        yield wait_for(all_open(proxy, SERVER_A), what="proxy -> server open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        request = mar(end_to_end=0x0BADCAFE, hop_by_hop=0x00005555).encode()
+        client.send(request)
+        answer = yield client.next()
+        seen = apps[SERVER_A].requests
+        assert len(seen) == 1
+        # the server saw a new hop-by-hop id, the same End-to-End id
+        flags, code, app_id, hbh_at_server, e2e_at_server = header_of(seen[0])
+        assert (flags, code, app_id) == (0xC0, 303, CX)
+        assert hbh_at_server != 0x00005555
+        assert e2e_at_server == 0x0BADCAFE
+        # the answer carries the original hop-by-hop id again, nothing else changed
+        assert (answer.hop_by_hop, answer.end_to_end) == (0x00005555, 0x0BADCAFE)
+        assert answer.result_code == 2001
+        assert answer["Origin-Host"] == SERVER_A
+        sent_by_server = apps[SERVER_A].answers[0]
+        assert client.messages[-1] == sent_by_server[:12] + (0x5555).to_bytes(4, "big") + sent_by_server[16:]
+        assert len(proxy.pending) == 0
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_route_record_appended_and_everything_else_byte_identical():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        yield wait_for(all_open(proxy, SERVER_A), what="proxy -> server open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        request = mar(end_to_end=7, hop_by_hop=8, route_record=["earlier.partner.example"]).encode()
+        client.send(request)
+        yield client.next()
+        forwarded = apps[SERVER_A].requests[0]
+        message = decode(forwarded)  # strictly valid after the proxy
+        assert [avp.value for avp in message.find_all("Route-Record")] == ["earlier.partner.example", CLIENT]
+        # the request's own bytes are untouched: only the hop-by-hop id and the appended AVP
+        assert forwarded[4:12] == request[4:12] and forwarded[16:len(request)] == request[16:]
+        assert int.from_bytes(forwarded[1:4], "big") == len(forwarded) > len(request)
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_proxy_info_kept_on_the_request_and_the_answer():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        yield wait_for(all_open(proxy, SERVER_A), what="proxy -> server open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        info = [{"proxy_host": "p1.partner.example", "proxy_state": b"\x00\x2a"},
+                {"proxy_host": "p2.partner.example", "proxy_state": b"state-2"}]
+        client.send(mar(end_to_end=9, hop_by_hop=10, proxy_info=info).encode())
+        answer = yield client.next()
+        at_server = decode(apps[SERVER_A].requests[0])
+
+        def infos(message):
+            return [{child.name: child.value for child in avp.children} for avp in message.find_all("Proxy-Info")]
+
+        expected = [{"Proxy-Host": "p1.partner.example", "Proxy-State": b"\x00\x2a"},
+                    {"Proxy-Host": "p2.partner.example", "Proxy-State": b"state-2"}]
+        assert infos(at_server) == expected
+        assert infos(answer) == expected
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_client_node_gets_its_own_hop_by_hop_back():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        client = net.node(CLIENT, PARTNER, peers=[PeerSettings(PROXY, PARTNER, "127.0.0.1", net.ports[PROXY])],
+                          routes=[route(PRIMARY, PROXY)], listen=False)
+        yield wait_for(lambda: all_open(proxy, SERVER_A)() and all_open(client, PROXY)(), what="open")
+        answers = yield defer.gatherResults(
+            [client.send_request(mar(end_to_end=0x100 + i, hop_by_hop=0x200 + i)) for i in range(20)]
+        )
+        assert [header_of(a)[3:] for a in answers] == [(0x200 + i, 0x100 + i) for i in range(20)]
+        assert {decode(a).result_code for a in answers} == {2001}
+        hops = {header_of(r)[3] for r in apps[SERVER_A].requests}
+        assert len(hops) == 20 and not hops & {0x200 + i for i in range(20)}
+        assert len(client.pending) == len(proxy.pending) == 0
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_failure_result_code_passes_unchanged():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net, servers=((SERVER_A, Answering(SERVER_A, result_code=5012)),))
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=1, hop_by_hop=2).encode())
+        answer = yield client.next()
+        assert answer.result_code == 5012
+        assert answer["Origin-Host"] == SERVER_A
+        assert proxy.counters.generated == {}
+    finally:
+        yield net.stop()
+
+
+# -- loops and routing failures --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("record", [PROXY, PROXY.upper()])
+@pytest_twisted.inlineCallbacks
+def test_loop_detected_with_3005(record):
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=0x77, hop_by_hop=0x88, route_record=["x.partner.example", record]).encode())
+        answer = yield client.next()
+        assert answer.result_code == 3005
+        assert answer.is_error
+        assert (answer.hop_by_hop, answer.end_to_end) == (0x88, 0x77)
+        assert answer["Origin-Host"] == PROXY
+        assert apps[SERVER_A].calls == 0
+        assert proxy.counters.generated == {3005: 1}
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_no_route_gives_3002_from_the_node_itself():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=0x31, hop_by_hop=0x32, realm="nowhere.example").encode())
+        answer = yield client.next()
+        assert answer.result_code == 3002
+        assert answer.is_error
+        assert answer["Origin-Host"] == PROXY
+        assert answer["Origin-Realm"] == PARTNER
+        assert "no route for realm nowhere.example" in answer["Error-Message"]
+        assert (answer.hop_by_hop, answer.end_to_end) == (0x32, 0x31)
+        assert apps[SERVER_A].calls == 0
+        decode(client.messages[-1])  # a strictly valid answer-message
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_route_to_a_peer_that_is_not_connected_gives_3002():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net, routes=[route(PRIMARY, SERVER_A), route("down.example", "hss.down.example")])
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=1, hop_by_hop=2, realm="down.example").encode())
+        answer = yield client.next()
+        assert answer.result_code == 3002 and answer.is_error
+        assert "none of hss.down.example is available" in answer["Error-Message"]
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_request_is_never_sent_back_to_the_peer_it_came_from():
+    net = Net()
+    try:
+        # the only route for the realm points back at the client
+        proxy, apps = three_nodes(net, routes=[route(PRIMARY, SERVER_A), route(PARTNER, CLIENT)])
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=1, hop_by_hop=2, realm="PARTNER.example", destination_host="x.partner.example").encode())
+        answer = yield client.next()
+        assert answer.result_code == 3002
+        assert [header_of(m)[1] for m in client.messages[1:]] == [303]
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_destination_host_routing():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(
+            net, servers=((SERVER_A, None), (SERVER_B, None)),
+            routes=[route(PRIMARY, (SERVER_A, 1, 100), (SERVER_B, 2, 100))],
+        )
+        yield wait_for(all_open(proxy, SERVER_A, SERVER_B), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=1, hop_by_hop=1).encode())
+        client.send(mar(end_to_end=2, hop_by_hop=2, destination_host=SERVER_B).encode())
+        client.send(mar(end_to_end=3, hop_by_hop=3, destination_host=SERVER_B.upper()).encode())
+        client.send(mar(end_to_end=4, hop_by_hop=4, destination_host=SERVER_A).encode())
+        yield wait_for(lambda: len(client.application_answers()) == 4, what="4 answers")
+        origin = {decode(m).end_to_end: decode(m)["Origin-Host"] for m in client.application_answers()}
+        assert origin == {1: SERVER_A, 2: SERVER_B, 3: SERVER_B, 4: SERVER_A}
+        assert sorted(header_of(r)[4] for r in apps[SERVER_B].requests) == [2, 3]
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_destination_host_not_connected_falls_back_to_the_realm_route():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=5, hop_by_hop=5, destination_host="hss-z.primary.example").encode())
+        answer = yield client.next()
+        # forwarded by realm; the server, not hss-z, answers 3002 itself (§6.1.4)
+        assert answer.result_code == 3002 and answer["Origin-Host"] == SERVER_A
+        assert proxy.counters.generated == {}
+        assert apps[SERVER_A].calls == 0
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_weighted_spread_over_two_servers():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(
+            net, servers=((SERVER_A, None), (SERVER_B, None)),
+            routes=[route(PRIMARY, (SERVER_A, 1, 300), (SERVER_B, 1, 100))],
+        )
+        yield wait_for(all_open(proxy, SERVER_A, SERVER_B), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(b"".join(mar(end_to_end=i, hop_by_hop=i).encode() for i in range(400)))
+        yield wait_for(lambda: len(client.application_answers()) == 400, what="400 answers")
+        assert (apps[SERVER_A].calls, apps[SERVER_B].calls) == (300, 100)
+    finally:
+        yield net.stop()
+
+
+# -- answers go back where the request came from; late answers -----------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_answers_go_back_to_the_connection_the_request_came_from():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net, servers=((SERVER_A, Answering(SERVER_A, delay=0.05)),))
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        first = yield net.raw_peer(net.ports[PROXY], host=CLIENT)
+        second = yield net.raw_peer(net.ports[PROXY], host=CLIENT2)
+        # the same hop-by-hop ids on both connections, different End-to-End ids
+        for i in range(10):
+            first.send(mar(end_to_end=0x1000 + i, hop_by_hop=i, origin_host=CLIENT).encode())
+            second.send(mar(end_to_end=0x2000 + i, hop_by_hop=i, origin_host=CLIENT2).encode())
+        yield wait_for(lambda: len(first.application_answers()) == len(second.application_answers()) == 10,
+                       what="10 answers each")
+        assert sorted(header_of(m)[3:] for m in first.application_answers()) == [(i, 0x1000 + i) for i in range(10)]
+        assert sorted(header_of(m)[3:] for m in second.application_answers()) == [(i, 0x2000 + i) for i in range(10)]
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_timeout_gives_3002_and_the_late_answer_is_dropped():
+    net = Net()
+    try:
+        timers = Timers(tc=0.3, twinit=6.0, tx=0.4, dpa_timeout=0.5, cea_timeout=2.0)
+        proxy, apps = three_nodes(net, proxy_timers=timers, servers=((SERVER_A, Answering(SERVER_A, delay=0.8)),))
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        started = reactor.seconds()
+        client.send(mar(end_to_end=0x51, hop_by_hop=0x52).encode())
+        answer = yield client.next(timeout=3)
+        elapsed = reactor.seconds() - started
+        assert 0.3 < elapsed < 0.75
+        assert answer.result_code == 3002 and answer.is_error
+        assert answer["Origin-Host"] == PROXY
+        assert "within Tx" in answer["Error-Message"]
+        assert (answer.hop_by_hop, answer.end_to_end) == (0x52, 0x51)
+        assert len(proxy.pending) == 0
+        # the server's answer arrives after Tx: dropped, counted, nothing sent on
+        yield wait_for(lambda: proxy.counters.late_answers == 1, what="the late answer")
+        yield sleep(0.05)
+        assert len(client.application_answers()) == 1
+        # and the connections carry on
+        apps[SERVER_A].delay = 0
+        client.send(mar(end_to_end=0x61, hop_by_hop=0x62).encode())
+        answer = yield client.next()
+        assert answer.result_code == 2001 and answer.end_to_end == 0x61
+        assert proxy.peers[SERVER_A].available and client.connected
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_answer_from_a_peer_that_was_not_asked_is_dropped():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net, servers=((SERVER_A, Answering(SERVER_A, never=True)),))
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        other = yield net.raw_peer(net.ports[PROXY], host=CLIENT2)
+        client.send(mar(end_to_end=0x71, hop_by_hop=0x72).encode())
+        yield wait_for(lambda: apps[SERVER_A].calls == 1, what="the request at the server")
+        forwarded = decode(apps[SERVER_A].requests[0])
+        # another peer answers with the hop-by-hop id the proxy used towards the server
+        forged = answer_for(forwarded, origin_host=CLIENT2, origin_realm=PARTNER, result_code=2001)
+        other.send(forged.encode())
+        yield wait_for(lambda: proxy.counters.late_answers == 1, what="the forged answer dropped")
+        assert client.application_answers() == []
+        assert len(proxy.pending) == 1
+    finally:
+        yield net.stop()
+
+
+# -- local delivery on the proxy ---------------------------------------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_request_for_our_realm_and_application_is_served_locally():
+    net = Net()
+    try:
+        local_app = Answering(PROXY, realm=PARTNER)
+        proxy, apps = three_nodes(net, proxy_app=local_app)
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=1, hop_by_hop=2, realm=PARTNER).encode())
+        answer = yield client.next()
+        assert answer.result_code == 2001 and answer["Origin-Host"] == PROXY
+        assert local_app.calls == 1 and apps[SERVER_A].calls == 0
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_request_addressed_to_us_without_the_application_gets_3007():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=1, hop_by_hop=2, destination_host=PROXY).encode())
+        answer = yield client.next()
+        assert answer.result_code == 3007 and answer.is_error
+        assert apps[SERVER_A].calls == 0
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_local_application_failure_gives_5012():
+    class Broken:
+        def handle_request(self, request, peer):
+            raise RuntimeError("boom")
+
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net, proxy_app=Broken())
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        client.send(mar(end_to_end=1, hop_by_hop=2, realm=PARTNER).encode())
+        answer = yield client.next()
+        assert answer.result_code == 5012
+        assert (answer.hop_by_hop, answer.end_to_end) == (2, 1)
+    finally:
+        yield net.stop()
