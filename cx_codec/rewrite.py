@@ -100,30 +100,57 @@ def with_flags(data: bytes, set_flags: int = 0, clear_flags: int = 0) -> bytes:
     return data[:4] + bytes(((data[4] | set_flags) & ~clear_flags & 0xFF,)) + data[5:]
 
 
-def top_level(data: bytes, wanted: Collection[AvpKey]) -> dict[AvpKey, list[bytes]]:
+def top_level(data: bytes, wanted: Collection[AvpKey], *, complete: bool = True) -> dict[AvpKey, list[bytes]]:
     """Data of the top-level AVPs with the wanted keys, in order, without decoding.
 
     For routing decisions (Destination-Realm, Destination-Host, Route-Record ...).
+    ``complete=False`` stops as soon as every wanted key was seen once (the rest of the
+    message is then not checked). ``data`` is one framed message (length a multiple
+    of 4, as the stream framing guarantees), so an AVP that fits fits with its padding.
     """
+    codes = _codes_of(wanted)
+    remaining = len(wanted)
     found: dict[AvpKey, list[bytes]] = {}
     end = len(data)
     offset = HEADER_LENGTH
-    while offset < end:
-        if end - offset < 8:
-            raise _bad_length(data, offset)
-        code, word = _unpack_header(data, offset)
-        length = word & 0xFFFFFF
-        if word & 0x80000000:
-            vendor = _unpack_vendor(data, offset + 8)[0]
-            data_start = offset + 12
-        else:
-            vendor = 0
-            data_start = offset + 8
-        next_offset = offset + ((length + 3) & ~3)
-        if next_offset > end or length < data_start - offset:
-            raise _bad_length(data, offset)
-        key = (code, vendor)
-        if key in wanted:
-            found.setdefault(key, []).append(data[data_start : offset + length])
-        offset = next_offset
+    try:
+        while offset < end:
+            code, word = _unpack_header(data, offset)
+            length = word & 0xFFFFFF
+            if length < 8 or offset + length > end:
+                raise _bad_length(data, offset)
+            if code in codes:
+                if word & 0x80000000:
+                    key = (code, _unpack_vendor(data, offset + 8)[0])
+                    data_start = offset + 12
+                else:
+                    key = (code, 0)
+                    data_start = offset + 8
+                if key in wanted and data_start <= offset + length:
+                    values = found.get(key)
+                    if values is None:
+                        found[key] = [data[data_start : offset + length]]
+                        remaining -= 1
+                        if not remaining and not complete:
+                            return found
+                    else:
+                        values.append(data[data_start : offset + length])
+            offset += (length + 3) & -4
+    except struct.error:
+        raise _bad_length(data, offset) from None
     return found
+
+
+_CODES: dict[frozenset[AvpKey], frozenset[int]] = {}
+
+
+def _codes_of(wanted: Collection[AvpKey]) -> frozenset[int]:
+    """The codes of the wanted keys; memoised for frozensets (they cache their hash)."""
+    if isinstance(wanted, frozenset):
+        codes = _CODES.get(wanted)
+        if codes is None:
+            if len(_CODES) > 64:
+                _CODES.clear()
+            codes = _CODES[wanted] = frozenset(code for code, _ in wanted)
+        return codes
+    return frozenset(code for code, _ in wanted)

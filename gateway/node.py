@@ -140,6 +140,7 @@ class DiameterNode:
         self.ports: list[IListeningPort] = []
         self.stopping = False
         self._batching = False
+        self.now = 0.0  # the reactor's time at the start of the current batch
         self._dirty: list[DiameterConnection] = []
         self._end_to_end = ((int(time.time()) & 0xFFF) << 20) | (id(self) & 0xFFFFF)
 
@@ -251,6 +252,7 @@ class DiameterNode:
     def receive_batch(self, connection: DiameterConnection, messages: list[bytes]) -> None:
         """Process the messages of one read, then write everything they produced once."""
         self._batching = True
+        self.now = self.clock.seconds()
         try:
             for data in messages:
                 self._dispatch(connection, data)
@@ -284,7 +286,7 @@ class DiameterNode:
             log.warn("{conn}: application message before the capabilities exchange; closing", conn=connection)
             connection.close()
             return
-        peer.application_message()
+        peer.application_message(self.now)
         if data[4] & 0x80:
             if self.stopping:
                 self.proxy.answer_error(connection, data, ResultCode.DIAMETER_TOO_BUSY, "node shutting down")

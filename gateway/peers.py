@@ -32,6 +32,7 @@ from gateway.peer import (
     PeerStateMachine,
     Watchdog,
     WatchdogAction,
+    WatchdogState,
     message_event,
 )
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = Logger(namespace="cxgw.peer")
 
 CER, DWR, DPR = 257, 280, 282
+_OKAY = WatchdogState.OKAY
 _ROLE = {"I": Conn.INITIATOR, "R": Conn.RESPONDER}
 
 
@@ -77,17 +79,16 @@ class Peer:
         self._connector: Any = None
         self.disconnect_waiters: list[Callable[[], None]] = []
         self.congested = False
+        # the connection messages go out on (I in I-Open, R in R-Open), kept in step with
+        # the machine by _after(): the hot path reads an attribute, not the machine
+        self.connection: DiameterConnection | None = None
+        self._traffic_at: float | None = None
 
     # -- what the node reads ---------------------------------------------------------
     @property
     def available(self) -> bool:
         """Requests may be routed here: open, watchdog OKAY, not back-pressured."""
-        return self.machine.is_open and self.watchdog.is_okay and not self.congested
-
-    @property
-    def connection(self) -> DiameterConnection | None:
-        conn = self.machine.open_conn
-        return self.connections[conn] if conn is not None else None
+        return self.connection is not None and self.watchdog.state is _OKAY and not self.congested
 
     @property
     def state(self) -> str:
@@ -159,11 +160,14 @@ class Peer:
         cause = message.get("Disconnect-Cause") if code == DPR and is_request else None
         self._feed(event, result_code=result_code, disconnect_cause=cause)  # type: ignore[arg-type]
 
-    def application_message(self) -> None:
-        """Any other message while open: the watchdog counts it as a sign of life."""
-        actions = self.watchdog.on_message_received(self.node.clock.seconds(), False)
-        if actions:
-            self._watchdog_actions(actions)
+    def application_message(self, now: float) -> None:
+        """Any other message while open: the watchdog counts it as a sign of life
+        (RFC 3539 §3.4.1). In OKAY that only moves its timer, so the time is noted and
+        given to the watchdog when its timer fires, not on every message."""
+        if self.watchdog.state is _OKAY:
+            self._traffic_at = now
+        else:
+            self._watchdog_actions(self.watchdog.on_message_received(now, False))
 
     # -- the machines ----------------------------------------------------------------
     def _conn_of(self, connection: DiameterConnection) -> Conn | None:
@@ -187,6 +191,8 @@ class Peer:
         self._after(was_open, now)
 
     def _after(self, was_open: bool, now: float) -> None:
+        conn = self.machine.open_conn
+        self.connection = self.connections[conn] if conn is not None else None
         is_open = self.machine.is_open
         if is_open and not was_open:
             self._watchdog_actions(self.watchdog.on_connection_up(now))
@@ -220,7 +226,13 @@ class Peer:
 
     def _on_watchdog_timer(self) -> None:
         self._watchdog_timer = None
-        self._watchdog_actions(self.watchdog.on_timer(self.node.clock.seconds()))
+        actions = []
+        if self._traffic_at is not None:
+            if self.watchdog.state is _OKAY:
+                actions = self.watchdog.on_message_received(self._traffic_at, False)
+            self._traffic_at = None
+        actions += self.watchdog.on_timer(self.node.clock.seconds())
+        self._watchdog_actions(actions)
 
     def _watchdog_actions(self, actions: list[WatchdogAction]) -> None:
         for action in actions:

@@ -43,6 +43,14 @@ DESTINATION_REALM = (283, 0)
 ROUTE_RECORD = (282, 0)
 ORIGIN_HOST = (264, 0)
 ROUTING_AVPS = frozenset({DESTINATION_HOST, DESTINATION_REALM, ROUTE_RECORD, ORIGIN_HOST})
+_SCAN = {
+    (host, loop): frozenset({DESTINATION_REALM} | ({DESTINATION_HOST} if host else set()) | ({ROUTE_RECORD} if loop else set()))
+    for host in (False, True)
+    for loop in (False, True)
+}
+_ORIGIN_HOST_ONLY = frozenset({ORIGIN_HOST})
+_DESTINATION_HOST_HEADER = (293).to_bytes(4, "big")
+_ROUTE_RECORD_HEADER = (282).to_bytes(4, "big")
 FLAG_T = 0x10
 
 
@@ -64,8 +72,13 @@ class Proxy:
             # RFC 6733 §3: reserved bits, or E in a request
             self.answer_error(connection, data, ResultCode.DIAMETER_INVALID_HDR_BITS, "invalid command flags")
             return
+        # Byte-level pre-checks keep the AVP scan short: a Destination-Host or Route-Record
+        # header that occurs nowhere in the bytes is absent. Only with a Route-Record can
+        # there be a loop (RFC 6733 §6.1.3); then the whole message is scanned.
+        host_possible = _DESTINATION_HOST_HEADER in data
+        loop_possible = _ROUTE_RECORD_HEADER in data
         try:
-            found = top_level(data, ROUTING_AVPS)
+            found = top_level(data, _SCAN[host_possible, loop_possible], complete=loop_possible)
         except DecodeError as error:
             self.answer_error(connection, data, error.result_code, error.reason, error.failed_avp)
             return
@@ -84,7 +97,7 @@ class Proxy:
             # RFC 6733 §6.1.4: our realm, an application we serve, no Destination-Host
             self.local(connection, data, application_id, found)
             return
-        route = node.routing.lookup(realm[0].decode("ascii", "replace"), application_id)
+        route = node.routing.lookup_raw(realm[0], application_id)
         if route is None:
             self.answer_error(
                 connection, data, ResultCode.DIAMETER_UNABLE_TO_DELIVER,
@@ -125,6 +138,12 @@ class Proxy:
             named = self.available(destination_host[0].decode("ascii", "replace"))
             if named is not None and named not in exclude:
                 return named
+        targets = route.targets
+        if len(targets) == 1:
+            only = self.available(targets[0].host)
+            if only is not None and only not in exclude:
+                if node.pending.outstanding(only) < node.limits.max_pending_per_peer:
+                    return only
         busy: list[Peer] = []
 
         def available(host: str) -> Peer | None:
@@ -185,7 +204,7 @@ class Proxy:
                 f"this node serves no application {application_id} locally",
             )
             return
-        origin_host = found.get(ORIGIN_HOST, [b""])[0]
+        origin_host = top_level(data, _ORIGIN_HOST_ONLY, complete=False).get(ORIGIN_HOST, [b""])[0]
         key = (origin_host.lower(), data[16:20])
         cached = node.duplicates.get(key)
         if cached is not None:

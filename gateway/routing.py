@@ -47,12 +47,28 @@ class RoutingTable:
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
         self._routes: dict[tuple[str, int], Route] = {}
+        # (Destination-Realm as received, application) -> route: the hot path skips the
+        # decode and case folding; bounded, the table is rebuilt on reload
+        self._by_raw: dict[tuple[bytes, int], Route | None] = {}
         for route in routes:
             self.add(route)
 
     def add(self, route: Route) -> None:
         route.targets.sort(key=lambda target: target.priority)
         self._routes[(route.realm.lower(), route.application_id)] = route
+        self._by_raw.clear()
+
+    def lookup_raw(self, realm: bytes, application_id: int) -> Route | None:
+        """``lookup`` for a Destination-Realm straight from the message bytes."""
+        key = (realm, application_id)
+        try:
+            return self._by_raw[key]
+        except KeyError:
+            route = self.lookup(realm.decode("ascii", "replace"), application_id)
+            if len(self._by_raw) >= 4096:
+                self._by_raw.clear()
+            self._by_raw[key] = route
+            return route
 
     def routes(self) -> list[Route]:
         return list(self._routes.values())
