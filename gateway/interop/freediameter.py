@@ -47,7 +47,11 @@ from pathlib import Path
 
 BINARY = "freeDiameterd"
 EXTENSION_DIR = Path("/usr/lib/freeDiameter")
-DICTIONARIES = ("dict_nasreq", "dict_dcca", "dict_dcca_3gpp")  # this order: dict_dcca_3gpp needs both
+DICTIONARIES = (
+    "dict_nasreq",
+    "dict_dcca",
+    "dict_dcca_3gpp",
+)  # this order: dict_dcca_3gpp needs both
 READY_LINE = "freeDiameterd daemon initialized."
 TW_MINIMUM = 6  # RFC 3539 §3.4.1; freeDiameter refuses less
 
@@ -119,7 +123,9 @@ class FreeDiameter:
         keep_workdir: bool = False,
     ) -> None:
         if tw < TW_MINIMUM:
-            raise ValueError(f"tw = {tw}: freeDiameter's TwTimer must be at least {TW_MINIMUM} s (RFC 3539 §3.4.1)")
+            raise ValueError(
+                f"tw = {tw}: freeDiameter's TwTimer must be at least {TW_MINIMUM} s (RFC 3539 §3.4.1)"
+            )
         self.identity = identity
         self.realm = realm or identity.partition(".")[2] or identity
         self.peers: tuple[FdPeer, ...] = tuple(peers)
@@ -127,7 +133,9 @@ class FreeDiameter:
         self.accept_realms: tuple[str, ...] = tuple(accept_realms)
         for peer in self.peers:
             if peer.tw is not None and peer.tw < TW_MINIMUM:
-                raise ValueError(f"peer {peer.host}: tw = {peer.tw} is below freeDiameter's minimum of {TW_MINIMUM} s")
+                raise ValueError(
+                    f"peer {peer.host}: tw = {peer.tw} is below freeDiameter's minimum of {TW_MINIMUM} s"
+                )
         self.requested_port = port
         self.port: int = port or 0
         self.tc, self.tw = tc, tw
@@ -169,7 +177,9 @@ class FreeDiameter:
         if self.process is not None:
             raise FreeDiameterError("freeDiameterd is already running")
         if not os.access(self.binary, os.X_OK):
-            raise FreeDiameterError(f"{self.binary} not found; install the Debian packages freediameter and freediameter-extensions")
+            raise FreeDiameterError(
+                f"{self.binary} not found; install the Debian packages freediameter and freediameter-extensions"
+            )
         self._write_credentials()
         for attempt in range(attempts):
             self.port = self.requested_port or free_port()
@@ -240,8 +250,12 @@ class FreeDiameter:
             args.append("-" + "q" * -self.verbosity)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self._dir(), start_new_session=True,  # our Ctrl-C is not its SIGINT
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self._dir(),
+                start_new_session=True,  # our Ctrl-C is not its SIGINT
             )
         self.returncode = None
 
@@ -317,10 +331,18 @@ class FreeDiameter:
             lines.append(f"AppServThreads = {int(self.app_threads)};")
         for name, argument in self.extensions():
             path = self.extension_dir / f"{name}.fdx"
-            lines.append(f'LoadExtension = "{path}"' + (f' : "{argument}"' if argument else "") + ";")
+            lines.append(
+                f'LoadExtension = "{path}"' + (f' : "{argument}"' if argument else "") + ";"
+            )
         for peer in self.peers:
-            options = ["No_TLS", "No_SCTP", "No_IPv6", "Prefer_TCP", f"Port = {int(peer.port)}",
-                       f'ConnectTo = "{_quoted(peer.address)}"']
+            options = [
+                "No_TLS",
+                "No_SCTP",
+                "No_IPv6",
+                "Prefer_TCP",
+                f"Port = {int(peer.port)}",
+                f'ConnectTo = "{_quoted(peer.address)}"',
+            ]
             if peer.tc is not None:
                 options.append(f"TcTimer = {int(peer.tc)}")
             if peer.tw is not None:
@@ -352,7 +374,9 @@ class FreeDiameter:
             entries = " ".join(f"*.{realm}" for realm in self.accept_realms)
             (d / "acl_wl.conf").write_text(f"ALLOW_OLD_TLS ALLOW_IPSEC {entries}\n")
         if self.routes:
-            (d / "rt_default.conf").write_text("\n".join(route.rule() for route in self.routes) + "\n")
+            (d / "rt_default.conf").write_text(
+                "\n".join(route.rule() for route in self.routes) + "\n"
+            )
 
     def _write_credentials(self) -> None:
         d = self._dir()
@@ -415,7 +439,11 @@ def self_signed_certificate(common_name: str, days: int = 7) -> tuple[bytes, byt
     )
     return (
         certificate.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
     )
 
 
@@ -425,4 +453,11 @@ def _quoted(value: str) -> str:
     return value
 
 
-__all__: Sequence[str] = ("FdPeer", "FdRoute", "FreeDiameter", "FreeDiameterError", "free_port", "self_signed_certificate")
+__all__: Sequence[str] = (
+    "FdPeer",
+    "FdRoute",
+    "FreeDiameter",
+    "FreeDiameterError",
+    "free_port",
+    "self_signed_certificate",
+)
