@@ -42,7 +42,7 @@ class Avp:
     ``parse_avps``), so build a new one instead of assigning to its attributes.
     """
 
-    __slots__ = ("code", "flags", "vendor", "data", "raw", "definition", "_children", "_value", "_dictionary")
+    __slots__ = ("code", "flags", "vendor", "data", "raw", "definition", "_children", "_value", "_dictionary", "depth")
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class Avp:
         dictionary: Dictionary | None = None,
         children: list[Avp] | None = None,
         value: object = _UNSET,
+        depth: int = 0,
     ) -> None:
         self.code = code
         self.flags = flags
@@ -65,6 +66,7 @@ class Avp:
         self._dictionary = dictionary
         self._children = children
         self._value = value
+        self.depth = depth  # nesting level, so lazily parsed members respect MAX_DEPTH
 
     # -- identity -----------------------------------------------------------------
     @property
@@ -115,9 +117,9 @@ class Avp:
 
             dictionary = self._dictionary or DEFAULT_DICTIONARY
             if self.definition.opaque:  # type: ignore[union-attr]
-                children = _lenient_children(self.data, 0, len(self.data), dictionary, 0)
+                children = _lenient_children(self.data, 0, len(self.data), dictionary, self.depth)
             else:
-                children = parse_avps(self.data, 0, len(self.data), dictionary, LAZY, 1)
+                children = parse_avps(self.data, 0, len(self.data), dictionary, LAZY, self.depth + 1)
             self._children = children
         return children
 
@@ -282,7 +284,7 @@ def parse_avps(
             definition = definitions.get((code, vendor))
             data = buf[data_start:data_end]
             if not mode:
-                append(Avp(code, word >> 24, vendor, data, definition, raw, dictionary))
+                append(Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, _UNSET, depth))
                 offset = next_offset
                 continue
             # RFC 6733 §4.1 flag and value rules
@@ -314,7 +316,7 @@ def parse_avps(
             avp = None
             if mode != VALUES and next_offset - offset <= INTERN_MAX_BYTES:
                 if raw in seen:
-                    avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value)
+                    avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value, depth)
                     if len(interned) >= INTERN_MAX_ENTRIES:
                         interned.clear()
                     interned[raw] = avp
@@ -327,7 +329,7 @@ def parse_avps(
                 offset = next_offset
                 continue
             if avp is None:
-                avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value)
+                avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value, depth)
             append(avp)
             offset = next_offset
     except DecodeError as error:

@@ -31,9 +31,9 @@ def validate_avps(avps: Sequence[Avp], grammar: Grammar, dictionary: Dictionary,
         if index < len(avps) and avps[index].key == rule.key:
             index += 1
             continue
-        if rule.min == 0:
-            continue
         misplaced = next((avp for avp in avps if avp.key == rule.key), None)
+        if misplaced is None and rule.min == 0:
+            continue
         if misplaced is not None:
             raise DecodeError(
                 ResultCode.DIAMETER_AVP_NOT_ALLOWED,

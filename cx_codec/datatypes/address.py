@@ -45,5 +45,7 @@ def encode_address(value: object) -> bytes:
         return FAMILY_IPV6.to_bytes(2, "big") + value.packed
     if isinstance(value, tuple) and len(value) == 2:
         family, body = value
+        if not 0 <= int(family) <= 0xFFFF:
+            raise EncodeError(f"Address family {family} does not fit 2 bytes")
         return int(family).to_bytes(2, "big") + bytes(body)
     raise EncodeError(f"Address needs an IP address or (family, bytes), got {value!r}")

@@ -32,7 +32,7 @@ def _fixed(fmt: str, name: str) -> tuple[Callable[[bytes], int | float], Callabl
             raise EncodeError(f"{name} needs {'a number' if is_float else 'an int'}, got {value!r}")
         try:
             return pack(value)
-        except struct.error as exc:
+        except (struct.error, OverflowError) as exc:
             raise EncodeError(f"{name} cannot hold {value!r}: {exc}") from None
 
     return decode, encode

@@ -42,6 +42,10 @@ def encode_utf8string(value: object) -> bytes:
         except UnicodeEncodeError as exc:  # lone surrogates
             raise EncodeError(f"UTF8String {value!r} cannot be encoded: {exc.reason}") from None
     if isinstance(value, (bytes, bytearray)):
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EncodeError(f"UTF8String bytes are not valid UTF-8 at byte {exc.start}") from None
         return bytes(value)
     raise EncodeError(f"UTF8String needs str, got {value!r}")
 
@@ -64,23 +68,29 @@ def encode_identity(value: object) -> bytes:
     return raw
 
 
-# RFC 6733 §4.3.1: "aaa://" FQDN [ port ] [ transport ] [ protocol ], or "aaas://"
+# RFC 6733 §4.3.1: "aaa://" FQDN [ port ] [ transport ] [ protocol ], or "aaas://";
+# transport-protocol = tcp / sctp / udp; aaa-protocol = diameter / radius / tacacs+
 _URI = re.compile(
-    rb"aaas?://[!-~]+?(:[0-9]{1,5})?"
-    rb"(;transport=(tcp|sctp|udp))?(;protocol=(diameter|radius|tacacs\+))?",
+    rb"aaas?://[A-Za-z0-9._-]+(?::([0-9]{1,5}))?"
+    rb"(?:;transport=(?:tcp|sctp|udp))?(?:;protocol=(?:diameter|radius|tacacs\+))?",
     re.IGNORECASE,
 )
 
 
+def _uri_ok(raw: bytes) -> bool:
+    match = _URI.fullmatch(raw)
+    return match is not None and (match.group(1) is None or int(match.group(1)) <= 65535)
+
+
 def decode_uri(data: bytes) -> str:
-    if not _URI.fullmatch(data):
+    if not _uri_ok(data):
         raise _invalid(f"DiameterURI {data[:80]!r} is not aaa://host[:port][;transport=][;protocol=]")
     return data.decode("ascii")
 
 
 def encode_uri(value: object) -> bytes:
     raw = encode_octetstring(value)
-    if not _URI.fullmatch(raw):
+    if not _uri_ok(raw):
         raise EncodeError(f"DiameterURI {value!r} must look like aaa://host:3868;transport=tcp")
     return raw
 

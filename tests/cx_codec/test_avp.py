@@ -406,13 +406,6 @@ def test_every_data_type_in_an_avp(typed_dictionary, code, data_type, data, valu
 # -- lazy walking of deep nesting ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="codec bug: avp.py Avp.children parses members with depth=1 whatever the nesting, "
-    "so MAX_DEPTH is not enforced on lazily decoded messages; Avp.walk() (and repr()) on "
-    "Proxy-Info nested 2000 deep (16 KB) raises RecursionError instead of DecodeError 5004",
-)
 def test_lazy_walk_of_deep_nesting_is_a_decode_error():
     nested = b""
     for _ in range(2000):

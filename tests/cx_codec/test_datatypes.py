@@ -148,12 +148,6 @@ def test_numbers_encode_errors(encode, value):
         encode(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec bug: datatypes/numbers.py line 34 catches only struct.error; "
-    "encode_float32(1e39) raises OverflowError ('float too large to pack with f format') "
-    "instead of EncodeError",
-)
 def test_float32_too_large_is_an_encode_error():
     with pytest.raises(EncodeError):
         encode_float32(1e39)
@@ -215,11 +209,6 @@ def test_utf8string_encode_accepts_valid_bytes():
     assert encode_utf8string(b"abc") == b"abc"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec bug: datatypes/strings.py encode_utf8string passes bytes through unchecked, "
-    "so it encodes UTF8String data its own decoder rejects with 5004",
-)
 def test_utf8string_encode_rejects_invalid_utf8_bytes():
     with pytest.raises(EncodeError):
         encode_utf8string(b"\xff\xfe")
@@ -277,12 +266,6 @@ def test_uri_encode_errors(value):
         encode_uri(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec bug: datatypes/strings.py _URI: the lazy host part [!-~]+? also matches "
-    "';transport=...' and ':port', so the transport/protocol/port rules of RFC 6733 §4.3.1 "
-    "are never enforced (aaa://h;transport=bogus and aaa://h:999999 decode)",
-)
 @pytest.mark.parametrize(
     "data", [b"aaa://h;transport=bogus", b"aaa://h:999999", b"aaa://h;protocol=http"]
 )
@@ -351,11 +334,6 @@ def test_address_encode_errors(value):
         encode_address(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec bug: datatypes/address.py encode_address: (family, body) with family > 65535 "
-    "raises OverflowError from int.to_bytes instead of EncodeError",
-)
 def test_address_family_too_large_is_an_encode_error():
     with pytest.raises(EncodeError):
         encode_address((0x10000, b"\x01"))

@@ -208,12 +208,6 @@ def test_answer_message_session_id_is_optional():
     validate_avps(answer_message(avp("Session-Id", "s")), ANSWER, D)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec bug: validate.py validate_avps skips a fixed rule with min 0 ('0*1 < Session-Id >' "
-    "of the answer-message, RFC 6733 §7.2) without checking that a present Session-Id is "
-    "in its fixed first position; expected 5008 with the Session-Id as Failed-AVP",
-)
 def test_answer_message_session_id_elsewhere_is_5008():
     session = avp("Session-Id", "s")
     avps = answer_message()
