@@ -108,46 +108,53 @@ def run(count: int, seconds: float, repeat: int) -> list[tuple[str, ...]]:
     cold.interned = _NoInterning()
     rows: list[tuple[str, ...]] = []
     for label, sample in (("MAR", samples.SAMPLE_MAR), ("MAA", samples.SAMPLE_MAA)):
-        inputs = variants(_sample_bytes(sample), count)
-        size = sum(map(len, inputs)) // len(inputs)
-        decoded = [decode(data) for data in inputs]
-        pd_plain = [pd.Message.from_bytes(data, plain_msg=True) for data in inputs]
-        pd_typed = [pd.Message.from_bytes(data) for data in inputs]
-        assert all(p.as_bytes() == d for p, d in zip(pd_plain, inputs)), "python-diameter changed bytes"
-        by_bytes = dict(zip(inputs, decoded))
-        pd_plain_by = dict(zip(inputs, pd_plain))
-        pd_typed_by = dict(zip(inputs, pd_typed))
-        new_values = {USER_NAME: b"alice@primary.example", PUBLIC_IDENTITY: b"sip:alice@primary.example"}
+        rows.extend(measure_sample(label, variants(_sample_bytes(sample), count), cold, seconds, repeat))
+    return rows
 
-        def measure(operation: Callable[[bytes], object]) -> float:
-            return rate(operation, inputs, seconds, repeat)
 
-        figures = {
-            "lazy decode": measure(decode_lazy),
-            "full decode": measure(decode),
-            "full decode, no interning": measure(lambda data: decode(data, cold)),
-            "encode (serialise AVPs)": measure(lambda data: by_bytes[data].pack()),
-            "pd typed decode": measure(pd.Message.from_bytes),
-            "pd plain decode": measure(lambda data: pd.Message.from_bytes(data, plain_msg=True)),
-            "pd plain encode": measure(lambda data: pd_plain_by[data].as_bytes()),
-            "pd typed encode": measure(lambda data: pd_typed_by[data].as_bytes()),
-        }
-        if label == "MAR":
-            figures["rewrite User-Name + Public-Identity"] = measure(lambda data: rewrite(data, new_values))
-            figures["pd decode + edit + encode"] = measure(pd_rewrite)
-        plain_decode = figures["pd plain decode"]
-        comparisons = {
-            "lazy decode": (plain_decode, None),
-            "full decode": (plain_decode, 3.0),
-            "full decode, no interning": (plain_decode, None),
-            "encode (serialise AVPs)": (figures["pd plain encode"], 2.0),
-            "rewrite User-Name + Public-Identity": (figures.get("pd decode + edit + encode"), 10.0),
-        }
-        for name, value in figures.items():
-            reference, goal = comparisons.get(name, (None, None))
-            ratio = f"{value / reference:.1f}x" if reference else ""
-            verdict = "" if goal is None else ("met" if value / reference >= goal else "NOT met")  # type: ignore[operator]
-            rows.append((label, str(size), name, f"{value:,.0f}", ratio, f">= {goal:g}x {verdict}" if goal else ""))
+def measure_sample(
+    label: str, inputs: list[bytes], cold: Dictionary, seconds: float, repeat: int
+) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    size = sum(map(len, inputs)) // len(inputs)
+    decoded = [decode(data) for data in inputs]
+    pd_plain = [pd.Message.from_bytes(data, plain_msg=True) for data in inputs]
+    pd_typed = [pd.Message.from_bytes(data) for data in inputs]
+    assert all(p.as_bytes() == d for p, d in zip(pd_plain, inputs, strict=True)), "python-diameter changed bytes"
+    by_bytes = dict(zip(inputs, decoded, strict=True))
+    pd_plain_by = dict(zip(inputs, pd_plain, strict=True))
+    pd_typed_by = dict(zip(inputs, pd_typed, strict=True))
+    new_values = {USER_NAME: b"alice@primary.example", PUBLIC_IDENTITY: b"sip:alice@primary.example"}
+
+    def measure(operation: Callable[[bytes], object]) -> float:
+        return rate(operation, inputs, seconds, repeat)
+
+    figures = {
+        "lazy decode": measure(decode_lazy),
+        "full decode": measure(decode),
+        "full decode, no interning": measure(lambda data: decode(data, cold)),
+        "encode (serialise AVPs)": measure(lambda data: by_bytes[data].pack()),
+        "pd typed decode": measure(pd.Message.from_bytes),
+        "pd plain decode": measure(lambda data: pd.Message.from_bytes(data, plain_msg=True)),
+        "pd plain encode": measure(lambda data: pd_plain_by[data].as_bytes()),
+        "pd typed encode": measure(lambda data: pd_typed_by[data].as_bytes()),
+    }
+    if label == "MAR":
+        figures["rewrite User-Name + Public-Identity"] = measure(lambda data: rewrite(data, new_values))
+        figures["pd decode + edit + encode"] = measure(pd_rewrite)
+    plain_decode = figures["pd plain decode"]
+    comparisons = {
+        "lazy decode": (plain_decode, None),
+        "full decode": (plain_decode, 3.0),
+        "full decode, no interning": (plain_decode, None),
+        "encode (serialise AVPs)": (figures["pd plain encode"], 2.0),
+        "rewrite User-Name + Public-Identity": (figures.get("pd decode + edit + encode"), 10.0),
+    }
+    for name, value in figures.items():
+        reference, goal = comparisons.get(name, (None, None))
+        ratio = f"{value / reference:.1f}x" if reference else ""
+        verdict = "" if goal is None else ("met" if value / reference >= goal else "NOT met")  # type: ignore[operator]
+        rows.append((label, str(size), name, f"{value:,.0f}", ratio, f">= {goal:g}x {verdict}" if goal else ""))
     return rows
 
 
@@ -162,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     widths = [max(len(row[i]) for row in (*rows, header)) for i in range(len(header))]
     print(f"python {sys.version.split()[0]}, python-diameter {getattr(pd, '__version__', '0.9.x')}, pid {os.getpid()}")
     for row in (header, tuple("-" * w for w in widths), *rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     return 0
 
 
