@@ -32,6 +32,7 @@ under a second in practice), so call it from a fixture, not from reactor callbac
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
@@ -41,7 +42,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,7 @@ class FreeDiameter:
         extension_dir: Path | str = EXTENSION_DIR,
         workdir: Path | str | None = None,
         keep_workdir: bool = False,
+        stop_timeout: float = 10.0,
     ) -> None:
         if tw < TW_MINIMUM:
             raise ValueError(
@@ -150,6 +152,7 @@ class FreeDiameter:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else None
         self.keep_workdir = keep_workdir
+        self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
 
@@ -198,9 +201,12 @@ class FreeDiameter:
                 )
         raise AssertionError("unreachable")
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM (freeDiameter sends DPR to its open peers and waits for DPA), SIGKILL
-        after ``timeout``; always reaps. Returns the exit status (negative: a signal)."""
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM (freeDiameter sends DPR to its open peers and waits up to 16 s for their
+        DPA), SIGKILL after ``timeout`` (default ``stop_timeout``); always reaps. Returns
+        the exit status (negative: killed by that signal)."""
+        if timeout is None:
+            timeout = self.stop_timeout
         process = self.process
         if process is None:
             return self.returncode
@@ -303,6 +309,32 @@ class FreeDiameter:
         compiled = re.compile(pattern)
         return [line for line in self.log_text().splitlines() if compiled.search(line)]
 
+    def peer_state(self, host: str) -> str | None:
+        """The last state freeDiameter logged for peer ``host`` ("STATE_OPEN",
+        "STATE_CLOSED", ...), or None; needs ``verbosity >= 0`` (state changes are notices)."""
+        pattern = re.compile(rf"-> '?(STATE_[A-Z_]+)'?.*'{re.escape(host)}'\s*$")
+        state = None
+        for line in self.log_text().splitlines():
+            found = pattern.search(line)
+            if found:
+                state = found.group(1)
+        return state
+
+    def wait_peer_open(self, host: str, timeout: float = 10.0) -> None:
+        """Block until freeDiameter logs peer ``host`` OPEN (for callers without a reactor,
+        like the bench; tests poll :meth:`peer_state` instead). Raises FreeDiameterError."""
+        if self.verbosity < 0:
+            raise FreeDiameterError(
+                "wait_peer_open reads state changes from the log: use verbosity >= 0"
+            )
+        deadline = time.monotonic() + timeout
+        while self.peer_state(host) != "STATE_OPEN":
+            if not self.running or time.monotonic() > deadline:
+                raise FreeDiameterError(
+                    f"peer {host} not open within {timeout:.0f} s; {self.describe()}"
+                )
+            time.sleep(0.02)  # a bounded poll step
+
     def describe(self) -> str:
         """For assertion messages: where the log is, and its end."""
         return f"freeDiameterd {self.identity} on port {self.port}, log {self.log_path}:\n{self.log_tail()}"
@@ -388,6 +420,38 @@ class FreeDiameter:
         os.chmod(d / "key.pem", 0o600)
 
 
+@contextlib.contextmanager
+def bench_relay(
+    upstream: int,
+    *,
+    upstream_host: str = "server.bench",
+    destination_realm: str = "partner.example",
+    client_realm: str = "bench",
+    binary: str = BINARY,
+    timeout: float = 10.0,
+    stop_timeout: float = 2.0,
+) -> Iterator[dict[str, object]]:
+    """freeDiameter as the relay of bench/relay.py: it connects to the answering peer
+    ``upstream_host`` on 127.0.0.1:``upstream``, routes requests for ``destination_realm``
+    to it (rt_default) and accepts clients of ``client_realm`` (acl_wl). No message dumps,
+    notices only (peer state changes). Yields ``{"port", "pid", "log"}`` once the upstream
+    peer is open. On exit freeDiameter gets ``stop_timeout`` seconds for its DPR/DPA
+    exchanges before SIGKILL (the bench's answering peer does not answer DPR with a DPA)."""
+    fd = FreeDiameter(
+        f"fd.{client_realm}",
+        client_realm,
+        peers=[FdPeer(upstream_host, upstream)],
+        routes=[FdRoute(destination_realm, upstream_host)],
+        accept_realms=[client_realm],
+        binary=binary,
+        stop_timeout=stop_timeout,
+    )
+    with fd:
+        fd.wait_peer_open(upstream_host, timeout)
+        assert fd.process is not None
+        yield {"port": fd.port, "pid": fd.process.pid, "log": str(fd.log_path)}
+
+
 def is_listening(port: int) -> bool:
     """Whether some socket listens on TCP ``port`` (IPv4), from /proc/net/tcp; where
     there is no /proc, by connecting."""
@@ -458,6 +522,7 @@ __all__: Sequence[str] = (
     "FdRoute",
     "FreeDiameter",
     "FreeDiameterError",
+    "bench_relay",
     "free_port",
     "self_signed_certificate",
 )

@@ -17,7 +17,6 @@ and is stopped by its fixture; every wait polls with a deadline.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -186,9 +185,33 @@ def warnings():
     globalLogPublisher.removeObserver(observer)
 
 
-def fd_sees_open(fd: FreeDiameter, host: str) -> bool:
-    """freeDiameter logs each peer state change: ``'STATE_WAITCEA' -> 'STATE_OPEN' 'host'``."""
-    return bool(fd.log_search(rf"-> 'STATE_OPEN'\s+'{re.escape(host)}'"))
+# -- the runner's configuration (no daemon needed) --------------------------------------------------
+def test_runner_configuration(tmp_path):
+    fd = FreeDiameter(
+        FD,
+        FD_REALM,
+        peers=[FdPeer(GATEWAY, 4000, tw=30)],
+        routes=[FdRoute(PRIMARY_REALM, HSS)],
+        accept_realms=[PARTNER_REALM],
+        dictionaries=True,
+        workdir=tmp_path,
+        port=3999,
+    )
+    config = fd.config()
+    assert (
+        'ConnectPeer = "gw.partner.example" {' in config
+        and "Port = 4000;" in config
+        and "TwTimer = 30;" in config
+    )
+    assert config.index("dict_nasreq") < config.index("dict_dcca.") < config.index("dict_dcca_3gpp")
+    assert (
+        FdRoute(PRIMARY_REALM, HSS).rule()
+        == 'dr="primary.example" : "hss.primary.example" += 100 ;'
+    )
+    with pytest.raises(ValueError, match="at least 6"):
+        FreeDiameter(FD, tw=5)
+    with pytest.raises(ValueError, match="cannot be written"):
+        FdRoute('a"b', HSS).rule()
 
 
 # -- capabilities exchange ---------------------------------------------------------------------
@@ -201,11 +224,12 @@ async def test_freediameter_connects_to_us_and_both_sides_open(nodes, freediamet
     peer = node.peers[FD]
     await wait_for(lambda: peer.state == "R-Open", "our peer fd.example to be R-Open", fd=fd)
     await wait_for(
-        lambda: fd_sees_open(fd, GATEWAY), "freeDiameter to log gw.partner.example OPEN", fd=fd
+        lambda: fd.peer_state(GATEWAY) == "STATE_OPEN",
+        "freeDiameter to log gw.partner.example OPEN",
+        fd=fd,
     )
     assert peer.capabilities.product_name == "freeDiameter"
     assert warnings == []
-    print(fd.log_text())
 
 
 @pytest_twisted.ensureDeferred
@@ -218,10 +242,11 @@ async def test_we_connect_to_freediameter(nodes, freediameter, warnings):
     peer = node.peers[FD]
     await wait_for(lambda: peer.state == "I-Open", "our peer fd.example to be I-Open", fd=fd)
     await wait_for(
-        lambda: fd_sees_open(fd, GATEWAY), "freeDiameter to log gw.partner.example OPEN", fd=fd
+        lambda: fd.peer_state(GATEWAY) == "STATE_OPEN",
+        "freeDiameter to log gw.partner.example OPEN",
+        fd=fd,
     )
     assert warnings == []
-    print(fd.log_text())
 
 
 # -- watchdog --------------------------------------------------------------------------------
