@@ -25,6 +25,7 @@ from cx_codec.errors import ResultCode
 from gateway.capabilities import LocalIdentity, build_cea, decode_capabilities, judge_capabilities
 from gateway.connection import DiameterConnection
 from gateway.framing import FramingError
+from gateway.observe import MessageCounts
 from gateway.peers import Peer
 from gateway.pending import PendingRequest, PendingRequests
 from gateway.proxy import Proxy
@@ -126,7 +127,9 @@ class DiameterNode:
         self.max_message_size = limits.max_message_size
         self.accept_realms = {realm.lower() for realm in accept_realms}
         self.tls = tls
-        self.metrics = metrics
+        self.metrics = metrics  # a gateway.observe.NodeMetrics, or None: no per-message counting
+        self.counting = metrics is not None
+        self.message_counts = MessageCounts()
         self.counters = Counters()
         self.routing = RoutingTable(routes)
         self.pending = PendingRequests(reactor, timers.tx, self._expired)
@@ -147,6 +150,7 @@ class DiameterNode:
     # -- lifecycle ----------------------------------------------------------------------
     def listen(self, port: int = 0, address: str = "127.0.0.1", tls: bool = False) -> IListeningPort:
         factory = Factory.forProtocol(lambda: DiameterConnection(self, "R"))
+        factory.noisy = False
         if tls:
             listening = self.reactor.listenSSL(port, factory, self.tls.server_context(), interface=address)
         else:
@@ -387,6 +391,8 @@ class DiameterNode:
 
 
 class _Connector(ClientFactory):
+    noisy = False
+
     def __init__(self, node: DiameterNode, peer: Peer) -> None:
         self.node, self.peer = node, peer
 

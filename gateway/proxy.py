@@ -28,6 +28,7 @@ from cx_codec.build import avp_bytes
 from cx_codec.errors import ResultCode
 from cx_codec.rewrite import forwarded as forward
 from cx_codec.rewrite import top_level, with_flags, with_hop_by_hop
+from gateway.observe import answer_result
 from gateway.pending import PendingRequest
 from gateway.routing import NoRoute, Route, RouteAction
 
@@ -113,6 +114,10 @@ class Proxy:
             code = ResultCode.DIAMETER_TOO_BUSY if isinstance(error, Overloaded) else ResultCode.DIAMETER_UNABLE_TO_DELIVER
             self.answer_error(connection, data, code, str(error))
             return
+        if node.counting:
+            command = int.from_bytes(data[5:8], "big")
+            node.message_counts.count(peer.host, "in", command, "")
+            node.message_counts.count(target.host, "out", command, "")
         hop_by_hop = node.pending.new_id()
         forwarded = forward(data, hop_by_hop, self.route_record(peer.host))
         node.pending.add(
@@ -181,7 +186,12 @@ class Proxy:
             node.count_late_answer()
             return
         node.pending.pop(hop_by_hop)
-        node.observe_latency(entry)
+        if node.counting:
+            result = answer_result(data)
+            node.message_counts.count(peer.host, "in", entry.command_code, result)
+            origin = entry.origin.peer.host if entry.origin is not None and entry.origin.peer else "local"
+            node.message_counts.count(origin, "out", entry.command_code, result)
+            node.observe_latency(entry)
         self.deliver(entry, data)
 
     def deliver(self, entry: PendingRequest, answer: bytes) -> None:

@@ -1,0 +1,222 @@
+"""`cxgw gateway --config FILE`: run the Diameter node in the foreground.
+
+Logs go to stderr. SIGTERM/SIGINT shut down gracefully (pending requests drained or
+answered, DPR to every peer); SIGHUP re-reads the file and applies peers, routes and
+logging without dropping connections that stay configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from gateway.config import ConfigError, GatewayConfig, diff, load_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="the TOML configuration file")
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"cxgw gateway: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{args.config}: configuration is valid")
+        return 0
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install()
+    from twisted.internet import reactor
+
+    from gateway.logs import setup_logging
+
+    logs = setup_logging(config.logging.level, config.logging.format)
+    service = GatewayService(config, reactor, args.config, logs)
+    try:
+        service.start()
+    except Exception as error:  # a port in use, unreadable certificates: say so, exit 1
+        print(f"cxgw gateway: cannot start: {error}", file=sys.stderr)
+        return 1
+    reactor.run(installSignalHandlers=False)  # ours are graceful (GatewayService.start)
+    return service.exit_status
+
+
+class GatewayService:
+    """A node built from a GatewayConfig, with its listeners, signals and metrics."""
+
+    def __init__(self, config: GatewayConfig, reactor: Any, path: str | None = None, logs: Any = None) -> None:
+        from gateway.node import DiameterNode
+
+        self.config, self.reactor, self.path, self.logs = config, reactor, path, logs
+        self.exit_status = 0
+        self.metrics = None
+        if config.metrics is not None:
+            from gateway.observe import NodeMetrics
+
+            self.metrics = NodeMetrics()
+        self.node = DiameterNode(
+            local_identity(config),
+            reactor=reactor,
+            peers=peer_settings(config),
+            routes=routes(config),
+            timers=timers(config),
+            limits=limits(config),
+            accept_realms=config.unknown_peers.accept_realms,
+            tls=TlsPolicy(config.tls) if config.tls is not None else None,
+            metrics=self.metrics,
+        )
+        self.ports: list[Any] = []
+
+    def start(self) -> None:
+        for listen in self.config.listen:
+            self.ports.append(self.node.listen(listen.port, listen.address, tls=listen.transport == "tls"))
+        if self.config.metrics is not None:
+            from gateway.http import start_http
+
+            self.ports.append(
+                start_http(
+                    self.reactor, self.config.metrics.address, self.config.metrics.port,
+                    _Collecting(self.metrics, self.node), self.health,
+                )
+            )
+        self.node.start()
+        signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.shutdown))
+        signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.shutdown))
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+
+    def health(self) -> tuple[bool, dict[str, str]]:
+        peers = {peer.host: peer.state for peer in self.node.peers.values()}
+        return (not self.node.stopping, peers)
+
+    def shutdown(self) -> None:
+        if self.node.stopping:
+            return
+        for port in self.ports[len(self.config.listen):]:  # the HTTP endpoint
+            port.stopListening()
+        self.node.stop().addBoth(lambda _: self.reactor.stop())
+
+    def reload(self) -> None:
+        from twisted.logger import Logger
+
+        log = Logger(namespace="cxgw.reload")
+        try:
+            new = load_config(self.path)  # type: ignore[arg-type]
+        except ConfigError as error:
+            log.error("reload refused, keeping the running configuration: {error}", error=str(error))
+            return
+        changes = diff(self.config, new)
+        if changes.restart_required:
+            log.warn("reload: {sections} changed; they apply after a restart", sections=", ".join(changes.sections_changed))
+        self.node.reconfigure(peer_settings(new), routes(new))
+        if self.logs is not None:
+            self.logs.configure(new.logging.level, new.logging.format)
+        log.info(
+            "reloaded {path}: peers +{added} -{removed} ~{changed}, routes now {routes}",
+            path=self.path, added=len(changes.peers_added), removed=len(changes.peers_removed),
+            changed=len(changes.peers_changed), routes=len(new.routes),
+        )
+        self.config = new
+
+
+class _Collecting:
+    """The registry as the HTTP endpoint sees it: brought up to date on each scrape."""
+
+    def __init__(self, metrics: Any, node: Any) -> None:
+        self.metrics, self.node = metrics, node
+
+    def expose(self) -> str:
+        self.metrics.collect(self.node)
+        return self.metrics.metrics.registry.expose()
+
+
+class TlsPolicy:
+    """The node's TLS needs (RFC 6733 §13) on top of gateway.tls."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def server_context(self) -> Any:
+        from gateway.tls import server_context
+
+        return server_context(self.config)
+
+    def client_context(self, expected_name: str) -> Any:
+        from gateway.tls import client_context
+
+        return client_context(self.config, expected_name)
+
+    def peer_identity(self, transport: Any) -> set[str]:
+        from gateway.tls import peer_identity
+
+        return peer_identity(transport)
+
+    def check_identity(self, names: set[str], origin_host: str) -> bool:
+        if not self.config.verify_peer_identity:
+            return True
+        from gateway.tls import check_identity
+
+        return check_identity(names, origin_host)
+
+
+# -- GatewayConfig -> node settings -------------------------------------------------------------
+def local_identity(config: GatewayConfig) -> Any:
+    from gateway.capabilities import Application, LocalIdentity
+
+    node = config.node
+    return LocalIdentity(
+        origin_host=node.origin_host,
+        origin_realm=node.origin_realm,
+        host_ip_addresses=tuple(node.host_ip_addresses),
+        vendor_id=node.vendor_id,
+        product_name=node.product_name,
+        origin_state_id=node.origin_state_id,
+        firmware_revision=node.firmware_revision,
+        applications=tuple(Application(app.application_id, app.vendor_id) for app in node.applications),
+    )
+
+
+def peer_settings(config: GatewayConfig) -> list[Any]:
+    from gateway.node import PeerSettings
+
+    return [
+        PeerSettings(
+            host=peer.host, realm=peer.realm, address=peer.address, port=peer.port,
+            transport=peer.transport, connect=peer.connect, tls_name=peer.tls_name or None,
+        )
+        for peer in config.peers
+    ]
+
+
+def routes(config: GatewayConfig) -> list[Any]:
+    from gateway.routing import Route, RouteAction, RouteTarget
+
+    return [
+        Route(
+            route.realm, route.application.application_id, RouteAction(route.action),
+            [RouteTarget(target.host, target.priority, target.weight) for target in route.peers],
+        )
+        for route in config.routes
+    ]
+
+
+def timers(config: GatewayConfig) -> Any:
+    from dataclasses import asdict
+
+    from gateway.node import Timers
+
+    return Timers(**asdict(config.timers))
+
+
+def limits(config: GatewayConfig) -> Any:
+    from dataclasses import asdict
+
+    from gateway.node import Limits
+
+    return Limits(**asdict(config.limits))
