@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import ClientFactory, Factory
 from twisted.logger import Logger
@@ -169,10 +169,10 @@ class DiameterNode:
         """Graceful shutdown: stop listening, let pending requests finish (up to Tx),
         DPR every open peer (RFC 6733 §5.4) and wait for DPA or dpa_timeout."""
         self.stopping = True
-        for port in self.ports:
-            port.stopListening()
+        closing = [maybeDeferred(port.stopListening) for port in self.ports]
         self.ports.clear()
         done: Deferred[None] = Deferred()
+        done.addCallback(lambda _: DeferredList(closing)).addCallback(lambda _: None)
         deadline = self.clock.seconds() + self.timers.tx
 
         def drained() -> None:

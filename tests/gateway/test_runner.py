@@ -1,0 +1,207 @@
+"""`cxgw gateway --config`: the real process, driven from outside.
+
+A server node (in the test's reactor) answers MARs; the gateway process relays to it; a
+client node sends through the gateway. Then /metrics and /health, a SIGHUP that adds a
+route, and SIGTERM: the gateway sends DPR and exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+from twisted.web.client import Agent, readBody
+
+from cx_codec import answer_for, decode
+from cx_codec.commands import MultimediaAuthRequest, new_session_id
+from gateway.capabilities import Application, LocalIdentity
+from gateway.node import DiameterNode, PeerSettings, Timers
+from gateway.routing import Route, RouteAction, RouteTarget
+
+CX = (Application(16777216, 10415),)
+# twisted.web's Agent response transports have no abortConnection; readBody warns about it
+pytestmark = pytest.mark.filterwarnings("ignore:Using readBody:DeprecationWarning")
+
+
+class Answering:
+    def handle_request(self, data: bytes, peer: object) -> bytes:
+        request = decode(data)
+        return answer_for(
+            request, origin_host="hss.primary.example", origin_realm="primary.example",
+            result_code=2001, user_name=request["User-Name"],
+        ).encode()
+
+
+def mar(realm: str) -> bytes:
+    return MultimediaAuthRequest(
+        hop_by_hop=0x1234, end_to_end=0x5678, session_id=new_session_id("client.partner.example"),
+        origin_host="client.partner.example", origin_realm="partner.example", destination_realm=realm,
+        user_name="alice@primary.example", public_identity="sip:alice@primary.example",
+        sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"}, sip_number_auth_items=1,
+        server_name="sip:scscf.partner.example",
+    ).encode()
+
+
+class GatewayProcess:
+    """The gateway subprocess; stderr is read by a thread and searched for log lines."""
+
+    def __init__(self, config_path: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "gateway", "--config", config_path],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:  # type: ignore[union-attr]
+            self.lines.append(line)
+
+    def find(self, pattern: str) -> re.Match[str] | None:
+        for line in list(self.lines):
+            match = re.search(pattern, line)
+            if match:
+                return match
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+async def until(condition, what: str, process: GatewayProcess | None = None, timeout: float = 15.0):
+    deadline = reactor.seconds() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if reactor.seconds() > deadline:
+            log = "".join(process.lines[-30:]) if process else ""
+            raise AssertionError(f"timed out waiting for {what}\n{log}")
+        await task.deferLater(reactor, 0.05, lambda: None)
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    response = await Agent(reactor).request(b"GET", f"http://127.0.0.1:{port}{path}".encode())
+    body = await readBody(response)
+    return response.code, body.decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_gateway_process_relays_reports_reloads_and_stops_gracefully(tmp_path):
+    server = DiameterNode(
+        LocalIdentity("hss.primary.example", "primary.example", applications=CX), reactor=reactor,
+        peers=[PeerSettings("relay.example", "example", connect=False)], timers=Timers(twinit=6),
+        routes=[Route("other.example", 16777216, RouteAction.LOCAL)],  # it serves this realm too
+    )
+    server.applications[16777216] = Answering()
+    server_port = server.listen(0)
+    config = tmp_path / "gateway.toml"
+    config.write_text(textwrap.dedent(f"""
+        [node]
+        origin_host = "relay.example"
+        origin_realm = "example"
+        [[listen]]
+        port = 0
+        [[peers]]
+        host = "hss.primary.example"
+        realm = "primary.example"
+        address = "127.0.0.1"
+        port = {server_port.getHost().port}
+        [[peers]]
+        host = "client.partner.example"
+        realm = "partner.example"
+        connect = false
+        [[routes]]
+        realm = "primary.example"
+        action = "relay"
+        peers = ["hss.primary.example"]
+        [metrics]
+        port = 0
+        [timers]
+        tc = 1
+        twinit = 6
+    """))
+    gateway = GatewayProcess(str(config))
+    client = None
+    try:
+        listen = await until(lambda: gateway.find(r"listening on 127\.0\.0\.1:(\d+)"), "the Diameter port", gateway)
+        metrics = await until(lambda: gateway.find(r"http://127\.0\.0\.1:(\d+)/"), "the metrics port", gateway)
+        client = DiameterNode(
+            LocalIdentity("client.partner.example", "partner.example", applications=CX), reactor=reactor,
+            peers=[PeerSettings("relay.example", "example", "127.0.0.1", int(listen.group(1)))],
+            routes=[Route("*", 16777216, RouteAction.PROXY, [RouteTarget("relay.example")])],
+            timers=Timers(twinit=6, tx=5),
+        )
+        client.start()
+        await until(lambda: client.peers["relay.example"].available, "client connected to the gateway", gateway)
+        await until(lambda: server.peers["relay.example"].available, "gateway connected to the server", gateway)
+
+        answer = decode(await client.send_request(mar("primary.example")))
+        assert answer.result_code == 2001
+        assert answer["User-Name"] == "alice@primary.example"
+
+        refused = decode(await client.send_request(mar("other.example")))
+        assert refused.result_code == 3002 and refused.is_error
+
+        code, body = await http_get(int(metrics.group(1)), "/metrics")
+        assert code == 200
+        assert 'diameter_peer_state{peer="hss.primary.example",state="I-Open"} 1' in body
+        assert re.search(r'diameter_messages_total\{peer="hss.primary.example",direction="in",command="MAR/MAA",result="2001"\} 1', body)
+        assert 'diameter_answers_generated_total{result="3002"} 1' in body
+        code, body = await http_get(int(metrics.group(1)), "/health")
+        assert code == 200 and "hss.primary.example" in body
+
+        # SIGHUP: a route for other.example appears without dropping the open connections
+        config.write_text(config.read_text().replace(
+            '[metrics]', '[[routes]]\nrealm = "other.example"\naction = "relay"\npeers = ["hss.primary.example"]\n[metrics]'
+        ))
+        gateway.process.send_signal(signal.SIGHUP)
+        await until(lambda: gateway.find(r"reloaded .*routes now 2"), "the reload", gateway)
+        answer = decode(await client.send_request(mar("other.example")))
+        assert answer.result_code == 2001, answer.get("Error-Message")
+        assert client.peers["relay.example"].available and server.peers["relay.example"].available
+
+        # SIGTERM: DPR to both peers (they answer DPA and go to Closed), exit status 0
+        gateway.process.send_signal(signal.SIGTERM)
+        status = await until(lambda: gateway.process.poll() is not None and [gateway.process.returncode],
+                             "the gateway to exit", gateway)
+        assert status == [0]
+        assert server.peers["relay.example"].state == "Closed"
+    finally:
+        gateway.stop()
+        if client is not None:
+            await client.stop()
+        await server.stop()  # closes its listening port too
+
+
+def test_invalid_configuration_names_the_key_and_exits_2(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[node]\norigin_host = "gw.example"\norigin_realm = "example"\n[[peers]]\nhost = "p"\nrealm = "r"\nport = 70000\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "gateway", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "peers[0].port" in result.stderr and "70000" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--check"])
+def test_check_only_validates(tmp_path, flag):
+    config = tmp_path / "ok.toml"
+    config.write_text('[node]\norigin_host = "gw.example"\norigin_realm = "example"\n[[listen]]\nport = 0\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "gateway", "--config", str(config), flag], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
