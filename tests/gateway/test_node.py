@@ -863,3 +863,28 @@ def test_retransmission_arriving_through_another_peer_gets_the_cached_answer():
         assert app.calls == 1
     finally:
         yield net.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway bug: Proxy.local (gateway/proxy.py) consults node.duplicates only for answers already "
+    "sent; a T-flagged retransmission (same Origin-Host and End-to-End id) arriving while the first is "
+    "still in the application calls the application a second time (a second MAR: SQN advanced twice)",
+)
+@pytest_twisted.inlineCallbacks
+def test_retransmission_while_the_first_is_still_being_served_calls_the_app_once():
+    net = Net()
+    try:
+        node, app = server_node(net, app=Answering(SERVER_A, delay=0.3))
+        first = yield net.raw_peer(net.ports[SERVER_A], host=CLIENT)
+        second = yield net.raw_peer(net.ports[SERVER_A], host=CLIENT2)
+        request = mar(end_to_end=0xABD, hop_by_hop=0x1).encode()
+        first.send(request)
+        yield wait_for(lambda: app.calls == 1, what="the first at the app")
+        second.send(_with_t_flag(request, 0x2))  # failed over to us through another peer
+        yield wait_for(lambda: first.application_answers() and second.application_answers(), what="both answers")
+        assert header_of(first.application_answers()[0])[3:] == (0x1, 0xABD)
+        assert header_of(second.application_answers()[0])[3:] == (0x2, 0xABD)
+        assert app.calls == 1
+    finally:
+        yield net.stop()
