@@ -15,7 +15,8 @@ _HEX = re.compile(rb"(?:0x)?[0-9a-fA-F\s:]+")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="file with the message, raw or hex; - for standard input")
+    parser.add_argument("file", nargs="?", help="file with the message, raw or hex; - for standard input")
+    parser.add_argument("--sample", metavar="NAME", help="decode a built-in sample instead (MAR, MAA, CER, ...; 'list' names them)")
     parser.add_argument("--hex", dest="force_hex", action="store_true", help="the input is hex even if it looks binary")
 
 
@@ -46,11 +47,24 @@ def run(args: argparse.Namespace) -> int:
     from cx_codec.message import decode, decode_lazy
     from cx_codec.pretty import format_message
 
-    try:
-        data = read_input(args.file, args.force_hex)
-    except (OSError, ValueError) as error:
-        print(f"cxgw decode: cannot read {args.file}: {error}", file=sys.stderr)
+    if args.sample:
+        from cx_codec.samples import all_samples
+
+        samples = all_samples()
+        if args.sample not in samples:
+            print(f"samples: {', '.join(samples)}", file=sys.stderr if args.sample != "list" else sys.stdout)
+            return 0 if args.sample == "list" else 2
+        data = samples[args.sample].encode()
+        args.file = f"sample {args.sample}"
+    elif not args.file:
+        print("cxgw decode: give a FILE (or - for standard input) or --sample NAME", file=sys.stderr)
         return 2
+    else:
+        try:
+            data = read_input(args.file, args.force_hex)
+        except (OSError, ValueError) as error:
+            print(f"cxgw decode: cannot read {args.file}: {error}", file=sys.stderr)
+            return 2
     if not data:
         print(f"cxgw decode: {args.file} is empty; give a Diameter message as hex or raw bytes", file=sys.stderr)
         return 2
