@@ -888,3 +888,40 @@ def test_retransmission_while_the_first_is_still_being_served_calls_the_app_once
         assert app.calls == 1
     finally:
         yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_node_originated_requests_beyond_the_limit_get_3004_at_once():
+    net = Net()
+    try:
+        silent = Answering(SERVER_A, never=True)
+        net.node(SERVER_A, PRIMARY, peers=[PeerSettings(CLIENT, PARTNER, connect=False)], app=silent)
+        client = net.node(CLIENT, PARTNER, peers=[PeerSettings(SERVER_A, PRIMARY, "127.0.0.1", net.ports[SERVER_A])],
+                          routes=[route(PRIMARY, SERVER_A)], limits=Limits(max_pending_per_peer=3), listen=False)
+        yield wait_for(all_open(client, SERVER_A), what="open")
+        results = [client.send_request(mar(end_to_end=i, hop_by_hop=0x70 + i)) for i in range(5)]
+        assert [result.called for result in results] == [False, False, False, True, True]
+        for i in (3, 4):
+            message = decode(results[i].result)
+            assert (message.result_code, message.is_error, message["Origin-Host"]) == (3004, True, CLIENT)
+            assert (message.hop_by_hop, message.end_to_end) == (0x70 + i, i)
+        assert len(client.pending) == 3
+        # no route at all: 3002 at once
+        nowhere = yield client.send_request(mar(end_to_end=9, hop_by_hop=9, realm="nowhere.example"))
+        assert decode(nowhere).result_code == 3002
+    finally:
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_connections_beyond_max_connections_are_refused():
+    net = Net()
+    try:
+        node, app = server_node(net, limits=Limits(max_connections=1))
+        first = yield net.raw_peer(net.ports[SERVER_A])
+        second = yield net.raw_peer(net.ports[SERVER_A], host=None)
+        yield second.wait_closed()
+        assert second.messages == []
+        assert first.connected and len(node.connections) == 1
+    finally:
+        yield net.stop()

@@ -593,3 +593,26 @@ def test_local_application_failure_gives_5012():
         assert (answer.hop_by_hop, answer.end_to_end) == (2, 1)
     finally:
         yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_proxys_own_error_answers_keep_proxy_info_and_the_p_bit():
+    net = Net()
+    try:
+        proxy, apps = three_nodes(net)
+        yield wait_for(all_open(proxy, SERVER_A), what="open")
+        client = yield net.raw_peer(net.ports[PROXY])
+        info = [{"proxy_host": "p1.partner.example", "proxy_state": b"opaque"}]
+        client.send(mar(end_to_end=1, hop_by_hop=1, realm="nowhere.example", proxy_info=info).encode())
+        client.send(mar(end_to_end=2, hop_by_hop=2, route_record=[PROXY], proxy_info=info).encode())
+        yield wait_for(lambda: len(client.application_answers()) == 2, what="2 answers")
+        for data, code in zip(client.application_answers(), (3002, 3005), strict=True):
+            message = decode(data)
+            assert message.result_code == code
+            assert data[4] == 0x60  # E and P, as the request was proxiable (RFC 6733 §6.2)
+            proxy_info = message.find_all("Proxy-Info")
+            assert [{c.name: c.value for c in avp.children} for avp in proxy_info] == [
+                {"Proxy-Host": "p1.partner.example", "Proxy-State": b"opaque"}
+            ]
+    finally:
+        yield net.stop()
