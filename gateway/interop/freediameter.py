@@ -19,15 +19,22 @@ What freeDiameter 1.2.1 insists on (DESIGN.md, interop notes), and what this doe
   chosen by binding port 0 on all IPv4 addresses first; a lost race (the daemon exits
   because the port was taken meanwhile) is retried with another port.
 - ``ConnectPeer`` names must equal the Origin-Host the peer sends in its CEA.
-- Unknown peers connecting in are refused (CEA 3010) unless the acl_wl extension lists
-  them: ``ALLOW_OLD_TLS ALLOW_IPSEC *.<realm>`` per accepted realm.
+- Unknown peers connecting in are refused unless the acl_wl extension lists them:
+  ``ALLOW_OLD_TLS ALLOW_IPSEC *.<realm>`` per accepted realm.
+- rt_default rules read ``dr="<Destination-Realm>" : "<peer>" += <score> ;``.
 - ``TwTimer`` must be at least 6 s (RFC 3539 §3.4.1).
 - ``dict_dcca_3gpp`` needs ``dict_nasreq`` and ``dict_dcca`` loaded before it. Relaying
-  needs no dictionary; without a Cx application, a MAR addressed to freeDiameter itself is
-  answered 3007 DIAMETER_APPLICATION_UNSUPPORTED.
+  needs no dictionary (and none of these has the Cx AVPs); without a Cx application, a
+  MAR addressed to freeDiameter itself is answered 3007 DIAMETER_APPLICATION_UNSUPPORTED.
+- Readiness is read from the kernel's LISTEN table and the "daemon initialized" log line:
+  a probe connection closed before its CER shows up as an ERROR in freeDiameter's log.
+- On SIGTERM it sends DPR to every open peer and waits up to 16 s for the DPAs: a caller
+  whose own Diameter node runs in this thread (a Twisted reactor) must not block in
+  :meth:`FreeDiameter.stop`; call :meth:`FreeDiameter.terminate`, let the reactor run until
+  :attr:`FreeDiameter.running` is false, then :meth:`FreeDiameter.stop` to reap.
 
-No Twisted here: :meth:`FreeDiameter.start` blocks until the daemon listens (a bounded poll,
-under a second in practice), so call it from a fixture, not from reactor callbacks.
+No Twisted here: :meth:`FreeDiameter.start` blocks for its bounded poll (about 0.1 s).
+:func:`bench_relay` is the set-up bench/relay.py measures.
 """
 
 from __future__ import annotations
