@@ -29,6 +29,7 @@ from cx_codec.commands import (  # noqa: E402
     CapabilitiesExchangeAnswer,
     CapabilitiesExchangeRequest,
     DeviceWatchdogAnswer,
+    DisconnectPeerAnswer,
 )
 
 CX = {"vendor_id": 10415, "auth_application_id": 16777216}
@@ -57,6 +58,13 @@ def cea(host: str, request: bytes) -> bytes:
 
 def dwa(host: str, request: bytes) -> bytes:
     return DeviceWatchdogAnswer(
+        hop_by_hop=int.from_bytes(request[12:16], "big"), end_to_end=int.from_bytes(request[16:20], "big"),
+        flags=0, result_code=2001, origin_host=host, origin_realm="bench",
+    ).encode()
+
+
+def dpa(host: str, request: bytes) -> bytes:
+    return DisconnectPeerAnswer(
         hop_by_hop=int.from_bytes(request[12:16], "big"), end_to_end=int.from_bytes(request[16:20], "big"),
         flags=0, result_code=2001, origin_host=host, origin_realm="bench",
     ).encode()
@@ -106,7 +114,7 @@ class Server(asyncio.Protocol):
             elif code == 280:
                 out.append(dwa(self.host, message))
             elif code == 282:
-                out.append(dwa(self.host, message))
+                out.append(dpa(self.host, message))
             else:
                 out.append(head + message[12:20] + body)
         if out:

@@ -29,6 +29,7 @@ from gateway.peer import (
     Conn,
     PeerAction,
     PeerEvent,
+    PeerState,
     PeerStateMachine,
     Watchdog,
     WatchdogAction,
@@ -205,9 +206,12 @@ class Peer:
             self._watchdog_actions(self.watchdog.on_connection_down(now))
             log.info("peer {peer}: down ({state})", peer=self.host, state=self.state)
             self.node.peer_down(self)
-            for waiter in self.disconnect_waiters:
+        if self.disconnect_waiters and self.machine.state is PeerState.CLOSED:
+            # RFC 6733 §5.4: a disconnect is over when the DPA came (or Closing timed out)
+            # and the connection is gone, not when the DPR was sent
+            waiters, self.disconnect_waiters = self.disconnect_waiters, []
+            for waiter in waiters:
                 waiter()
-            self.disconnect_waiters.clear()
         self._arm(self.machine.next_deadline, "_machine_timer", self._on_machine_timer)
 
     def _arm(self, deadline: float | None, attribute: str, callback: Callable[[], None]) -> None:

@@ -330,17 +330,6 @@ async def test_node_stop_sends_dpr_to_freediameter(nodes, freediameter, warnings
     assert warnings == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway bug: node.stop() does not wait for the DPA. Peer._after (peers.py) runs the "
-        "disconnect waiters of DiameterNode._disconnect (node.py) as soon as the machine leaves "
-        "I-Open/R-Open, i.e. on entering Closing right after queuing the DPR, so _finish_stop "
-        "aborts the connection (RST) before the DPA arrives; freeDiameter logs 'Connection reset "
-        "by peer' and DROPPED for its DPA. RFC 6733 §5.4/§5.6: Closing waits for Rcv-DPA (or the "
-        "timeout), then Disc."
-    ),
-)
 @pytest_twisted.ensureDeferred
 async def test_node_stop_waits_for_freediameters_dpa(nodes, freediameter, warnings):
     node, seen, fd, elapsed = await open_and_stop(nodes, freediameter)
