@@ -8,12 +8,15 @@ the exchange (2001, 3010, 5010, 5017) with a reason worth logging.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from cx_codec import DecodeError, Message, answer_for, decode, new_request
 from cx_codec.avp import Avp
 from cx_codec.dictionary import APPLICATION_RELAY
 from cx_codec.errors import ResultCode
+from cx_codec.grammar import Grammar
+from cx_codec.validate import validate_avps
 
 DIAMETER_NO_COMMON_SECURITY = 5017  # RFC 6733 §7.1.5
 NO_INBAND_SECURITY = 0  # RFC 6733 §6.10
@@ -98,6 +101,8 @@ def decode_capabilities(data: bytes) -> tuple[Message, Capabilities]:
         if not (error.result_code == ResultCode.DIAMETER_MISSING_AVP and _is_host_ip(error.failed_avp)):
             raise
         message = decode(data, validate=False)
+        # everything else the grammar asks for is still required
+        validate_avps(message.avps, _without_host_ip(message.grammar), message.dictionary)  # type: ignore[arg-type]
         warnings.append("no Host-IP-Address in its capabilities exchange (RFC 6733 §5.3.1 requires one)")
     capabilities = Capabilities(
         origin_host=str(message["Origin-Host"]),
@@ -112,6 +117,15 @@ def decode_capabilities(data: bytes) -> tuple[Message, Capabilities]:
     for avp in message.avps:
         _collect_application(avp, capabilities)
     return message, capabilities
+
+
+@lru_cache(maxsize=8)
+def _without_host_ip(grammar: Grammar) -> Grammar:
+    """The CER/CEA grammar with Host-IP-Address optional (the one deviation tolerated)."""
+    members = tuple(replace(rule, min=0) if rule.key == HOST_IP_ADDRESS else rule for rule in grammar.members)
+    relaxed = replace(grammar, members=members, fixed=(), rules={}, required=(), any_avp=False)
+    relaxed.resolve({rule.name: rule.key for rule in members if rule.key is not None})  # type: ignore[misc]
+    return relaxed
 
 
 def _is_host_ip(failed: bytes | None) -> bool:

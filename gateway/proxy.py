@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
-from cx_codec import DecodeError, Message, decode_lazy, error_answer
+from cx_codec import DecodeError, Message, decode, decode_lazy, error_answer
 from cx_codec.build import avp_bytes
 from cx_codec.errors import ResultCode
 from cx_codec.rewrite import forwarded as forward
@@ -49,7 +49,6 @@ _SCAN = {
     for host in (False, True)
     for loop in (False, True)
 }
-_ORIGIN_HOST_ONLY = frozenset({ORIGIN_HOST})
 _DESTINATION_HOST_HEADER = (293).to_bytes(4, "big")
 _ROUTE_RECORD_HEADER = (282).to_bytes(4, "big")
 FLAG_T = 0x10
@@ -65,6 +64,8 @@ class Proxy:
         self.identity = node.local.origin_host.lower().encode()
         self.realm = node.local.origin_realm.lower().encode()
         self._route_records: dict[str, bytes] = {}
+        # (Origin-Host, End-to-End id) -> [(connection, hop-by-hop)] of requests being served
+        self._serving: dict[tuple[str, int], list[tuple[DiameterConnection, int]]] = {}
 
     # -- requests from peers -----------------------------------------------------------
     def request(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
@@ -92,11 +93,11 @@ class Proxy:
         realm = found.get(DESTINATION_REALM)
         application_id = int.from_bytes(data[8:12], "big")
         if destination_host is not None and destination_host[0].lower() == self.identity or realm is None:
-            self.local(connection, data, application_id, found)
+            self.local(connection, data, application_id)
             return
         if destination_host is None and realm[0].lower() == self.realm and application_id in node.applications:
             # RFC 6733 §6.1.4: our realm, an application we serve, no Destination-Host
-            self.local(connection, data, application_id, found)
+            self.local(connection, data, application_id)
             return
         route = node.routing.lookup_raw(realm[0], application_id)
         if route is None:
@@ -106,7 +107,7 @@ class Proxy:
             )
             return
         if route.action is RouteAction.LOCAL:
-            self.local(connection, data, application_id, found)
+            self.local(connection, data, application_id)
             return
         try:
             target = self.choose(route, destination_host, (peer,))
@@ -133,9 +134,13 @@ class Proxy:
             record = self._route_records[host] = avp_bytes("Route-Record", host)
         return record
 
-    def choose(self, route: Route, destination_host: list[bytes] | None, exclude: tuple[Any, ...]) -> Peer:
+    def choose(
+        self, route: Route, destination_host: list[bytes] | None, exclude: tuple[Any, ...], moving: bool = False
+    ) -> Peer:
+        """The peer for a request; ``moving``: a pending request being failed over, already
+        counted in the node's limit."""
         node = self.node
-        if len(node.pending) >= node.limits.max_pending:
+        if not moving and len(node.pending) >= node.limits.max_pending:
             node.count_overload("node")
             raise Overloaded(f"{len(node.pending)} requests pending, limits.max_pending reached")
         if destination_host is not None:
@@ -203,9 +208,15 @@ class Proxy:
             origin.queue(with_hop_by_hop(answer, entry.original_hop_by_hop))
 
     # -- local delivery and requests this node originates --------------------------------
-    def local(
-        self, connection: DiameterConnection, data: bytes, application_id: int, found: dict[tuple[int, int], list[bytes]]
-    ) -> None:
+    def local(self, connection: DiameterConnection, data: bytes, application_id: int) -> None:
+        """Serve a request addressed to this node with a local application.
+
+        The request is decoded strictly first (RFC 6733 §7: protocol errors answered with
+        their result code and Failed-AVP); an unknown command of a served application is
+        3001. Duplicates (RFC 6733 §6.1.3: same Origin-Host and End-to-End id, with the T
+        flag) get the cached answer, or wait for the answer of the copy being served:
+        the application sees each request once.
+        """
         node = self.node
         application = node.applications.get(application_id)
         if application is None:
@@ -214,28 +225,52 @@ class Proxy:
                 f"this node serves no application {application_id} locally",
             )
             return
-        origin_host = top_level(data, _ORIGIN_HOST_ONLY, complete=False).get(ORIGIN_HOST, [b""])[0]
-        key = (origin_host.lower(), data[16:20])
-        cached = node.duplicates.get(key)
-        if cached is not None:
-            # RFC 6733 §5.5.4, §6.1.3: a retransmission (T flag) of a request we answered
-            log.info("duplicate request from {host}: answering from cache", host=origin_host.decode("ascii", "replace"))
-            connection.queue(with_hop_by_hop(cached, int.from_bytes(data[12:16], "big")))
+        try:
+            message = decode(data)
+        except DecodeError as error:
+            self.answer_error(connection, data, error.result_code, error.reason, error.failed_avp)
             return
-        result = maybeDeferred(application.handle_request, data, connection.peer)
-        result.addCallback(self._local_answered, connection, data, key)
-        result.addErrback(self._local_failed, connection, data)
+        if message.grammar is None:
+            self.answer_error(
+                connection, data, ResultCode.DIAMETER_COMMAND_UNSUPPORTED,
+                f"command {message.command_code} is not part of application {application_id}",
+            )
+            return
+        key = (str(message.get("Origin-Host", "")).lower(), message.end_to_end)
+        if message.is_retransmit:
+            cached = node.duplicates.get(key)
+            if cached is not None:
+                log.info("duplicate request from {host}: answering from cache", host=key[0])
+                connection.queue(with_hop_by_hop(cached, message.hop_by_hop))
+                return
+        waiting = self._serving.get(key)
+        if waiting is not None:
+            log.info("request from {host} arrived again while being served: one answer for both", host=key[0])
+            waiting.append((connection, message.hop_by_hop))
+            return
+        self._serving[key] = [(connection, message.hop_by_hop)]
+        handle_message = getattr(application, "handle_message", None)
+        if handle_message is not None:
+            result = maybeDeferred(handle_message, message, connection.peer)
+        else:
+            result = maybeDeferred(application.handle_request, data, connection.peer)
+        result.addCallback(self._local_answered, key)
+        result.addErrback(self._local_failed, key, data)
 
-    def _local_answered(self, answer: bytes | Message, connection: DiameterConnection, data: bytes, key: Any) -> None:
+    def _local_answered(self, answer: bytes | Message, key: Any) -> None:
         if isinstance(answer, Message):
             answer = answer.encode()
         self.node.duplicates.put(key, answer)
-        if connection.connected:
-            connection.queue(answer)
+        for connection, hop_by_hop in self._serving.pop(key, ()):
+            if connection.connected:
+                connection.queue(with_hop_by_hop(answer, hop_by_hop))
 
-    def _local_failed(self, failure: Any, connection: DiameterConnection, data: bytes) -> None:
+    def _local_failed(self, failure: Any, key: Any, data: bytes) -> None:
         log.failure("local application failed on a request", failure)
-        self.answer_error(connection, data, ResultCode.DIAMETER_UNABLE_TO_COMPLY, "internal error")
+        answer = self.error_bytes(data, ResultCode.DIAMETER_UNABLE_TO_COMPLY, "internal error")
+        for connection, hop_by_hop in self._serving.pop(key, ()):
+            if connection.connected:
+                connection.queue(with_hop_by_hop(answer, hop_by_hop))
 
     def originate(self, data: bytes) -> Deferred[bytes]:
         """Send a request this node originates; the Deferred fires with the answer bytes
@@ -278,7 +313,7 @@ class Proxy:
                 route = node.routing.lookup(realm, int.from_bytes(entry.data[8:12], "big"))
                 if route is None:
                     raise NoRoute(f"no route for realm {realm}")
-                alternate = self.choose(route, found.get(DESTINATION_HOST), entry.tried)
+                alternate = self.choose(route, found.get(DESTINATION_HOST), entry.tried, moving=True)
             except (NoRoute, Overloaded, DecodeError) as error:
                 if down:
                     node.pending.pop(entry.hop_by_hop)

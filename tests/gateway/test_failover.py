@@ -461,13 +461,6 @@ def test_node_originated_requests_fail_over_and_each_deferred_fires_once():
         yield net.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: Proxy.failover calls Proxy.choose, which raises Overloaded when "
-    "len(node.pending) >= limits.max_pending although the entries being moved are already counted; "
-    "with the table full, the first request of a peer that goes down gets 3002 instead of a re-send "
-    "to the alternate (the next ones move, since that 3002 freed a slot)",
-)
 @pytest_twisted.inlineCallbacks
 def test_failover_with_the_pending_table_full_still_moves_requests():
     net = Net()

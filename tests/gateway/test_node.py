@@ -654,14 +654,6 @@ def test_global_limit_answers_3004_and_memory_stays_bounded_under_a_flood():
 # -- DPR/DPA, closes without DPR, reconnects ----------------------------------------------
 
 
-DPR_BUG = (
-    "gateway bug: Peer._after (gateway/peers.py:208) fires disconnect_waiters as soon as the peer leaves "
-    "I-Open/R-Open, i.e. on entering Closing right after sending the DPR, so DiameterNode._disconnect "
-    "(gateway/node.py:194) never waits for the DPA and _finish_stop aborts the connection at once: "
-    "node.stop() neither waits for the DPA nor honours dpa_timeout (RFC 6733 §5.4)"
-)
-
-
 @pytest.mark.parametrize("cause", [0, 2])
 @pytest_twisted.inlineCallbacks
 def test_shutdown_sends_dpr_with_the_cause(cause):
@@ -680,7 +672,6 @@ def test_shutdown_sends_dpr_with_the_cause(cause):
         yield net.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=DPR_BUG)
 @pytest_twisted.inlineCallbacks
 def test_shutdown_waits_for_the_dpa():
     net = Net()
@@ -703,7 +694,6 @@ def test_shutdown_waits_for_the_dpa():
         yield net.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=DPR_BUG)
 @pytest_twisted.inlineCallbacks
 def test_shutdown_without_dpa_ends_after_dpa_timeout():
     net = Net()
@@ -885,12 +875,6 @@ def test_retransmission_arriving_through_another_peer_gets_the_cached_answer():
         yield net.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: Proxy.local (gateway/proxy.py) consults node.duplicates only for answers already "
-    "sent; a T-flagged retransmission (same Origin-Host and End-to-End id) arriving while the first is "
-    "still in the application calls the application a second time (a second MAR: SQN advanced twice)",
-)
 @pytest_twisted.inlineCallbacks
 def test_retransmission_while_the_first_is_still_being_served_calls_the_app_once():
     net = Net()
@@ -947,13 +931,6 @@ def test_connections_beyond_max_connections_are_refused():
         yield net.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: Proxy.local (gateway/proxy.py:217) scans for Origin-Host with top_level() outside "
-    "any try; when the first, early-stopping scan did not reach a malformed AVP after Destination-Realm "
-    "and Origin-Host is absent, the DecodeError escapes dataReceived: no answer, an unhandled error logged "
-    "and the connection dropped, instead of a 5005/5014 answer on an intact connection (RFC 6733 §7)",
-)
 @pytest_twisted.inlineCallbacks
 def test_malformed_avp_after_the_routing_avps_without_origin_host_is_answered():
     net = Net()
