@@ -141,6 +141,26 @@ def top_level(data: bytes, wanted: Collection[AvpKey], *, complete: bool = True)
     return found
 
 
+def first_base_value(data: bytes, code: int) -> bytes | None:
+    """Data of the first top-level AVP with ``code`` and no Vendor-Id, or None; stops
+    there (the relay's Destination-Realm lookup). Raises DecodeError 5014 on a broken
+    AVP before it."""
+    end = len(data)
+    offset = HEADER_LENGTH
+    try:
+        while offset < end:
+            avp_code, word = _unpack_header(data, offset)
+            length = word & 0xFFFFFF
+            if length < 8 or offset + length > end:
+                raise _bad_length(data, offset)
+            if avp_code == code and not word & 0x80000000:
+                return data[offset + 8 : offset + length]
+            offset += (length + 3) & -4
+    except struct.error:
+        raise _bad_length(data, offset) from None
+    return None
+
+
 _CODES: dict[frozenset[AvpKey], frozenset[int]] = {}
 
 

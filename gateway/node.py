@@ -378,7 +378,7 @@ class DiameterNode:
 
     def observe_latency(self, entry: PendingRequest) -> None:
         if self.metrics is not None:
-            self.metrics.observe_request(entry.command_code, self.clock.seconds() - entry.started)
+            self.metrics.observe_request(entry.command_code, self.clock.seconds() - self.pending.started(entry))
 
     def count_late_answer(self) -> None:
         self.counters.late_answers += 1

@@ -26,7 +26,6 @@ class PendingRequest:
         "peer",
         "data",
         "deadline",
-        "started",
         "command_code",
         "tried",
         "deferred",
@@ -40,7 +39,6 @@ class PendingRequest:
         peer: Any,
         data: bytes,
         deadline: float,
-        started: float,
         command_code: int,
         deferred: Any = None,
     ) -> None:
@@ -50,9 +48,8 @@ class PendingRequest:
         self.peer = peer  # the peer it was sent to
         self.data = data  # the bytes sent, kept for failover (RFC 6733 §5.5.4)
         self.deadline = deadline
-        self.started = started
         self.command_code = command_code
-        self.tried: tuple[Any, ...] = (peer,)  # peers already tried, for failover
+        self.tried: tuple[Any, ...] = ()  # peers tried before ``peer``, after failovers
         self.deferred = deferred  # for requests this node originated
 
 
@@ -99,13 +96,14 @@ class PendingRequests:
         command_code: int,
         hop_by_hop: int | None = None,
         deferred: Any = None,
+        now: float | None = None,
     ) -> PendingRequest:
+        """``now``: the caller's idea of the time (the node passes the start of its batch)."""
         if hop_by_hop is None:
             hop_by_hop = self.new_id()
-        now = self.clock.seconds()
-        entry = PendingRequest(
-            hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, now, command_code, deferred
-        )
+        if now is None:
+            now = self.clock.seconds()
+        entry = PendingRequest(hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code, deferred)
         self._entries[hop_by_hop] = entry
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
         if self._timer is None:
@@ -121,13 +119,21 @@ class PendingRequests:
             self._per_peer[entry.peer] -= 1
         return entry
 
+    def restore(self, entry: PendingRequest) -> None:
+        """Put back an entry popped by mistake (an answer from a peer it was not sent to)."""
+        self._entries[entry.hop_by_hop] = entry
+        self._per_peer[entry.peer] = self._per_peer.get(entry.peer, 0) + 1
+
+    def started(self, entry: PendingRequest) -> float:
+        return entry.deadline - self.tx
+
     def move(self, entry: PendingRequest, peer: Any, data: bytes) -> None:
         """The request was re-sent to ``peer`` (failover); its deadline stays."""
         self._per_peer[entry.peer] -= 1
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        entry.tried = (*entry.tried, entry.peer)
         entry.peer = peer
         entry.data = data
-        entry.tried = (*entry.tried, peer)
 
     def for_peer(self, peer: Any) -> list[PendingRequest]:
         return [entry for entry in self._entries.values() if entry.peer is peer]

@@ -18,6 +18,8 @@ appended Route-Record.
 
 from __future__ import annotations
 
+import re
+import struct
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -26,8 +28,8 @@ from twisted.logger import Logger
 from cx_codec import DecodeError, Message, decode, decode_lazy, error_answer
 from cx_codec.build import avp_bytes
 from cx_codec.errors import ResultCode
+from cx_codec.rewrite import first_base_value, top_level, with_flags, with_hop_by_hop
 from cx_codec.rewrite import forwarded as forward
-from cx_codec.rewrite import top_level, with_flags, with_hop_by_hop
 from gateway.observe import answer_result
 from gateway.pending import PendingRequest
 from gateway.routing import NoRoute, Route, RouteAction
@@ -49,8 +51,11 @@ _SCAN = {
     for host in (False, True)
     for loop in (False, True)
 }
-_DESTINATION_HOST_HEADER = (293).to_bytes(4, "big")
 _ROUTE_RECORD_HEADER = (282).to_bytes(4, "big")
+# the code field of a Destination-Host (293) or Route-Record (282) AVP header
+_HOST_OR_ROUTE_RECORD = re.compile(rb"\x00\x00\x01[\x1a\x25]")
+_HEADER = struct.Struct(">IIIII")
+_U32 = struct.Struct(">I")
 FLAG_T = 0x10
 
 
@@ -69,18 +74,28 @@ class Proxy:
 
     # -- requests from peers -----------------------------------------------------------
     def request(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
-        node = self.node
         if data[4] & 0x2F:
             # RFC 6733 §3: reserved bits, or E in a request
             self.answer_error(connection, data, ResultCode.DIAMETER_INVALID_HDR_BITS, "invalid command flags")
             return
-        # Byte-level pre-checks keep the AVP scan short: a Destination-Host or Route-Record
-        # header that occurs nowhere in the bytes is absent. Only with a Route-Record can
-        # there be a loop (RFC 6733 §6.1.3); then the whole message is scanned.
-        host_possible = _DESTINATION_HOST_HEADER in data
+        # Byte-level pre-checks: a Destination-Host or Route-Record header that occurs
+        # nowhere in the bytes is absent. Without either (the usual request from a
+        # client), no loop is possible (RFC 6733 §6.1.3) and routing needs only the
+        # Destination-Realm: the fast path. Everything else takes the general one.
+        if _HOST_OR_ROUTE_RECORD.search(data, 20) is not None:
+            self._request_general(connection, peer, data)
+            return
+        try:
+            realm = first_base_value(data, 283)
+        except DecodeError as error:
+            self.answer_error(connection, data, error.result_code, error.reason, error.failed_avp)
+            return
+        self._route(connection, peer, data, realm, None)
+
+    def _request_general(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
         loop_possible = _ROUTE_RECORD_HEADER in data
         try:
-            found = top_level(data, _SCAN[host_possible, loop_possible], complete=loop_possible)
+            found = top_level(data, _SCAN[True, loop_possible], complete=loop_possible)
         except DecodeError as error:
             self.answer_error(connection, data, error.result_code, error.reason, error.failed_avp)
             return
@@ -89,42 +104,58 @@ class Proxy:
                 # RFC 6733 §6.1.3
                 self.answer_error(connection, data, ResultCode.DIAMETER_LOOP_DETECTED, "request came back to us")
                 return
-        destination_host = found.get(DESTINATION_HOST)
         realm = found.get(DESTINATION_REALM)
-        application_id = int.from_bytes(data[8:12], "big")
-        if destination_host is not None and destination_host[0].lower() == self.identity or realm is None:
+        self._route(connection, peer, data, realm[0] if realm else None, found.get(DESTINATION_HOST))
+
+    def _route(
+        self, connection: DiameterConnection, peer: Peer, data: bytes, realm: bytes | None,
+        destination_host: list[bytes] | None,
+    ) -> None:
+        """RFC 6733 §6.1.4-§6.1.6: serve locally, forward, or answer 3002/3004."""
+        node = self.node
+        _, command, application_id, hop_by_hop_in, _ = _HEADER.unpack_from(data)
+        command &= 0xFFFFFF
+        if realm is None or destination_host is not None and destination_host[0].lower() == self.identity:
             self.local(connection, data, application_id)
             return
-        if destination_host is None and realm[0].lower() == self.realm and application_id in node.applications:
+        if destination_host is None and application_id in node.applications and realm.lower() == self.realm:
             # RFC 6733 §6.1.4: our realm, an application we serve, no Destination-Host
             self.local(connection, data, application_id)
             return
-        route = node.routing.lookup_raw(realm[0], application_id)
+        route = node.routing.lookup_raw(realm, application_id)
         if route is None:
             self.answer_error(
                 connection, data, ResultCode.DIAMETER_UNABLE_TO_DELIVER,
-                f"no route for realm {realm[0].decode('ascii', 'replace')}, application {application_id}",
+                f"no route for realm {realm.decode('ascii', 'replace')}, application {application_id}",
             )
             return
         if route.action is RouteAction.LOCAL:
             self.local(connection, data, application_id)
             return
+        targets = route.targets
+        target = node.peers.get(targets[0].key) if len(targets) == 1 and destination_host is None else None
+        if (
+            target is None
+            or target is peer
+            or not target.available
+            or node.pending.outstanding(target) >= node.limits.max_pending_per_peer
+            or len(node.pending) >= node.limits.max_pending
+        ):
+            target = None  # not the simple case: the general choice, with its limits
         try:
-            target = self.choose(route, destination_host, (peer,))
+            if target is None:
+                target = self.choose(route, destination_host, (peer,))
         except (NoRoute, Overloaded) as error:
             code = ResultCode.DIAMETER_TOO_BUSY if isinstance(error, Overloaded) else ResultCode.DIAMETER_UNABLE_TO_DELIVER
             self.answer_error(connection, data, code, str(error))
             return
         if node.counting:
-            command = int.from_bytes(data[5:8], "big")
             node.message_counts.count(peer.host, "in", command, "")
             node.message_counts.count(target.host, "out", command, "")
-        hop_by_hop = node.pending.new_id()
+        pending = node.pending
+        hop_by_hop = pending.new_id()
         forwarded = forward(data, hop_by_hop, self.route_record(peer.host))
-        node.pending.add(
-            int.from_bytes(data[12:16], "big"), connection, target, forwarded,
-            int.from_bytes(data[5:8], "big"), hop_by_hop,
-        )
+        pending.add(hop_by_hop_in, connection, target, forwarded, command, hop_by_hop, None, node.now)
         target.send(forwarded)
 
     def route_record(self, host: str) -> bytes:
@@ -150,8 +181,8 @@ class Proxy:
                 return named
         targets = route.targets
         if len(targets) == 1:
-            only = self.available(targets[0].host)
-            if only is not None and only not in exclude:
+            only = node.peers.get(targets[0].key)
+            if only is not None and only.available and only not in exclude:
                 if node.pending.outstanding(only) < node.limits.max_pending_per_peer:
                     return only
         busy: list[Peer] = []
@@ -181,22 +212,29 @@ class Proxy:
     def answer(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
         node = self.node
         hop_by_hop = int.from_bytes(data[12:16], "big")
-        entry = node.pending.get(hop_by_hop)
-        if entry is None or peer not in entry.tried:
-            # late (after Tx or failover answered it), or from a peer we did not ask
+        entry = node.pending.pop(hop_by_hop)
+        if entry is None or (entry.peer is not peer and peer not in entry.tried):
+            # late (after Tx, or failover already answered it), or from a peer not asked
+            if entry is not None:
+                node.pending.restore(entry)
             log.info(
                 "peer {peer}: answer with unknown hop-by-hop 0x{hbh:08x} dropped (late or not ours)",
-                peer=peer.host, hbh=int.from_bytes(data[12:16], "big"),
+                peer=peer.host, hbh=hop_by_hop,
             )
             node.count_late_answer()
             return
-        node.pending.pop(hop_by_hop)
         if node.counting:
             result = answer_result(data)
             node.message_counts.count(peer.host, "in", entry.command_code, result)
             origin = entry.origin.peer.host if entry.origin is not None and entry.origin.peer else "local"
             node.message_counts.count(origin, "out", entry.command_code, result)
             node.observe_latency(entry)
+        origin = entry.origin
+        if origin is not None and entry.deferred is None:
+            # RFC 6733 §6.2.2: back where it came from, with the hop-by-hop id it had
+            if origin.connected:
+                origin.queue(data[:12] + _U32.pack(entry.original_hop_by_hop) + data[16:])
+            return
         self.deliver(entry, data)
 
     def deliver(self, entry: PendingRequest, answer: bytes) -> None:
@@ -313,7 +351,7 @@ class Proxy:
                 route = node.routing.lookup(realm, int.from_bytes(entry.data[8:12], "big"))
                 if route is None:
                     raise NoRoute(f"no route for realm {realm}")
-                alternate = self.choose(route, found.get(DESTINATION_HOST), entry.tried, moving=True)
+                alternate = self.choose(route, found.get(DESTINATION_HOST), (*entry.tried, entry.peer), moving=True)
             except (NoRoute, Overloaded, DecodeError) as error:
                 if down:
                     node.pending.pop(entry.hop_by_hop)

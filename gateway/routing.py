@@ -28,6 +28,10 @@ class RouteTarget:
     priority: int = 1
     weight: int = 100
     current: int = 0  # smooth weighted round robin state
+    key: str = ""  # host in lower case, as the node's peer table is keyed
+
+    def __post_init__(self) -> None:
+        self.key = self.host.lower()
 
 
 @dataclass(slots=True)

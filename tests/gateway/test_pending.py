@@ -84,9 +84,9 @@ def test_entry_fields():
     assert entry.origin is origin
     assert entry.data == b"bytes"
     assert entry.command_code == 303
-    assert entry.started == 10.0
+    assert table.started(entry) == 10.0
     assert entry.deadline == 10.0 + TX
-    assert entry.tried == ("hss-a",)
+    assert entry.tried == ()  # peers tried before entry.peer
     assert entry.deferred is None
 
 
@@ -98,7 +98,7 @@ def test_move_keeps_id_and_deadline_and_updates_counts_and_tried():
     assert table.get(entry.hop_by_hop) is entry
     assert entry.peer == "hss-b"
     assert entry.data == b"retransmission"
-    assert entry.tried == ("hss-a", "hss-b")
+    assert entry.tried == ("hss-a",) and entry.peer == "hss-b"
     assert entry.deadline == TX
     assert (table.outstanding("hss-a"), table.outstanding("hss-b")) == (0, 1)
     assert table.for_peer("hss-a") == []
