@@ -305,7 +305,7 @@ def run_node(args: argparse.Namespace) -> None:
     from twisted.internet import reactor
 
     from gateway.capabilities import Application, LocalIdentity
-    from gateway.node import DiameterNode, Limits, PeerSettings, Timers
+    from gateway.node import DiameterNode, Limits, PeerSettings, Timers, tune_garbage_collector
     from gateway.routing import Route, RouteAction, RouteTarget
 
     node = DiameterNode(
@@ -321,6 +321,7 @@ def run_node(args: argparse.Namespace) -> None:
     )
     port = node.listen(args.port)
     node.start()
+    tune_garbage_collector()  # as `cxgw gateway` does
 
     def ready() -> None:
         if node.peers["server.bench"].available:

@@ -8,6 +8,8 @@ closed (after a best-effort answer, RFC 6733 §7 and §3).
 
 from __future__ import annotations
 
+import struct
+
 from cx_codec.errors import DecodeError, ResultCode
 
 HEADER_LENGTH = 20
@@ -37,24 +39,52 @@ class Framer:
     def feed(self, data: bytes) -> list[bytes]:
         """Messages completed by ``data``, in order. Raises FramingError when lost;
         the messages completed before the broken one are in ``error.complete``."""
-        buffer = self._buffer + data if self._buffer else data
         messages: list[bytes] = []
         offset = 0
-        end = len(buffer)
-        max_message = self.max_message
+        pending = self._buffer
+        if pending:
+            # finish the partial message with the head of ``data`` only: joining all of
+            # ``data`` to it would copy every byte of every large read once more
+            if len(pending) < 4:
+                pending += data[: 4 - len(pending)]
+                offset = len(pending) - len(self._buffer)
+                if len(pending) < 4:
+                    self._buffer = pending
+                    return messages
+            length = _WORD.unpack_from(pending)[0]
+            self._check(length, pending, messages)
+            length &= 0xFFFFFF
+            needed = length - len(pending)
+            if len(data) - offset < needed:
+                self._buffer = pending + data[offset:]
+                return messages
+            messages.append(pending + data[offset : offset + needed])
+            offset += needed
+            self._buffer = b""
+        end = len(data)
+        unpack = _WORD.unpack_from
         while end - offset >= 4:
-            length = int.from_bytes(buffer[offset + 1 : offset + 4], "big")
-            if buffer[offset] != 1 or length < HEADER_LENGTH or length & 3 or length > max_message:
-                self._buffer = b""
-                error = FramingError(*_why(buffer[offset], length, max_message), buffer[offset : offset + HEADER_LENGTH])
-                error.complete = messages  # type: ignore[attr-defined]
-                raise error
+            word = unpack(data, offset)[0]
+            length = word & 0xFFFFFF
+            if word >> 24 != 1 or length < HEADER_LENGTH or length & 3 or length > self.max_message:
+                self._check(word, data[offset : offset + HEADER_LENGTH], messages)
             if end - offset < length:
                 break
-            messages.append(buffer[offset : offset + length] if offset or length != end else buffer)
+            messages.append(data[offset : offset + length] if offset or length != end else data)
             offset += length
-        self._buffer = buffer[offset:] if offset < end else b""
+        self._buffer = data[offset:] if offset < end else b""
         return messages
+
+    def _check(self, word: int, prefix: bytes, complete: list[bytes]) -> None:
+        length = word & 0xFFFFFF
+        if word >> 24 != 1 or length < HEADER_LENGTH or length & 3 or length > self.max_message:
+            self._buffer = b""
+            error = FramingError(*_why(word >> 24, length, self.max_message), prefix[:HEADER_LENGTH])
+            error.complete = complete  # type: ignore[attr-defined]
+            raise error
+
+
+_WORD = struct.Struct(">I")
 
 
 def _why(version: int, length: int, max_message: int) -> tuple[int, str]:

@@ -8,6 +8,7 @@ the forwarding. The reactor is passed in (twisted.names style), so tests can giv
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -388,6 +389,17 @@ class DiameterNode:
 
     def count_generated(self, code: int) -> None:
         self.counters.generated[code] = self.counters.generated.get(code, 0) + 1
+
+
+def tune_garbage_collector() -> None:
+    """Call once the node is built. Messages allocate no reference cycles on the relay
+    path, yet every cyclic collection walks the long-lived heap (dictionary, grammars,
+    Twisted), which cost a third of the CPU per request at 50k requests/s. Freezing what
+    exists at start-up and collecting generation 0 less often keeps cycles collected
+    without that cost."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class _Connector(ClientFactory):

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception as error:  # a port in use, unreadable certificates: say so, exit 1
         print(f"cxgw gateway: cannot start: {error}", file=sys.stderr)
         return 1
+    from gateway.node import tune_garbage_collector
+
+    tune_garbage_collector()
     reactor.run(installSignalHandlers=False)  # ours are graceful (GatewayService.start)
     return service.exit_status
 

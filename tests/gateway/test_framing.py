@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cx_codec import decode
 from cx_codec.errors import DecodeError, ResultCode
@@ -135,3 +137,23 @@ def test_memory_is_bounded_by_max_message_while_waiting():
     assert framer.feed(big) == []
     assert framer.buffered == 1020
     assert framer.feed(b"\0" * 4) == [big + b"\0" * 4]
+
+
+# -- any split of a stream gives the same messages -------------------------------------
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=20),
+)
+def test_any_split_of_a_stream_yields_the_same_messages(sizes, cuts):
+    messages = [bytes([1]) + (20 + 4 * n).to_bytes(3, "big") + bytes([n % 256]) * (16 + 4 * n) for n in sizes]
+    stream = b"".join(messages)
+    points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
+    framer = Framer(max_message=4096)
+    received = []
+    for start, end in zip(points, points[1:], strict=False):
+        received.extend(framer.feed(stream[start:end]))
+    assert received == messages
+    assert framer.buffered == 0
