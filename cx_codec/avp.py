@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cx_codec.datatypes import DataType
 from cx_codec.datatypes.strings import decode_octetstring as _identity
@@ -209,17 +209,30 @@ def _too_short(buf: bytes, offset: int, end: int, what: str) -> DecodeError:
     return DecodeError(ResultCode.DIAMETER_INVALID_AVP_LENGTH, what, buf[offset:end])
 
 
-LAZY, VALUES, VALIDATE, MEMBERS = 0, 1, 2, 3  # parse_avps modes
+LAZY, VALUES, VALIDATE = 0, 1, 2  # parse_avps modes
 
 # Validated AVPs are interned by their bytes, per dictionary: Origin-Host, Vendor-
 # Specific-Application-Id, Server-Name and the like repeat in every Cx message, and an
 # AVP is an immutable value, so a repeat costs a slice and a lookup, not a decode.
 # An AVP is admitted on its second sighting, so unique ones (auth vectors, Session-Ids)
-# never crowd out the ones that repeat.
+# never crowd out the ones that repeat; the table has two generations, so many users'
+# identities passing through do not flush the per-peer AVPs that repeat all the time.
 INTERN_MAX_BYTES = 512
 INTERN_MAX_ENTRIES = 16384
 
 Key = tuple[int, int]
+NO_SIGNATURE = -1  # a sequence the integer signature cannot express (other vendors)
+
+
+def _signature_step(signature: int, code: int, vendor: int) -> int:
+    """Append (code, vendor) to a grammar signature: one exact integer per AVP sequence
+    (base 2**34 digits, never 0), cheaper to build and hash than a tuple of tuples."""
+    if signature < 0:
+        return signature
+    slot = 0 if not vendor else 1 if vendor == 10415 else 2 if vendor == 13019 else 3
+    if slot == 3:
+        return NO_SIGNATURE
+    return (signature << 34) | ((code << 2 | slot) + 1)
 
 
 def parse_avps(
@@ -229,25 +242,27 @@ def parse_avps(
     dictionary: Dictionary,
     mode: int,
     depth: int,
-) -> list[Any]:
-    """Parse the AVPs in ``buf[start:end]``.
+    grammar: Grammar | None = None,
+) -> list[Avp]:
+    """Parse the AVPs in ``buf[start:end]`` into Avp objects.
 
     ``LAZY`` reads the headers only; values wait until asked for. ``VALUES`` also
     applies the flag and value rules (5001, 3009, 5004, 5014) to every AVP and every
-    Grouped member; ``VALIDATE`` in addition checks each Grouped AVP's members against
-    its grammar. Grouped members are checked without building objects (``MEMBERS``, which
-    returns their keys); ``Avp.children`` builds them when asked for. Raises DecodeError,
-    nothing else.
+    Grouped member; ``VALIDATE`` in addition checks Grouped members against their grammar,
+    and this level against ``grammar`` when given. Grouped members are checked without
+    building objects (``check_members``); ``Avp.children`` builds them when asked for.
+    Raises DecodeError, nothing else.
     """
     if depth > MAX_DEPTH:
         raise DecodeError(ResultCode.DIAMETER_INVALID_AVP_VALUE, f"AVPs nested deeper than {MAX_DEPTH}")
-    out: list[Any] = []
+    out: list[Avp] = []
     append = out.append
     definitions = dictionary.avps
     interned = dictionary.interned
     seen = dictionary.seen_once
     unpack_header = AVP_HEADER.unpack_from
     unpack_vendor = VENDOR_ID.unpack_from
+    signature = 0
     offset = start
     raw = None
     try:
@@ -274,11 +289,17 @@ def parse_avps(
                     min(end, max(data_end, data_start)),
                     f"AVP {code} (vendor {vendor}) says {length} bytes, {end - offset} remain",
                 )
+            if mode == VALIDATE:
+                signature = _signature_step(signature, code, vendor) if vendor else (signature << 34) | ((code << 2) + 1)
             raw = buf[offset:next_offset]
             known = interned.get(raw)
+            if known is None and dictionary.interned_old:
+                known = dictionary.interned_old.pop(raw, None)
+                if known is not None:
+                    interned[raw] = known  # still in use: promote it to the current table
             if known is not None:
                 # the same bytes were decoded and validated before: share that AVP
-                append((code, vendor) if mode == MEMBERS else known)
+                append(known)
                 offset = next_offset
                 continue
             definition = definitions.get((code, vendor))
@@ -287,88 +308,167 @@ def parse_avps(
                 append(Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, _UNSET, depth))
                 offset = next_offset
                 continue
-            # RFC 6733 §4.1 flag and value rules
-            value = _UNSET
-            if definition is None:
-                if word & 0x40000000:
-                    # §7.1.5 DIAMETER_AVP_UNSUPPORTED: unknown with the M bit
-                    raise DecodeError(
-                        ResultCode.DIAMETER_AVP_UNSUPPORTED, f"AVP {code} vendor {vendor} is unknown and has the M bit"
-                    )
-            else:
-                if (word >> 24) & definition.forbidden_flags or (word & 0x80000000 and not vendor):
-                    # §7.1.3 DIAMETER_INVALID_AVP_BITS: flags contradict the definition
-                    raise DecodeError(
-                        ResultCode.DIAMETER_INVALID_AVP_BITS,
-                        f"{definition.name}: flags 0x{word >> 24:02x} contradict its definition",
-                    )
-                decode = definition.decode
-                if decode is not None and decode is not _identity:  # OctetString: value is data
-                    value = decode(data)
-                    enum = definition.enum
-                    if enum is not None and word & 0x40000000 and value not in enum:
-                        # §4.1: an unrecognised value of an M-bit AVP is 5004
-                        raise DecodeError(
-                            ResultCode.DIAMETER_INVALID_AVP_VALUE, f"{definition.name}: {value} is not one of its values"
-                        )
-                elif definition.grammar is not None:
-                    _check_members(buf, data_start, data_end, code, word, vendor, definition, dictionary, mode, depth)
-            avp = None
-            if mode != VALUES and next_offset - offset <= INTERN_MAX_BYTES:
+            value = check_avp(code, word, vendor, definition, buf, data_start, data_end, dictionary, mode, depth)
+            avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value, depth)
+            if mode == VALIDATE and next_offset - offset <= INTERN_MAX_BYTES:
                 if raw in seen:
-                    avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value, depth)
                     if len(interned) >= INTERN_MAX_ENTRIES:
-                        interned.clear()
+                        # two generations: the full table becomes the old one; what is
+                        # still used is promoted back, the rest goes at the next turn
+                        dictionary.interned_old = interned
+                        interned = dictionary.interned = {}
                     interned[raw] = avp
                 else:
                     if len(seen) >= INTERN_MAX_ENTRIES:
                         seen.clear()
                     seen[raw] = None
-            if mode == MEMBERS:
-                append((code, vendor))
-                offset = next_offset
-                continue
-            if avp is None:
-                avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value, depth)
             append(avp)
             offset = next_offset
     except DecodeError as error:
         if error.failed_avp is None and raw is not None:
             error.failed_avp = raw
         raise
+    if grammar is not None and mode == VALIDATE:
+        check_grammar_signature(signature, grammar, dictionary, lambda: out)
     return out
 
 
-def _check_members(
-    buf: bytes,
-    start: int,
-    end: int,
+def check_avp(
     code: int,
     word: int,
     vendor: int,
-    definition: AvpDef,
+    definition: AvpDef | None,
+    buf: bytes,
+    data_start: int,
+    data_end: int,
     dictionary: Dictionary,
     mode: int,
     depth: int,
-) -> None:
-    if definition.opaque:
-        # Failed-AVP carries offending AVPs as they came (RFC 6733 §7.5): reported, not judged
-        return
-    try:
-        keys = parse_avps(buf, start, end, dictionary, MEMBERS, depth + 1)
-        if mode != VALUES:
-            check_grammar_keys(
-                tuple(keys),
-                definition.grammar,  # type: ignore[arg-type]
-                dictionary,
-                lambda: parse_avps(buf, start, end, dictionary, LAZY, depth + 1),
+) -> object:
+    """RFC 6733 §4.1 flag and value rules of one AVP (and its members); its value."""
+    if definition is None:
+        if word & 0x40000000:
+            # §7.1.5 DIAMETER_AVP_UNSUPPORTED: unknown with the M bit
+            raise DecodeError(
+                ResultCode.DIAMETER_AVP_UNSUPPORTED, f"AVP {code} vendor {vendor} is unknown and has the M bit"
             )
+        return _UNSET
+    if (word >> 24) & definition.forbidden_flags or (word & 0x80000000 and not vendor):
+        # §7.1.3 DIAMETER_INVALID_AVP_BITS: flags contradict the definition
+        raise DecodeError(
+            ResultCode.DIAMETER_INVALID_AVP_BITS, f"{definition.name}: flags 0x{word >> 24:02x} contradict its definition"
+        )
+    decode = definition.decode
+    if decode is not None:
+        if decode is _identity:
+            return _UNSET  # OctetString: the value is the data
+        value = decode(buf[data_start:data_end])
+        enum = definition.enum
+        if enum is not None and word & 0x40000000 and value not in enum:
+            # §4.1: an unrecognised value of an M-bit AVP is 5004
+            raise DecodeError(ResultCode.DIAMETER_INVALID_AVP_VALUE, f"{definition.name}: {value} is not one of its values")
+        return value
+    if definition.grammar is not None and not definition.opaque:
+        # Failed-AVP (opaque) carries offending AVPs as they came (RFC 6733 §7.5)
+        layouts = dictionary.layouts.get((definition, data_end - data_start))
+        if layouts is not None:
+            startswith = buf.startswith
+            for layout in layouts:
+                for relative, expected in layout:
+                    if not startswith(expected, data_start + relative):
+                        break
+                else:
+                    return _UNSET  # the members of a layout validated before
+        try:
+            layout = check_members(
+                buf, data_start, data_end, dictionary, definition.grammar if mode == VALIDATE else None, depth + 1
+            )
+            if mode == VALIDATE:
+                _remember_layout(dictionary, definition, data_end - data_start, layout)
+        except DecodeError as error:
+            # RFC 6733 §7.5: Failed-AVP may hold the Grouped AVP "which in turn contains
+            # the single offending AVP"
+            if error.failed_avp is not None:
+                error.failed_avp = pack_avp(code, word >> 24, vendor, error.failed_avp)
+            raise
+    return _UNSET
+
+
+def check_members(
+    buf: bytes, start: int, end: int, dictionary: Dictionary, grammar: Grammar | None, depth: int
+) -> list[tuple[int, bytes]]:
+    """Apply every rule to the members of a Grouped AVP without building objects
+    (``Avp.children`` builds them if anyone asks); with ``grammar``, check them against it.
+
+    Returns the members' layout: (offset from ``start``, bytes that must be there) with
+    the header of each OctetString member and the whole of every other member. Members
+    that match a layout element for element get the same verdict, whatever the
+    OctetString data (see ``check_avp``)."""
+    layout: list[tuple[int, bytes]] = []
+    if depth > MAX_DEPTH:
+        raise DecodeError(ResultCode.DIAMETER_INVALID_AVP_VALUE, f"AVPs nested deeper than {MAX_DEPTH}")
+    definitions = dictionary.avps
+    unpack_header = AVP_HEADER.unpack_from
+    signature = 0
+    offset = start
+    try:
+        while offset < end:
+            if end - offset < 8:
+                raise _too_short(buf, offset, end, f"{end - offset} bytes left, too few for an AVP header")
+            code, word = unpack_header(buf, offset)
+            if word & 0x80000000:
+                if end - offset < 12:
+                    raise _too_short(buf, offset, end, f"AVP {code}: V bit set but no room for the Vendor-Id")
+                vendor = VENDOR_ID.unpack_from(buf, offset + 8)[0]
+                data_start = offset + 12
+            else:
+                vendor = 0
+                data_start = offset + 8
+            data_end = offset + (word & 0xFFFFFF)
+            next_offset = (data_end + 3) & ~3
+            if data_end < data_start or next_offset > end:
+                raise _too_short(
+                    buf, offset, min(end, max(data_end, data_start)),
+                    f"AVP {code} (vendor {vendor}) says {word & 0xFFFFFF} bytes, {end - offset} remain",
+                )
+            definition = definitions.get((code, vendor))
+            if (
+                definition is None
+                or definition.decode is not _identity
+                or (word >> 24) & definition.forbidden_flags
+                or (word & 0x80000000 and not vendor)
+            ):
+                check_avp(code, word, vendor, definition, buf, data_start, data_end, dictionary,
+                          VALIDATE if grammar is not None else VALUES, depth)
+                layout.append((offset - start, buf[offset:next_offset]))
+            else:  # an OctetString with acceptable flags (AKA vectors): only its header counts
+                layout.append((offset - start, buf[offset:data_start]))
+            if vendor == 10415 and signature >= 0:
+                signature = (signature << 34) | ((code << 2 | 1) + 1)
+            else:
+                signature = _signature_step(signature, code, vendor)
+            offset = next_offset
     except DecodeError as error:
-        # RFC 6733 §7.5: Failed-AVP may hold the Grouped AVP "which in turn contains the
-        # single offending AVP"
-        if error.failed_avp is not None:
-            error.failed_avp = pack_avp(code, word >> 24, vendor, error.failed_avp)
+        if error.failed_avp is None:
+            error.failed_avp = buf[offset:min(end, offset + ((word & 0xFFFFFF) + 3 & ~3))]
         raise
+    if grammar is not None:
+        check_grammar_signature(
+            signature, grammar, dictionary, lambda: parse_avps(buf, start, end, dictionary, LAZY, depth)
+        )
+    return layout
+
+
+MAX_LAYOUTS = 4  # per (Grouped AVP, length): AKA items come in very few shapes
+
+
+def _remember_layout(dictionary: Dictionary, definition: AvpDef, length: int, layout: list[tuple[int, bytes]]) -> None:
+    layouts = dictionary.layouts
+    if len(layouts) >= INTERN_MAX_ENTRIES:
+        layouts.clear()
+    known = layouts.setdefault((definition, length), [])
+    if len(known) < MAX_LAYOUTS:
+        known.append(tuple(layout))
 
 
 def _lenient_children(buf: bytes, start: int, end: int, dictionary: Dictionary, depth: int) -> list[Avp]:
@@ -380,25 +480,29 @@ def _lenient_children(buf: bytes, start: int, end: int, dictionary: Dictionary, 
 
 def check_grammar(avps: list[Avp], grammar: Grammar, dictionary: Dictionary) -> None:
     """Grammar check of one level of decoded AVPs (members already checked), memoised."""
-    check_grammar_keys(tuple([(avp.code, avp.vendor) for avp in avps]), grammar, dictionary, lambda: avps)
+    signature = 0
+    for avp in avps:
+        signature = _signature_step(signature, avp.code, avp.vendor)
+    check_grammar_signature(signature, grammar, dictionary, lambda: avps)
 
 
-def check_grammar_keys(
-    keys: tuple[Key, ...], grammar: Grammar, dictionary: Dictionary, materialise: Callable[[], list[Avp]]
+def check_grammar_signature(
+    signature: int, grammar: Grammar, dictionary: Dictionary, materialise: Callable[[], list[Avp]]
 ) -> None:
     """The verdict depends only on the sequence of (code, vendor) keys, so a sequence
     seen valid before is valid again; otherwise the AVPs are built and judged in full,
     which names the offending AVP."""
-    signature = (grammar, keys)
-    if signature in _VALID_SIGNATURES:
+    memo = (grammar, signature)
+    if signature >= 0 and memo in _VALID_SIGNATURES:
         return
     from cx_codec.validate import validate_avps
 
     validate_avps(materialise(), grammar, dictionary, recurse=False)
-    if len(_VALID_SIGNATURES) >= _MAX_SIGNATURES:
-        _VALID_SIGNATURES.clear()
-    _VALID_SIGNATURES[signature] = True
+    if signature >= 0:
+        if len(_VALID_SIGNATURES) >= _MAX_SIGNATURES:
+            _VALID_SIGNATURES.clear()
+        _VALID_SIGNATURES[memo] = True
 
 
-_VALID_SIGNATURES: dict[tuple[Grammar, tuple[Key, ...]], bool] = {}
+_VALID_SIGNATURES: dict[tuple[Grammar, int], bool] = {}
 _MAX_SIGNATURES = 4096

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from cx_codec.avp import LAZY, VALIDATE, VALUES, Avp, check_grammar, parse_avps
+from cx_codec.avp import LAZY, VALIDATE, VALUES, Avp, parse_avps
 from cx_codec.dictionary import DEFAULT_DICTIONARY, Dictionary
 from cx_codec.header import HEADER, HEADER_LENGTH, Flags, check_flags, unpack_header
 
@@ -206,16 +206,17 @@ def decode(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY, *, validate
     data = bytes(data)
     version, length, flags, code, application_id, hop_by_hop, end_to_end = unpack_header(data)
     check_flags(flags)
-    avps = parse_avps(data, HEADER_LENGTH, length, dictionary, VALIDATE if validate else VALUES, 0)
-    message = Message(
+    grammar = None
+    if validate:
+        if flags & 0x20:  # E bit: RFC 6733 §7.2 answer-message
+            grammar = dictionary.commands_by_name.get("Answer-Message")
+        else:
+            grammar = dictionary.grammar_for(code, application_id, bool(flags & 0x80))
+    avps = parse_avps(data, HEADER_LENGTH, length, dictionary, VALIDATE if validate else VALUES, 0, grammar)
+    return Message(
         code, flags, application_id, hop_by_hop, end_to_end, avps, dictionary,
         version=version, body=data[HEADER_LENGTH:],
     )
-    if validate:
-        grammar = message.grammar
-        if grammar is not None:
-            check_grammar(avps, grammar, dictionary)
-    return message
 
 
 def decode_lazy(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -> Message:

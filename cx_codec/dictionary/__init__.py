@@ -67,7 +67,10 @@ class Dictionary:
     applications: dict[int, str] = field(default_factory=dict)
     # raw bytes -> validated Avp, filled by cx_codec.avp.parse_avps
     interned: dict[bytes, object] = field(default_factory=dict)
+    interned_old: dict[bytes, object] = field(default_factory=dict)
     seen_once: dict[bytes, None] = field(default_factory=dict)
+    # (Grouped AVP definition, data length) -> member layouts validated before
+    layouts: dict[tuple[object, int], list[tuple[tuple[int, bytes], ...]]] = field(default_factory=dict)
 
     def load(self, *modules: ModuleType) -> Dictionary:
         """Load specification tables, then resolve every grammar's names."""
