@@ -43,6 +43,11 @@ class DiameterConnection(Protocol):
         # plain TCP transports (twisted.internet.tcp) expose their socket and buffers;
         # TLS and others go through transport.write only
         self._socket = self.transport.getHandle() if _buffers_visible(self.transport) else None
+        # Back-pressure: we are the producer of what this transport sends. When its
+        # buffer fills (the other side does not read), Twisted pauses us: we stop
+        # reading from this connection, so a peer that does not read its answers cannot
+        # make us buffer more, and routing skips it as congested until it drains.
+        self.transport.registerProducer(self, True)
         self.node.connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -59,6 +64,21 @@ class DiameterConnection(Protocol):
         self.connected = False
         self.outbox.clear()
         self.node.connection_lost(self, reason)
+
+    # -- IPushProducer: our outgoing buffer is full / has drained -----------------------
+    def pauseProducing(self) -> None:
+        if self.peer is not None:
+            self.peer.congested = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        if self.peer is not None:
+            self.peer.congested = False
+        if self.connected:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
 
     # -- used by the node ------------------------------------------------------------
     def queue(self, data: bytes) -> None:
