@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import tcp
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from gateway.framing import Framer, FramingError
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.node import DiameterNode
 
 
+@implementer(IHandshakeListener)
 class DiameterConnection(Protocol):
     """``role`` is "I" for connections this node opened, "R" for accepted ones."""
 
@@ -47,7 +50,9 @@ class DiameterConnection(Protocol):
         # buffer fills (the other side does not read), Twisted pauses us: we stop
         # reading from this connection, so a peer that does not read its answers cannot
         # make us buffer more, and routing skips it as congested until it drains.
-        self.transport.registerProducer(self, True)
+        if self._socket is not None:
+            self.transport.registerProducer(self, True)
+        # (TLS: registered once the handshake is over, see handshakeCompleted)
         self.node.connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -64,6 +69,11 @@ class DiameterConnection(Protocol):
         self.connected = False
         self.outbox.clear()
         self.node.connection_lost(self, reason)
+
+    def handshakeCompleted(self) -> None:
+        """IHandshakeListener: a producer registered on a TLS transport before the
+        handshake would hold back its first writes."""
+        self.transport.registerProducer(self, True)
 
     # -- IPushProducer: our outgoing buffer is full / has drained -----------------------
     def pauseProducing(self) -> None:

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succee
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import ClientFactory, Factory
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from cx_codec import DecodeError, Message, decode_lazy
@@ -223,9 +224,13 @@ class DiameterNode:
         settings = peer.settings
         factory = _Connector(self, peer)
         if settings.transport == "tls":
-            context = self.tls.client_context(settings.tls_name or settings.host)
-            peer._connector = self.reactor.connectSSL(settings.address, settings.port, factory, context,
-                                                      timeout=self.timers.cea_timeout)
+            # RFC 6733 §13: TLS from the first byte; the creator checks the server's name
+            creator = self.tls.client_context(settings.tls_name or settings.host)
+            wrapped = TLSMemoryBIOFactory(creator, True, factory)
+            wrapped.noisy = False
+            peer._connector = self.reactor.connectTCP(
+                settings.address, settings.port, wrapped, timeout=self.timers.cea_timeout
+            )
         else:
             peer._connector = self.reactor.connectTCP(settings.address, settings.port, factory,
                                                       timeout=self.timers.cea_timeout)

@@ -5,21 +5,15 @@ A throwaway CA and certificates are made with `cryptography` per test session.
 
 from __future__ import annotations
 
-import datetime
-from pathlib import Path
-
 import pytest
 import pytest_twisted
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from twisted.internet import defer, protocol, reactor, ssl
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.interfaces import IHandshakeListener
 from zope.interface import implementer
 
 from gateway.config import TlsConfig
+from gateway.interop.pki import make_ca, make_cert, write_identity
 from gateway.tls import (
     TlsSetupError,
     certificate_names,
@@ -29,63 +23,7 @@ from gateway.tls import (
     server_context,
 )
 
-# --- a throwaway PKI
-
-NOW = datetime.datetime.now(datetime.UTC)
-
-
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def make_ca(cn="Interconnect Test CA"):
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def make_cert(ca, cn, dns=None):
-    ca_key, ca_cert = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=30))
-    )
-    if dns is not None:
-        san = x509.SubjectAlternativeName([x509.DNSName(d) for d in dns])
-        builder = builder.add_extension(san, critical=False)
-    return key, builder.sign(ca_key, hashes.SHA256())
-
-
-def write_identity(directory: Path, stem, key, cert, ca_cert, verify=True):
-    """Files for one node and the TlsConfig pointing at them."""
-    cert_path = directory / f"{stem}.pem"
-    key_path = directory / f"{stem}.key"
-    ca_path = directory / f"{stem}-ca.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    return TlsConfig(cert_path, key_path, (ca_path,), verify)
+# --- a throwaway PKI (gateway.interop.pki)
 
 
 @pytest.fixture(scope="module")
