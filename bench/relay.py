@@ -9,9 +9,10 @@ Paths measured (the client and the answering peer are bench/relay_roles.py):
   freeDiameter   client -> freeDiameterd 1.2.1 relaying by realm -> server
 
 For each path: closed-loop pairs/s with 1, 16 and 128 requests outstanding on one
-connection (median of --repeat runs), the relay process's CPU time per pair (utime +
-stime from /proc over the measured window), and open-loop latency p50/p99 at --rate
-requests/s.
+connection (median of --repeat runs, the paths interleaved run by run so that drifts in
+the machine's speed hit them alike), the relay process's CPU time per pair (utime +
+stime from /proc, sampled when the client starts and stops measuring), and open-loop
+latency p50/p99 at --rate requests/s.
 """
 
 from __future__ import annotations
@@ -59,33 +60,58 @@ def role(*args: str) -> Iterator[dict]:
             process.wait()
 
 
-def client(port: int, *args: str) -> dict:
-    output = subprocess.run(
-        [sys.executable, ROLES, "client", "--port", str(port), *args], capture_output=True, text=True, timeout=120
+def client(port: int, relay_pid: int | None, *args: str) -> tuple[dict, float | None]:
+    """Run one client; returns its result and the relay's CPU seconds inside the
+    client's measuring window (sampled when it prints its start and stop lines)."""
+    process = subprocess.Popen(
+        [sys.executable, ROLES, "client", "--port", str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    if output.returncode or not output.stdout.strip():
-        raise RuntimeError(f"client failed: {output.stderr[-800:]}")
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    cpu_start = cpu_stop = None
+    result = None
+    for line in process.stdout:  # type: ignore[union-attr]
+        fields = json.loads(line)
+        if fields.get("phase") == "start" and relay_pid:
+            cpu_start = cpu_seconds(relay_pid)
+        elif fields.get("phase") == "stop" and relay_pid:
+            cpu_stop = cpu_seconds(relay_pid)
+        elif "pairs" in fields:
+            result = fields
+    process.wait(120)
+    if process.returncode or result is None:
+        raise RuntimeError(f"client failed: {process.stderr.read()[-800:]}")  # type: ignore[union-attr]
+    cpu = cpu_stop - cpu_start if cpu_start is not None and cpu_stop is not None else None
+    return result, cpu
 
 
-def measure(port: int, relay_pid: int | None, seconds: float, repeat: int, rate: float) -> dict:
-    result: dict = {}
-    for window in WINDOWS:
-        rates, cpu = [], []
-        for _ in range(repeat):
-            before = cpu_seconds(relay_pid) if relay_pid else 0.0
-            run = client(port, "--window", str(window), "--seconds", str(seconds))
-            if run["errors"]:
-                raise RuntimeError(f"port {port}: {run['errors']} error answers at window {window}; the path is misconfigured")
-            after = cpu_seconds(relay_pid) if relay_pid else 0.0
-            rates.append(run["rate"])
-            if relay_pid and run["pairs"]:
-                # includes warm-up and connection set-up: a slight overestimate
-                cpu.append((after - before) / (run["pairs"] * (1 + 0.5 / seconds)) * 1e6)
-        result[window] = (statistics.median(rates), statistics.median(cpu) if cpu else None)
-    latency = client(port, "--rate", str(rate), "--seconds", str(seconds))
-    result["latency"] = (latency["p50_us"], latency["p99_us"], latency["lost"])
-    return result
+def measure_all(
+    paths: dict[str, dict], seconds: float, repeat: int, rate: float, verbose: bool = False
+) -> dict[str, dict]:
+    """Closed-loop runs interleaved path by path (the machine's speed drifts; each
+    comparison is made of neighbouring runs), then one open-loop latency run per path."""
+    runs: dict[str, dict[int, list[tuple[float, float | None]]]] = {name: {w: [] for w in WINDOWS} for name in paths}
+    for _ in range(repeat):
+        for window in WINDOWS:
+            for name, info in paths.items():
+                result, cpu = client(info["port"], info.get("pid"), "--window", str(window), "--seconds", str(seconds))
+                if result["errors"]:
+                    raise RuntimeError(f"{name}: {result['errors']} error answers at window {window}; misconfigured")
+                per_pair = cpu / result["pairs"] * 1e6 if cpu is not None and result["pairs"] else None
+                runs[name][window].append((result["rate"], per_pair))
+                if verbose:
+                    cpu_text = f", {per_pair:.1f} us/pair" if per_pair is not None else ""
+                    print(f"  {name:20} w={window:<4} {result['rate']:>9,.0f} pairs/s{cpu_text}", file=sys.stderr)
+    results: dict[str, dict] = {}
+    for name, info in paths.items():
+        summary: dict = {}
+        for window in WINDOWS:
+            rates = [rate_ for rate_, _ in runs[name][window]]
+            cpus = [cpu for _, cpu in runs[name][window] if cpu is not None]
+            summary[window] = (statistics.median(rates), statistics.median(cpus) if cpus else None)
+        latency, _ = client(info["port"], None, "--rate", str(rate), "--seconds", str(seconds))
+        summary["latency"] = (latency["p50_us"], latency["p99_us"], latency["lost"])
+        results[name] = summary
+    return results
 
 
 def freediameter_relay(upstream: int) -> contextlib.AbstractContextManager[dict]:
@@ -100,18 +126,17 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rate", type=float, default=5000.0)
     parser.add_argument("--skip-freediameter", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print every run on stderr")
     args = parser.parse_args()
-    results: dict[str, dict] = {}
-    with role("server") as server:
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(role("server"))
         upstream = str(server["port"])
-        results["direct"] = measure(server["port"], None, args.seconds, args.repeat, args.rate)
-        with role("null", "--upstream", upstream) as null:
-            results["null forwarder"] = measure(null["port"], null["pid"], args.seconds, args.repeat, args.rate)
-        with role("node", "--upstream", upstream) as node:
-            results["cxgw relay"] = measure(node["port"], node["pid"], args.seconds, args.repeat, args.rate)
+        paths: dict[str, dict] = {"direct": {"port": server["port"]}}
+        paths["null forwarder"] = stack.enter_context(role("null", "--upstream", upstream))
+        paths["cxgw relay"] = stack.enter_context(role("node", "--upstream", upstream))
         if not args.skip_freediameter:
-            with freediameter_relay(server["port"]) as fd:
-                results["freeDiameter relay"] = measure(fd["port"], fd["pid"], args.seconds, args.repeat, args.rate)
+            paths["freeDiameter relay"] = stack.enter_context(freediameter_relay(server["port"]))
+        results = measure_all(paths, args.seconds, args.repeat, args.rate, args.verbose)
     print_table(results, args)
     return 0
 

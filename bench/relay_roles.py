@@ -190,11 +190,13 @@ async def run_client(args: argparse.Namespace) -> None:
     if args.window:
         transport.write(b"".join(client.request() for _ in range(args.window)))
         await asyncio.sleep(args.warmup)
+        emit(phase="start")  # the parent samples the relay's CPU time at these two lines
         client.measuring = True
         started = time.perf_counter()
         await asyncio.sleep(args.seconds)
         client.measuring = False
         elapsed = time.perf_counter() - started
+        emit(phase="stop")
     else:
         interval = 0.001
         per_tick = args.rate * interval

@@ -62,15 +62,23 @@ class Framer:
             offset += needed
             self._buffer = b""
         end = len(data)
+        if offset == 0 and end >= HEADER_LENGTH and _WORD.unpack_from(data)[0] & 0xFFFFFF == end:
+            if data[0] == 1 and not end & 3 and end <= self.max_message:
+                messages.append(data)  # one whole message, the common case at low load
+                self._buffer = b""
+                return messages
         unpack = _WORD.unpack_from
+        append = messages.append
+        # word = version << 24 | length: valid words lie in [V1_MIN, V1_MAX] with length & 3 == 0
+        low, high = _V1_MIN, _V1 | self.max_message
         while end - offset >= 4:
             word = unpack(data, offset)[0]
-            length = word & 0xFFFFFF
-            if word >> 24 != 1 or length < HEADER_LENGTH or length & 3 or length > self.max_message:
+            if word < low or word > high or word & 3:
                 self._check(word, data[offset : offset + HEADER_LENGTH], messages)
+            length = word & 0xFFFFFF
             if end - offset < length:
                 break
-            messages.append(data[offset : offset + length] if offset or length != end else data)
+            append(data[offset : offset + length])
             offset += length
         self._buffer = data[offset:] if offset < end else b""
         return messages
@@ -85,6 +93,8 @@ class Framer:
 
 
 _WORD = struct.Struct(">I")
+_V1 = 1 << 24
+_V1_MIN = _V1 | HEADER_LENGTH
 
 
 def _why(version: int, length: int, max_message: int) -> tuple[int, str]:

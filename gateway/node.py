@@ -264,8 +264,13 @@ class DiameterNode:
         self._batching = True
         self.now = self.clock.seconds()
         try:
-            for data in messages:
-                self._dispatch(connection, data)
+            peer = connection.peer
+            if peer is not None and peer.connection is connection and not self.stopping and not self.counting:
+                peer.application_message(self.now)  # once per read: any message is a sign of life
+                self.proxy.relay_batch(connection, peer, messages)
+            else:
+                for data in messages:
+                    self._dispatch(connection, data)
         finally:
             self._batching = False
             self.flush_soon()

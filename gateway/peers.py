@@ -44,6 +44,7 @@ log = Logger(namespace="cxgw.peer")
 
 CER, DWR, DPR = 257, 280, 282
 _OKAY = WatchdogState.OKAY
+_SUSPECT = WatchdogState.SUSPECT
 _ROLE = {"I": Conn.INITIATOR, "R": Conn.RESPONDER}
 
 
@@ -165,10 +166,13 @@ class Peer:
         """Any other message while open: the watchdog counts it as a sign of life
         (RFC 3539 §3.4.1). In OKAY that only moves its timer, so the time is noted and
         given to the watchdog when its timer fires, not on every message."""
-        if self.watchdog.state is _OKAY:
+        state = self.watchdog.state
+        if state is _OKAY:
             self._traffic_at = now
-        else:
+        elif state is _SUSPECT:  # traffic fails back to OKAY at once (RFC 3539 §3.4.1)
             self._watchdog_actions(self.watchdog.on_message_received(now, False))
+        # REOPEN: a non-DWA message changes nothing there (its action is Throwaway;
+        # requests are still served, they come from the peer itself); only DWAs count.
 
     # -- the machines ----------------------------------------------------------------
     def _conn_of(self, connection: DiameterConnection) -> Conn | None:
