@@ -17,6 +17,8 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from cx_codec.rewrite import forwarded
+
 
 class PendingRequest:
     __slots__ = (
@@ -109,6 +111,26 @@ class PendingRequests:
         if self._timer is None:
             self._timer = self.clock.callLater(self.tx, self._expire)
         return entry
+
+    def forward(
+        self, request: bytes, append: bytes, origin: Any, peer: Any, command_code: int, original_hop_by_hop: int,
+        now: float,
+    ) -> bytes:
+        """The relay's one call per request: a fresh hop-by-hop id, the request rewritten
+        with it and ``append`` (Route-Record) added (RFC 6733 §6.1.9), and its entry."""
+        entries = self._entries
+        hop_by_hop = self._next_id
+        while hop_by_hop in entries:
+            hop_by_hop = (hop_by_hop + 1) & 0xFFFFFFFF
+        self._next_id = (hop_by_hop + 1) & 0xFFFFFFFF
+        data = forwarded(request, hop_by_hop, append)
+        entries[hop_by_hop] = PendingRequest(
+            hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code
+        )
+        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        if self._timer is None:
+            self._timer = self.clock.callLater(self.tx, self._expire)
+        return data
 
     def get(self, hop_by_hop: int) -> PendingRequest | None:
         return self._entries.get(hop_by_hop)

@@ -108,7 +108,7 @@ class Proxy:
         pending = node.pending
         entries = pending._entries
         per_peer = pending._per_peer
-        new_id, add = pending.new_id, pending.add
+        register = pending.forward
         lookup = node.routing.lookup_raw
         peers = node.peers
         max_peer, max_all = node.limits.max_pending_per_peer, node.limits.max_pending
@@ -168,10 +168,9 @@ class Proxy:
             ):
                 dispatch(connection, data)
                 continue
-            hop_by_hop = new_id()
-            forwarded = forward(data, hop_by_hop, record)
-            add(hop_by_hop_in, connection, target, forwarded, command, hop_by_hop, None, now)
-            target.connection.queue(forwarded)  # type: ignore[union-attr]
+            target.connection.queue(  # type: ignore[union-attr]
+                register(data, record, connection, target, command, hop_by_hop_in, now)
+            )
 
     def _request_general(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
         loop_possible = _ROUTE_RECORD_HEADER in data

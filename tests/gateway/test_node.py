@@ -577,16 +577,18 @@ def test_broken_framing_in_an_answer_just_closes():
 
 
 def _track_max_pending(node):
-    """Record the largest size of the node's pending table after every add."""
+    """Record the largest size of the node's pending table after every insertion
+    (``add`` on the general path, ``forward`` on the relay's fast path)."""
     seen = [0]
-    add = node.pending.add
+    for name in ("add", "forward"):
+        original = getattr(node.pending, name)
 
-    def tracking_add(*args, **kwargs):
-        entry = add(*args, **kwargs)
-        seen[0] = max(seen[0], len(node.pending))
-        return entry
+        def tracking(*args, _original=original, **kwargs):
+            result = _original(*args, **kwargs)
+            seen[0] = max(seen[0], len(node.pending))
+            return result
 
-    node.pending.add = tracking_add
+        setattr(node.pending, name, tracking)
     return seen
 
 
