@@ -52,8 +52,9 @@ _SCAN = {
     for loop in (False, True)
 }
 _ROUTE_RECORD_HEADER = (282).to_bytes(4, "big")
-# the code field of a Destination-Host (293) or Route-Record (282) AVP header
-_HOST_OR_ROUTE_RECORD = re.compile(rb"\x00\x00\x01[\x1a\x25]")
+# the low bytes of the code field of a Destination-Host (293) or Route-Record (282) AVP
+# header; matching elsewhere only sends the request down the general path
+_HOST_OR_ROUTE_RECORD = re.compile(rb"\x01[\x1a\x25]")
 _HEADER = struct.Struct(">IIIII")
 _U32 = struct.Struct(">I")
 _BASE_COMMANDS = frozenset({257, 280, 282})  # CER/CEA, DWR/DWA, DPR/DPA: the peer machine's
@@ -139,7 +140,7 @@ class Proxy:
                 per_peer[peer] -= 1
                 origin = entry.origin
                 if origin.connected:
-                    origin.queue(data[:12] + _U32.pack(entry.original_hop_by_hop) + data[16:])
+                    origin.queue(b"".join((data[:12], _U32.pack(entry.original_hop_by_hop), data[16:])))
                 continue
             if search(data, 20) is not None:
                 dispatch(connection, data)
