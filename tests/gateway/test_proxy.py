@@ -5,224 +5,29 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor, task
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
+from twisted.internet import defer, reactor
 
-from cx_codec import answer_for, decode, new_request
-from cx_codec.commands import MultimediaAuthRequest, new_session_id
-from gateway.capabilities import Application, LocalIdentity
-from gateway.framing import Framer, FramingError
-from gateway.node import DiameterNode, Limits, PeerSettings, Timers
-from gateway.routing import Route, RouteAction, RouteTarget
-
-# -- loopback harness: the same in each multi-node test file (tests cannot import each other)
-
-CX = 16777216
-VENDOR_3GPP = 10415
-APPS = (Application(CX, VENDOR_3GPP),)
-PARTNER, PRIMARY = "partner.example", "primary.example"
-CLIENT, CLIENT2 = "scscf.partner.example", "icscf.partner.example"
-PROXY = "dra.partner.example"
-SERVER_A, SERVER_B = "hss-a.primary.example", "hss-b.primary.example"
-FAST = Timers(tc=0.3, twinit=6.0, tx=1.5, dpa_timeout=0.5, cea_timeout=2.0)
-CER, DWR, DPR = 257, 280, 282
-
-
-class Answering:
-    """A Cx server application: answers 2001 (or ``result_code``), after ``delay`` s,
-    or never; keeps the request bytes it was given and the answers it gave."""
-
-    def __init__(self, host, realm=PRIMARY, delay=0.0, result_code=2001, never=False):
-        self.host, self.realm, self.delay, self.result_code, self.never = host, realm, delay, result_code, never
-        self.requests = []
-        self.answers = []
-        self.waiting = []
-
-    @property
-    def calls(self):
-        return len(self.requests)
-
-    def handle_request(self, request, peer):
-        self.requests.append(request)
-        if self.never:
-            waiting = defer.Deferred()
-            self.waiting.append(waiting)
-            return waiting
-        answer = answer_for(decode(request), origin_host=self.host, origin_realm=self.realm,
-                            result_code=self.result_code).encode()
-        self.answers.append(answer)
-        if self.delay:
-            return task.deferLater(reactor, self.delay, lambda: answer)
-        return answer
-
-
-def mar(end_to_end=0, hop_by_hop=0, realm=PRIMARY, origin_host=CLIENT, user="mig-0001", **fields):
-    return MultimediaAuthRequest(
-        hop_by_hop=hop_by_hop, end_to_end=end_to_end,
-        session_id=new_session_id(origin_host), origin_host=origin_host, origin_realm=PARTNER,
-        destination_realm=realm, user_name=f"{user}@{PARTNER}", public_identity=f"sip:{user}@{PARTNER}",
-        sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"}, sip_number_auth_items=1,
-        server_name="sip:scscf.partner.example:6060", **fields,
-    )
-
-
-def header_of(data):
-    """(flags, command code, application id, hop-by-hop, end-to-end) of encoded bytes."""
-    return (data[4], int.from_bytes(data[5:8], "big"), int.from_bytes(data[8:12], "big"),
-            int.from_bytes(data[12:16], "big"), int.from_bytes(data[16:20], "big"))
-
-
-def sleep(seconds):
-    return task.deferLater(reactor, seconds, lambda: None)
-
-
-@defer.inlineCallbacks
-def wait_for(predicate, timeout=5.0, what="condition"):
-    deadline = reactor.seconds() + timeout
-    while not predicate():
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        yield sleep(0.01)
-
-
-def route(realm, *targets, app=CX):
-    """Targets: host names, or (host, priority, weight)."""
-    return Route(realm, app, RouteAction.PROXY,
-                 [RouteTarget(t) if isinstance(t, str) else RouteTarget(*t) for t in targets])
-
-
-class RawPeer(Protocol):
-    """A hand-driven Diameter peer over TCP: sends crafted bytes, keeps every message it
-    receives (framed), answers DWR and DPR so that nodes see a well-behaved peer."""
-
-    def __init__(self, answer_dpr=True):
-        self.framer = Framer(1 << 24)
-        self.messages = []
-        self.connected = False
-        self.answer_dpr = answer_dpr
-        self.lost = defer.Deferred()
-
-    def connectionMade(self):
-        self.connected = True
-
-    def dataReceived(self, data):
-        try:
-            messages = self.framer.feed(data)
-        except FramingError:
-            self.transport.abortConnection()
-            return
-        for message in messages:
-            self.messages.append(message)
-            flags, code = message[4], int.from_bytes(message[5:8], "big")
-            if flags & 0x80 and (code == DWR or (code == DPR and self.answer_dpr)):
-                request = decode(message)
-                self.send(answer_for(request, origin_host=self.host, origin_realm=self.realm,
-                                     result_code=2001).encode())
-
-    def connectionLost(self, reason=None):
-        self.connected = False
-        self.lost.callback(None)
-
-    def send(self, data):
-        self.transport.write(data)
-
-    def application_answers(self):
-        return [m for m in self.messages if not m[4] & 0x80 and int.from_bytes(m[5:8], "big") not in (CER, DWR, DPR)]
-
-    @defer.inlineCallbacks
-    def next(self, timeout=3.0):
-        """The next message received, decoded without validation."""
-        count = len(self.messages)
-        yield wait_for(lambda: len(self.messages) > count or not self.connected, timeout, "a message")
-        if len(self.messages) == count:
-            raise AssertionError("connection closed instead of a message")
-        return decode(self.messages[count], validate=False)
-
-    @defer.inlineCallbacks
-    def wait_closed(self, timeout=3.0):
-        yield wait_for(lambda: not self.connected, timeout, "the node to close the connection")
-
-    @defer.inlineCallbacks
-    def exchange_cer(self, host, realm, applications=(CX,), **fields):
-        self.host, self.realm = host, realm
-        fields.setdefault("auth_application_id", list(applications))
-        cer = new_request("Capabilities-Exchange-Request", hop_by_hop=1, end_to_end=1, origin_host=host,
-                          origin_realm=realm, host_ip_address=["127.0.0.1"], vendor_id=0, product_name="raw",
-                          **fields)
-        self.send(cer.encode())
-        cea = yield self.next()
-        return cea
-
-
-class Net:
-    """The nodes, listeners and raw peers of one test; ``stop()`` stops them all."""
-
-    def __init__(self):
-        self.nodes = []
-        self.ports = {}
-        self.raw = []
-        self.listeners = []
-
-    def node(self, host, realm, peers=(), routes=(), timers=FAST, limits=None, accept_realms=(),
-             listen=True, app=None):
-        node = DiameterNode(LocalIdentity(host, realm, applications=APPS), reactor=reactor, peers=peers,
-                            routes=routes, timers=timers, limits=limits or Limits(), accept_realms=accept_realms)
-        if app is not None:
-            node.applications[CX] = app
-        if listen:
-            self.ports[host] = node.listen(0).getHost().port
-        self.nodes.append(node)
-        node.start()
-        return node
-
-    @defer.inlineCallbacks
-    def raw_peer(self, port, host=CLIENT, realm=PARTNER, **cer_fields):
-        """A raw peer connected to ``port``; with ``host``, after a successful CER/CEA."""
-        peer = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), RawPeer())
-        self.raw.append(peer)
-        if host is not None:
-            cea = yield peer.exchange_cer(host, realm, **cer_fields)
-            assert cea.result_code == 2001, cea
-        return peer
-
-    def listen(self, factory):
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.listeners.append(port)
-        return port.getHost().port
-
-    @defer.inlineCallbacks
-    def stop(self):
-        for raw in self.raw:
-            if raw.connected:
-                raw.transport.abortConnection()
-        yield defer.DeferredList([node.stop() for node in self.nodes if not node.stopping])
-        yield defer.DeferredList([defer.maybeDeferred(port.stopListening) for port in self.listeners])
-        yield sleep(0.02)  # let the aborted connections' connectionLost run
-        for node in self.nodes:
-            assert not node.connections, f"{node.local.origin_host} still has {node.connections}"
-
-
-def three_nodes(net, proxy_timers=FAST, limits=None, servers=((SERVER_A, None),), routes=None,
-                proxy_app=None, accept_realms=()):
-    """Servers (each with an ``Answering`` app unless one is given) and a proxy that
-    connects to them; the client connects later as a raw peer or a node."""
-    apps = {}
-    for host, app in servers:
-        apps[host] = app or Answering(host)
-        net.node(host, PRIMARY, peers=[PeerSettings(PROXY, PARTNER, connect=False)], app=apps[host])
-    peers = [PeerSettings(host, PRIMARY, "127.0.0.1", net.ports[host]) for host, _ in servers]
-    peers += [PeerSettings(CLIENT, PARTNER, connect=False), PeerSettings(CLIENT2, PARTNER, connect=False)]
-    if routes is None:
-        routes = [route(PRIMARY, *[host for host, _ in servers])]
-    proxy = net.node(PROXY, PARTNER, peers=peers, routes=routes, timers=proxy_timers, limits=limits,
-                     app=proxy_app, accept_realms=accept_realms)
-    return proxy, apps
-
-
-def all_open(node, *hosts):
-    return lambda: all(node.peers[host].available for host in hosts)
-
+from cx_codec import answer_for, decode
+from gateway.diamtest import (  # the loopback harness the multi-node tests share
+    CLIENT,
+    CLIENT2,
+    CX,
+    PARTNER,
+    PRIMARY,
+    PROXY,
+    SERVER_A,
+    SERVER_B,
+    Answering,
+    Net,
+    all_open,
+    header_of,
+    mar,
+    route,
+    sleep,
+    three_nodes,
+    wait_for,
+)
+from gateway.node import PeerSettings, Timers
 
 # -- the proxy's rules (RFC 6733 §6.1.9, §6.2.2) --------------------------------------------
 
