@@ -130,11 +130,11 @@ class _Metric:
                 seen.add(id(child))
                 yield key, child
 
-    def _new_child(self) -> object:
-        raise NotImplementedError
+    def _new_child(self) -> object:  # each metric kind provides its own
+        raise TypeError(f"{type(self).__name__} is abstract: use Counter, Gauge or Histogram")
 
     def _samples(self, values: tuple[str, ...], child: object) -> Iterable[str]:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} is abstract: use Counter, Gauge or Histogram")
 
     def expose(self) -> str:
         lines = [

@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
-from cx_codec import DecodeError, Message, decode_lazy
+from cx_codec import DecodeError, Message
 from cx_codec.errors import ResultCode
 from gateway.capabilities import LocalIdentity, build_cea, decode_capabilities, judge_capabilities
 from gateway.connection import DiameterConnection
@@ -355,10 +355,6 @@ class DiameterNode:
         log.warn("{conn}: {error}; closing the connection", conn=connection, error=error)
         prefix = error.prefix
         if len(prefix) >= 20 and prefix[4] & 0x80:
-            try:
-                decode_lazy(prefix)
-            except DecodeError:
-                pass
             connection.queue(self.proxy.error_bytes(prefix, error.result_code, error.reason))
         connection.close()
 

@@ -7,20 +7,17 @@ import struct
 from datetime import UTC, datetime
 
 import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.utils import rdpcap
 
-pytest.importorskip("scapy")
-
-from scapy.layers.inet import IP, TCP  # noqa: E402
-from scapy.layers.l2 import Ether  # noqa: E402
-from scapy.utils import rdpcap  # noqa: E402
-
-from captures.pcap import (  # noqa: E402
+from captures.pcap import (
     LINKTYPE_ETHERNET,
     LINKTYPE_RAW,
     PcapWriter,
     internet_checksum,
 )
-from cx_codec.samples import SAMPLE_MAA, SAMPLE_MAR, all_samples  # noqa: E402
+from cx_codec.samples import SAMPLE_MAA, SAMPLE_MAR, all_samples
 
 CLIENT = ("10.0.0.1", 40000)
 SERVER = ("10.0.0.2", 3868)

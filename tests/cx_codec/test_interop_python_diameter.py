@@ -12,20 +12,17 @@
 from __future__ import annotations
 
 import pytest
+from diameter.message import Message as PdMessage
+from diameter.message import MessageHeader
+from diameter.message.avp import Avp as PdAvp
+from diameter.message.avp import avp as pd_avp_module
+from diameter.message.packer import Unpacker
 
-diameter = pytest.importorskip("diameter")
-
-from diameter.message import Message as PdMessage  # noqa: E402
-from diameter.message import MessageHeader  # noqa: E402
-from diameter.message.avp import Avp as PdAvp  # noqa: E402
-from diameter.message.avp import avp as pd_avp_module  # noqa: E402
-from diameter.message.packer import Unpacker  # noqa: E402
-
-from cx_codec import decode  # noqa: E402
-from cx_codec.avp import Avp  # noqa: E402
-from cx_codec.datatypes import DataType  # noqa: E402
-from cx_codec.dictionary import APPLICATION_CX, DEFAULT_DICTIONARY, VENDOR_3GPP  # noqa: E402
-from cx_codec.samples import AUTN, CK, IK, IMPI, IMPU, RAND, XRES, all_samples  # noqa: E402
+from cx_codec import decode
+from cx_codec.avp import Avp
+from cx_codec.datatypes import DataType
+from cx_codec.dictionary import APPLICATION_CX, DEFAULT_DICTIONARY, VENDOR_3GPP
+from cx_codec.samples import AUTN, CK, IK, IMPI, IMPU, RAND, XRES, all_samples
 
 SAMPLES = all_samples()
 

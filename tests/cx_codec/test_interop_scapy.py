@@ -9,14 +9,11 @@
 from __future__ import annotations
 
 import pytest
+from scapy.contrib.diameter import AVP, DiamG
 
-pytest.importorskip("scapy")
-
-from scapy.contrib.diameter import AVP, DiamG  # noqa: E402
-
-from cx_codec import decode  # noqa: E402
-from cx_codec.dictionary import APPLICATION_CX, VENDOR_3GPP  # noqa: E402
-from cx_codec.samples import (  # noqa: E402
+from cx_codec import decode
+from cx_codec.dictionary import APPLICATION_CX, VENDOR_3GPP
+from cx_codec.samples import (
     AUTN,
     CK,
     IK,

@@ -21,23 +21,20 @@ import time
 
 import pytest
 import pytest_twisted
+from diameter.message import constants
+from diameter.message.avp import Avp as PdAvp
+from diameter.message.avp.grouped import VendorSpecificApplicationId
+from diameter.message.commands import MultimediaAuthRequest as PdMultimediaAuthRequest
+from diameter.message.packer import Unpacker
+from diameter.node import Node as PdNode
+from diameter.node.application import Application as PdApplication
 from twisted.internet import reactor, task, threads
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
-diameter = pytest.importorskip("diameter")
-
-from diameter.message import constants  # noqa: E402
-from diameter.message.avp import Avp as PdAvp  # noqa: E402
-from diameter.message.avp.grouped import VendorSpecificApplicationId  # noqa: E402
-from diameter.message.commands import MultimediaAuthRequest as PdMultimediaAuthRequest  # noqa: E402
-from diameter.message.packer import Unpacker  # noqa: E402
-from diameter.node import Node as PdNode  # noqa: E402
-from diameter.node.application import Application as PdApplication  # noqa: E402
-
-from cx_codec import answer_for, decode  # noqa: E402
-from cx_codec.samples import AUTN, CK, IK, IMPI, IMPU, RAND, SCHEME_AKA, SERVER_NAME, XRES  # noqa: E402
-from gateway.capabilities import Application, LocalIdentity  # noqa: E402
-from gateway.node import DiameterNode, PeerSettings, Timers  # noqa: E402
+from cx_codec import answer_for, decode
+from cx_codec.samples import AUTN, CK, IK, IMPI, IMPU, RAND, SCHEME_AKA, SERVER_NAME, XRES
+from gateway.capabilities import Application, LocalIdentity
+from gateway.node import DiameterNode, PeerSettings, Timers
 
 pytestmark = pytest.mark.interop
 
