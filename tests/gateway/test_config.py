@@ -404,7 +404,7 @@ def test_unreadable_tls_file(pem_dir):
 
 
 @pytest.mark.parametrize("name", ["partner.toml", "primary.toml"])
-def test_example_files_load(name, tmp_path):
+def test_example_files_load(name, tmp_path):  # the TLS examples, with test certificates
     shutil.copy(EXAMPLES / name, tmp_path / name)
     write_pems(tmp_path)
     config = load_config(tmp_path / name)
@@ -458,3 +458,10 @@ def test_diff_route_removed_and_case_insensitive_hosts():
     assert result.routes_removed == (("primary.example", 16777216),)
     assert result.peers_added == result.peers_removed == ()
     assert result.peers_changed == ("HSS.primary.example",)  # the spelling changed
+
+
+def test_relay_example_loads_as_shipped():
+    config = load_config(EXAMPLES / "relay.toml")
+    assert config.node.role == "relay" and config.tls is None
+    assert [route.realm for route in config.routes] == ["primary.example"]
+    assert config.unknown_peers.accept_realms == ("partner.example",)
