@@ -31,6 +31,7 @@ from cx_codec.errors import ResultCode
 from cx_codec.rewrite import first_base_value, top_level, with_flags, with_hop_by_hop
 from cx_codec.rewrite import forwarded as forward
 from gateway.observe import answer_result
+from gateway.peer import WatchdogState
 from gateway.pending import PendingRequest
 from gateway.routing import NoRoute, Route, RouteAction
 
@@ -57,7 +58,8 @@ _ROUTE_RECORD_HEADER = (282).to_bytes(4, "big")
 _HOST_OR_ROUTE_RECORD = re.compile(rb"\x01[\x1a\x25]")
 _HEADER = struct.Struct(">IIIII")
 _U32 = struct.Struct(">I")
-_BASE_COMMANDS = frozenset({257, 280, 282})  # CER/CEA, DWR/DWA, DPR/DPA: the peer machine's
+_BASE_COMMANDS = frozenset({257, 280, 282})
+_WATCHDOG_OKAY = WatchdogState.OKAY  # CER/CEA, DWR/DWA, DPR/DPA: the peer machine's
 FLAG_T = 0x10
 
 
@@ -118,6 +120,7 @@ class Proxy:
         unpack = _HEADER.unpack_from
         applications = node.applications
         now = node.now
+        dirty = node._dirty  # connections with queued output, flushed once after the batch
         for index, data in enumerate(messages):
             _, word, application_id, hop_by_hop_in, _ = unpack(data)
             flags = word >> 24
@@ -139,8 +142,11 @@ class Proxy:
                     continue
                 per_peer[peer] -= 1
                 origin = entry.origin
-                if origin.connected:
-                    origin.queue(b"".join((data[:12], _U32.pack(entry.original_hop_by_hop), data[16:])))
+                if origin.connected and not origin.closing:  # DiameterConnection.queue, inline
+                    outbox = origin.outbox
+                    if not outbox:
+                        dirty.append(origin)
+                    outbox.append(b"".join((data[:12], _U32.pack(entry.original_hop_by_hop), data[16:])))
                 continue
             if search(data, 20) is not None:
                 dispatch(connection, data)
@@ -160,18 +166,23 @@ class Proxy:
                 dispatch(connection, data)
                 continue
             target = peers.get(route.targets[0].key)
+            out = target.connection if target is not None else None
             if (
-                target is None
+                out is None
                 or target is peer
-                or not target.available
+                or out.closing
+                or not out.connected
+                or target.congested  # Peer.available, inline
+                or target.watchdog.state is not _WATCHDOG_OKAY
                 or per_peer.get(target, 0) >= max_peer
                 or len(entries) >= max_all
             ):
                 dispatch(connection, data)
                 continue
-            target.connection.queue(  # type: ignore[union-attr]
-                register(data, record, connection, target, command, hop_by_hop_in, now)
-            )
+            outbox = out.outbox
+            if not outbox:
+                dirty.append(out)
+            outbox.append(register(data, record, connection, target, command, hop_by_hop_in, now))
 
     def _request_general(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
         loop_possible = _ROUTE_RECORD_HEADER in data
