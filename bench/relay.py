@@ -141,6 +141,10 @@ def main() -> int:
     return 0
 
 
+def _ratio(value: float, reference: float, spec: str) -> str:
+    return format(value / reference, spec) if reference else "-"
+
+
 def print_table(results: dict[str, dict], args: argparse.Namespace) -> None:
     print(f"pairs/s (median of {args.repeat} x {args.seconds:g} s), relay CPU us/pair, latency at {args.rate:g} req/s")
     header = ["path"] + [f"w={w} pairs/s" for w in WINDOWS] + [f"w={w} cpu" for w in WINDOWS] + ["p50 us", "p99 us"]
@@ -161,9 +165,9 @@ def print_table(results: dict[str, dict], args: argparse.Namespace) -> None:
     if null and ours:
         print()
         for window in WINDOWS:
-            line = f"w={window}: cxgw/null {ours[window][0] / null[window][0]:.0%}"
+            line = f"w={window}: cxgw/null {_ratio(ours[window][0], null[window][0], '.0%')}"
             if fd:
-                line += f", cxgw/freeDiameter {ours[window][0] / fd[window][0]:.1f}x"
+                line += f", cxgw/freeDiameter {_ratio(ours[window][0], fd[window][0], '.1f')}x"
             print(line)
         if direct:
             added = ours["latency"][1] - direct["latency"][1]

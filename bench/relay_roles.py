@@ -30,6 +30,7 @@ from cx_codec.commands import (  # noqa: E402
     CapabilitiesExchangeRequest,
     DeviceWatchdogAnswer,
     DisconnectPeerAnswer,
+    DisconnectPeerRequest,
 )
 
 CX = {"vendor_id": 10415, "auth_application_id": 16777216}
@@ -133,6 +134,7 @@ class Client(asyncio.Protocol):
         self.latencies: list[float] = []
         self.measuring = False
         self.open: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.disconnected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.done = done
         self.errors = 0
 
@@ -160,6 +162,10 @@ class Client(asyncio.Protocol):
             if code == 257:
                 if not self.open.done():
                     self.open.set_result(None)
+                continue
+            if code == 282:
+                if not self.disconnected.done():
+                    self.disconnected.set_result(None)
                 continue
             started = self.sent.pop(int.from_bytes(message[12:16], "big"), None)
             if started is None:
@@ -219,6 +225,16 @@ async def run_client(args: argparse.Namespace) -> None:
             await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
         await asyncio.sleep(0.2)
         elapsed = args.seconds
+    # leave as a well-behaved peer does (RFC 6733 §5.4): DPR, DPA, then close, so that the
+    # relay under test is clean for the next run
+    client.window = 0
+    transport.write(DisconnectPeerRequest(
+        hop_by_hop=2, end_to_end=2, origin_host="client.bench", origin_realm="bench", disconnect_cause=0,
+    ).encode())
+    try:
+        await asyncio.wait_for(client.disconnected, 5)
+    except TimeoutError:
+        pass
     transport.close()
     latencies = sorted(client.latencies)
 
