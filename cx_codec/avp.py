@@ -243,6 +243,7 @@ def parse_avps(
     mode: int,
     depth: int,
     grammar: Grammar | None = None,
+    template: list[TemplateEntry] | None = None,
 ) -> list[Avp]:
     """Parse the AVPs in ``buf[start:end]`` into Avp objects.
 
@@ -251,6 +252,7 @@ def parse_avps(
     Grouped member; ``VALIDATE`` in addition checks Grouped members against their grammar,
     and this level against ``grammar`` when given. Grouped members are checked without
     building objects (``check_members``); ``Avp.children`` builds them when asked for.
+    With ``template`` (VALIDATE), the layout of this level is recorded for ``apply_template``.
     Raises DecodeError, nothing else.
     """
     if depth > MAX_DEPTH:
@@ -300,6 +302,8 @@ def parse_avps(
             if known is not None:
                 # the same bytes were decoded and validated before: share that AVP
                 append(known)
+                if template is not None:
+                    template.append((offset, raw, known, code, word, vendor, None, 0, 0, 0))
                 offset = next_offset
                 continue
             definition = definitions.get((code, vendor))
@@ -310,6 +314,11 @@ def parse_avps(
                 continue
             value = check_avp(code, word, vendor, definition, buf, data_start, data_end, dictionary, mode, depth)
             avp = Avp(code, word >> 24, vendor, data, definition, raw, dictionary, None, value, depth)
+            if template is not None:
+                template.append((
+                    offset, buf[offset:data_start], None, code, word, vendor, definition,
+                    data_start - offset, length, next_offset - offset,
+                ))
             if mode == VALIDATE and next_offset - offset <= INTERN_MAX_BYTES:
                 if raw in seen:
                     if len(interned) >= INTERN_MAX_ENTRIES:
@@ -331,6 +340,40 @@ def parse_avps(
     if grammar is not None and mode == VALIDATE:
         check_grammar_signature(signature, grammar, dictionary, lambda: out)
     return out
+
+
+# A message template: per top-level AVP, (offset, bytes that must be there, the shared
+# Avp or None, code, header word, vendor, definition, data offset, length, padded length).
+# Shared AVPs must match byte for byte; the others must match their header (code, flags,
+# length, vendor) and have their value checked again.
+TemplateEntry = tuple[int, bytes, "Avp | None", int, int, int, "AvpDef | None", int, int, int]
+
+
+def apply_template(buf: bytes, entries: tuple[TemplateEntry, ...], dictionary: Dictionary) -> list[Avp] | None:
+    """The AVPs of a message laid out like one validated before, or None if it is not.
+
+    Same length, same AVP headers at the same offsets, the shared AVPs byte for byte: the
+    same structure, so the same grammar verdict; the other AVPs' values are checked again
+    with every rule (``check_avp``). A value that fails returns None, and the full decoder
+    then reports it precisely.
+    """
+    startswith = buf.startswith
+    avps: list[Avp] = []
+    append = avps.append
+    try:
+        for offset, expected, shared, code, word, vendor, definition, data_at, length, padded in entries:
+            if not startswith(expected, offset):
+                return None
+            if shared is not None:
+                append(shared)
+                continue
+            data_start = offset + data_at
+            value = check_avp(code, word, vendor, definition, buf, data_start, offset + length, dictionary, VALIDATE, 0)
+            append(Avp(code, word >> 24, vendor, buf[data_start : offset + length], definition,
+                       buf[offset : offset + padded], dictionary, None, value, 0))
+    except DecodeError:
+        return None
+    return avps
 
 
 def check_avp(

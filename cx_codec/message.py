@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from cx_codec.avp import LAZY, VALIDATE, VALUES, Avp, parse_avps
+from cx_codec.avp import LAZY, VALIDATE, VALUES, Avp, TemplateEntry, apply_template, parse_avps
 from cx_codec.dictionary import DEFAULT_DICTIONARY, Dictionary
 from cx_codec.header import HEADER, HEADER_LENGTH, Flags, check_flags, unpack_header
 
@@ -212,11 +212,39 @@ def decode(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY, *, validate
             grammar = dictionary.commands_by_name.get("Answer-Message")
         else:
             grammar = dictionary.grammar_for(code, application_id, bool(flags & 0x80))
-    avps = parse_avps(data, HEADER_LENGTH, length, dictionary, VALIDATE if validate else VALUES, 0, grammar)
+    if not validate:
+        avps = parse_avps(data, HEADER_LENGTH, length, dictionary, VALUES, 0)
+    else:
+        # messages of one kind and length are usually laid out alike (same AVPs, same
+        # lengths, only some values differ): try the layouts validated before
+        key = (code, flags, application_id, length)
+        templates = dictionary.templates.get(key)
+        avps = None
+        if templates:
+            for entries in templates:
+                avps = apply_template(data, entries, dictionary)
+                if avps is not None:
+                    break
+        if avps is None:
+            template: list[TemplateEntry] = []
+            avps = parse_avps(data, HEADER_LENGTH, length, dictionary, VALIDATE, 0, grammar, template)
+            _remember_template(dictionary, key, templates, tuple(template))
     return Message(
         code, flags, application_id, hop_by_hop, end_to_end, avps, dictionary,
         version=version, body=data[HEADER_LENGTH:],
     )
+
+
+MAX_TEMPLATES = 4  # per (command, flags, application, length)
+
+
+def _remember_template(dictionary: Dictionary, key: tuple[int, int, int, int], known: list | None, entries: tuple) -> None:
+    if known is None:
+        if len(dictionary.templates) >= 4096:
+            dictionary.templates.clear()
+        known = dictionary.templates[key] = []
+    if len(known) < MAX_TEMPLATES:
+        known.append(entries)
 
 
 def decode_lazy(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -> Message:

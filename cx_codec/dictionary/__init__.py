@@ -69,6 +69,8 @@ class Dictionary:
     interned: dict[bytes, object] = field(default_factory=dict)
     interned_old: dict[bytes, object] = field(default_factory=dict)
     seen_once: dict[bytes, None] = field(default_factory=dict)
+    # (command, flags, application, length) -> message templates validated before
+    templates: dict[tuple[int, int, int, int], list[tuple]] = field(default_factory=dict)
     # (Grouped AVP definition, data length) -> member layouts validated before
     layouts: dict[tuple[object, int], list[tuple[tuple[int, bytes], ...]]] = field(default_factory=dict)
 

@@ -10,7 +10,7 @@ import pytest
 
 from cx_codec.avp import Avp, pack_avp
 from cx_codec.build import avp, new_message, new_request
-from cx_codec.errors import DecodeError
+from cx_codec.errors import DecodeError, ResultCode
 from cx_codec.header import Flags
 from cx_codec.message import Message, decode, decode_lazy
 
@@ -464,3 +464,46 @@ def test_message_built_by_hand():
     )
     assert message.encode() == expected
     assert decode(expected).name == "Device-Watchdog-Request"
+
+
+# -- message templates: a layout seen valid before is a shortcut, never a different verdict --
+def _with_user(template: bytes, user: bytes) -> bytes:
+    """The sample MAR with User-Name data replaced by ``user`` (same length)."""
+    from cx_codec.rewrite import top_level
+
+    old = top_level(template, {(1, 0)})[(1, 0)][0]
+    assert len(user) == len(old)
+    return template.replace(old, user, 1)
+
+
+def test_template_hit_still_checks_values():
+    from cx_codec.dictionary import Dictionary, base, cx, digest, doic
+    from cx_codec.samples import SAMPLE_MAR
+
+    dictionary = Dictionary().load(base, digest, doic, cx)
+    original = decode(SAMPLE_MAR, dictionary)
+    user = original["User-Name"].encode()
+    good = _with_user(SAMPLE_MAR, b"x" * len(user))
+    assert decode(good, dictionary)["User-Name"] == "x" * len(user)  # second of this layout
+    assert dictionary.templates  # the layout was remembered
+    broken = _with_user(SAMPLE_MAR, b"\xff" * len(user))  # same layout, invalid UTF-8
+    with pytest.raises(DecodeError) as caught:
+        decode(broken, dictionary)
+    assert caught.value.result_code == ResultCode.DIAMETER_INVALID_AVP_VALUE
+    assert caught.value.failed_avp is not None and caught.value.failed_avp[:4] == (1).to_bytes(4, "big")
+
+
+def test_template_miss_on_same_length_other_structure():
+    from cx_codec.dictionary import Dictionary, base, cx, digest, doic
+    from cx_codec.samples import SAMPLE_MAR
+
+    dictionary = Dictionary().load(base, digest, doic, cx)
+    decode(SAMPLE_MAR, dictionary)
+    # same length, but the User-Name header says 4 bytes more: the layout differs
+    data = bytearray(SAMPLE_MAR)
+    offset = data.find((1).to_bytes(4, "big") + b"\x40")
+    length = int.from_bytes(data[offset + 5 : offset + 8], "big")
+    data[offset + 5 : offset + 8] = (length + 4).to_bytes(3, "big")
+    with pytest.raises(DecodeError) as caught:
+        decode(bytes(data), dictionary)
+    assert caught.value.result_code in (ResultCode.DIAMETER_INVALID_AVP_LENGTH, ResultCode.DIAMETER_INVALID_AVP_VALUE)
