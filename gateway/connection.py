@@ -88,7 +88,7 @@ class DiameterConnection(Protocol):
             self.transport.resumeProducing()
 
     def stopProducing(self) -> None:
-        pass
+        """The transport is going away; connectionLost does the cleaning up."""
 
     # -- used by the node ------------------------------------------------------------
     def queue(self, data: bytes) -> None:

@@ -99,7 +99,7 @@ class _QuietSite(Site):
     """A Site without access logs: a scrape every few seconds is not news."""
 
     def log(self, request: Request) -> None:
-        pass
+        """No access log: a scrape every few seconds is not news."""
 
 
 def build_site(registry: Registry, health_callback: HealthCallback) -> Site:

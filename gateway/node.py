@@ -360,7 +360,8 @@ class DiameterNode:
 
     # -- peers ----------------------------------------------------------------------------
     def peer_opened(self, peer: Peer) -> None:
-        pass
+        """A peer opened, or its watchdog is OKAY again. Routing reads ``Peer.available``
+        for every request, so nothing needs to change here; a hook for subclasses."""
 
     def peer_down(self, peer: Peer) -> None:
         self.proxy.failover(peer, down=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.logger import LogLevel, globalLogPublisher
 
 from cx_codec import decode
@@ -170,15 +170,13 @@ def test_no_alternate_left_gives_3002_at_once():
     net = Net()
     try:
         nodes, apps = slow_servers(net, delay=1.0, hosts=(SERVER_A,))
-        proxy = failover_proxy(net, [SERVER_A], tx=3.0)
+        proxy = failover_proxy(net, [SERVER_A], tx=60.0)  # answers within the wait below cannot be Tx
         yield wait_for(all_open(proxy, SERVER_A), what="open")
         client = yield net.raw_peer(net.ports[PROXY])
         client.send(b"".join(mar(end_to_end=i, hop_by_hop=i).encode() for i in range(50)))
         yield wait_for(lambda: apps[SERVER_A].calls == 50, what="50 requests at the server")
-        killed = reactor.seconds()
         kill(nodes[SERVER_A])
-        yield wait_for(lambda: len(client.application_answers()) == 50, what="50 answers")
-        assert reactor.seconds() - killed < 1.0  # not after Tx (3 s)
+        yield wait_for(lambda: len(client.application_answers()) == 50, timeout=5, what="50 answers")
         answers = by_end_to_end(client)
         assert sorted(answers) == list(range(50))
         assert {tuple(got) for got in answers.values()} == {((3002, PROXY, True),)}
@@ -221,9 +219,8 @@ def test_request_that_times_out_gets_3002_after_tx():
         client = net.node(CLIENT, PARTNER, peers=[PeerSettings(SERVER_A, PRIMARY, "127.0.0.1", net.ports[SERVER_A])],
                           routes=[route(PRIMARY, SERVER_A)], timers=timers, listen=False)
         yield wait_for(all_open(client, SERVER_A), what="open")
-        started = reactor.seconds()
+        # the server never answers: only Tx (0.6 s) can produce these answers
         answers = yield defer.gatherResults([client.send_request(mar(end_to_end=i, hop_by_hop=0x40 + i)) for i in range(5)])
-        assert 0.55 < reactor.seconds() - started < 1.2
         assert silent.calls == 5
         for i, data in enumerate(answers):
             message = decode(data)
