@@ -105,12 +105,9 @@ class PendingRequests:
             hop_by_hop = self.new_id()
         if now is None:
             now = self.clock.seconds()
-        entry = PendingRequest(hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code, deferred)
-        self._entries[hop_by_hop] = entry
-        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
-        if self._timer is None:
-            self._timer = self.clock.callLater(self.tx, self._expire)
-        return entry
+        return self._insert(
+            PendingRequest(hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code, deferred)
+        )
 
     def forward(
         self, request: bytes, append: bytes, origin: Any, peer: Any, command_code: int, original_hop_by_hop: int,
@@ -118,19 +115,17 @@ class PendingRequests:
     ) -> bytes:
         """The relay's one call per request: a fresh hop-by-hop id, the request rewritten
         with it and ``append`` (Route-Record) added (RFC 6733 §6.1.9), and its entry."""
-        entries = self._entries
-        hop_by_hop = self._next_id
-        while hop_by_hop in entries:
-            hop_by_hop = (hop_by_hop + 1) & 0xFFFFFFFF
-        self._next_id = (hop_by_hop + 1) & 0xFFFFFFFF
+        hop_by_hop = self.new_id()
         data = forwarded(request, hop_by_hop, append)
-        entries[hop_by_hop] = PendingRequest(
-            hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code
-        )
-        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        self._insert(PendingRequest(hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code))
+        return data
+
+    def _insert(self, entry: PendingRequest) -> PendingRequest:
+        self._entries[entry.hop_by_hop] = entry
+        self._per_peer[entry.peer] = self._per_peer.get(entry.peer, 0) + 1
         if self._timer is None:
             self._timer = self.clock.callLater(self.tx, self._expire)
-        return data
+        return entry
 
     def get(self, hop_by_hop: int) -> PendingRequest | None:
         return self._entries.get(hop_by_hop)

@@ -271,12 +271,6 @@ class Proxy:
             named = self.available(destination_host[0].decode("ascii", "replace"))
             if named is not None and named not in exclude:
                 return named
-        targets = route.targets
-        if len(targets) == 1:
-            only = node.peers.get(targets[0].key)
-            if only is not None and only.available and only not in exclude:
-                if node.pending.outstanding(only) < node.limits.max_pending_per_peer:
-                    return only
         busy: list[Peer] = []
 
         def available(host: str) -> Peer | None:
