@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import json
@@ -286,10 +287,8 @@ class Checker:
         if not isinstance(value, str):
             self.wrong_type(path, value, "an IP address or host name in quotes")
             return default
-        try:
+        with contextlib.suppress(ValueError):
             return str(ipaddress.ip_address(value))
-        except ValueError:
-            pass
         if not is_diameter_identity(value):
             self.bad(
                 path,

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
+from twisted.logger import LogLevel, globalLogPublisher
 
 from cx_codec import Message, answer_for, decode, new_request
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
@@ -212,6 +213,25 @@ class Net:
         yield sleep(0.02)  # let the aborted connections' connectionLost run
         for node in self.nodes:
             assert not node.connections, f"{node.local.origin_host} still has {node.connections}"
+
+
+class Errors:
+    """Collects log events of level error or above while in use (``with Errors() as e``):
+    a quiet node logs none, a double answer or an unhandled failure logs one."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("log_level") is not None and event["log_level"] >= LogLevel.error:
+            self.events.append(event)
+
+    def __enter__(self) -> Errors:
+        globalLogPublisher.addObserver(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        globalLogPublisher.removeObserver(self)
 
 
 def three_nodes(

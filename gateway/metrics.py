@@ -94,10 +94,9 @@ class _Metric:
 
     def labels(self, *values: object) -> object:
         """The child for these label values, created at first use (see :func:`label_value`)."""
-        try:
-            return self._children[values]  # the fast path: values already seen
-        except KeyError:
-            pass
+        child = self._children.get(values)  # the fast path: values already seen
+        if child is not None:
+            return child
         if len(values) != len(self.labelnames):
             raise ValueError(
                 f"{self.name}: got {len(values)} label values for {list(self.labelnames)}; "

@@ -219,10 +219,8 @@ class FreeDiameter:
             return self.returncode
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self._reap(kill=True)
         if self._own_workdir and not self.keep_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -291,10 +289,8 @@ class FreeDiameter:
         if process is None:
             return
         if process.poll() is None and kill:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # its own session: nothing of ours
-            except ProcessLookupError:
-                pass
         try:
             self.returncode = process.wait(5)
         except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL

@@ -8,7 +8,6 @@ from collections import Counter
 
 import pytest_twisted
 from twisted.internet import defer
-from twisted.logger import LogLevel, globalLogPublisher
 
 from cx_codec import decode
 from gateway.diamtest import (  # the loopback harness the multi-node tests share
@@ -19,6 +18,7 @@ from gateway.diamtest import (  # the loopback harness the multi-node tests shar
     SERVER_A,
     SERVER_B,
     Answering,
+    Errors,
     Net,
     all_open,
     header_of,
@@ -32,22 +32,6 @@ from gateway.node import Limits, PeerSettings, Timers
 FLAG_T = 0x10
 
 
-class Errors:
-    """Collects log events of level error or above (a double answer would log one)."""
-
-    def __init__(self):
-        self.events = []
-
-    def __call__(self, event):
-        if event.get("log_level") is not None and event["log_level"] >= LogLevel.error:
-            self.events.append(event)
-
-    def __enter__(self):
-        globalLogPublisher.addObserver(self)
-        return self
-
-    def __exit__(self, *exc):
-        globalLogPublisher.removeObserver(self)
 
 
 def kill(node):

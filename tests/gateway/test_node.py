@@ -8,7 +8,6 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory
-from twisted.logger import LogLevel, globalLogPublisher
 
 from cx_codec import answer_for, decode, new_request
 from cx_codec.commands import MultimediaAuthRequest
@@ -24,6 +23,7 @@ from gateway.diamtest import (  # the loopback harness the multi-node tests shar
     SERVER_A,
     SERVER_B,
     Answering,
+    Errors,
     Net,
     RawPeer,
     all_open,
@@ -79,22 +79,6 @@ def server_node(net, app=None, **options):
     return net.node(SERVER_A, PRIMARY, peers=peers, app=app, **options), app
 
 
-class Errors:
-    """Collects log events of level error or above (a quiet node logs none)."""
-
-    def __init__(self):
-        self.events = []
-
-    def __call__(self, event):
-        if event.get("log_level") is not None and event["log_level"] >= LogLevel.error:
-            self.events.append(event)
-
-    def __enter__(self):
-        globalLogPublisher.addObserver(self)
-        return self
-
-    def __exit__(self, *exc):
-        globalLogPublisher.removeObserver(self)
 
 
 # -- capabilities exchange as a responder (RFC 6733 §5.3, §5.6.1) ----------------------------
