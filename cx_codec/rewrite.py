@@ -143,22 +143,33 @@ def top_level(data: bytes, wanted: Collection[AvpKey], *, complete: bool = True)
 
 def first_base_value(data: bytes, code: int) -> bytes | None:
     """Data of the first top-level AVP with ``code`` and no Vendor-Id, or None; stops
-    there (the relay's Destination-Realm lookup). Raises DecodeError 5014 on a broken
-    AVP before it."""
-    end = len(data)
-    offset = HEADER_LENGTH
+    there. Raises DecodeError 5014 on a broken AVP before it."""
+    offset = find_base_avp(data, code)
+    if offset < 0:
+        return None
+    return data[offset + 8 : offset + (_unpack_header(data, offset)[1] & 0xFFFFFF)]
+
+
+def find_base_avp(data: bytes, code: int, start: int = 0, end: int = -1) -> int:
+    """Offset of the first top-level AVP with ``code`` and no Vendor-Id in the message
+    occupying ``data[start:end]`` (end -1: to the end), or -1; every AVP before it is
+    checked to fit. Raises DecodeError 5014 on a broken AVP before it (the relay's
+    Destination-Realm lookup)."""
+    if end < 0:
+        end = len(data)
+    offset = start + HEADER_LENGTH
     try:
         while offset < end:
             avp_code, word = _unpack_header(data, offset)
             length = word & 0xFFFFFF
             if length < 8 or offset + length > end:
-                raise _bad_length(data, offset)
+                raise _bad_length(data[start:end], offset - start)
             if avp_code == code and not word & 0x80000000:
-                return data[offset + 8 : offset + length]
+                return offset
             offset += (length + 3) & -4
     except struct.error:
-        raise _bad_length(data, offset) from None
-    return None
+        raise _bad_length(data[start:end], offset - start) from None
+    return -1
 
 
 _CODES: dict[frozenset[AvpKey], frozenset[int]] = {}

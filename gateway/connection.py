@@ -16,7 +16,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from gateway.framing import Framer, FramingError
+from gateway.framing import Framer
 
 if TYPE_CHECKING:
     from gateway.node import DiameterNode
@@ -31,7 +31,7 @@ class DiameterConnection(Protocol):
         self.role = role
         self.peer = peer  # the Peer once known (I: from the start; R: after its CER)
         self.framer = Framer(node.max_message_size)
-        self.outbox: list[bytes] = []
+        self.outbox: list[bytes | memoryview] = []
         self.connected = False
         self.closing = False
         self.label = "?"
@@ -56,14 +56,7 @@ class DiameterConnection(Protocol):
         self.node.connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
-        try:
-            messages = self.framer.feed(data)
-        except FramingError as error:
-            self.node.receive_batch(self, error.complete)  # type: ignore[attr-defined]
-            self.node.framing_error(self, error)
-            return
-        if messages:
-            self.node.receive_batch(self, messages)
+        self.node.receive(self, data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected = False
@@ -109,7 +102,7 @@ class DiameterConnection(Protocol):
             self._write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
         outbox.clear()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         """Send now when Twisted holds nothing for this socket (the usual case): one send()
         instead of registering for writability and sending on the next turn, which costs
         two epoll_ctl calls and a loop iteration per batch. Whatever the kernel does not
@@ -126,7 +119,7 @@ class DiameterConnection(Protocol):
             if sent == len(data):
                 return
             data = data[sent:]
-        transport.write(data)
+        transport.write(data if isinstance(data, bytes) else bytes(data))  # (a slice of a read buffer)
 
     def close(self, abort: bool = False) -> None:
         """Flush what is queued and close (abort: drop it and reset)."""

@@ -41,26 +41,11 @@ class Framer:
         the messages completed before the broken one are in ``error.complete``."""
         messages: list[bytes] = []
         offset = 0
-        pending = self._buffer
-        if pending:
-            # finish the partial message with the head of ``data`` only: joining all of
-            # ``data`` to it would copy every byte of every large read once more
-            if len(pending) < 4:
-                pending += data[: 4 - len(pending)]
-                offset = len(pending) - len(self._buffer)
-                if len(pending) < 4:
-                    self._buffer = pending
-                    return messages
-            length = _WORD.unpack_from(pending)[0]
-            self._check(length, pending, messages)
-            length &= 0xFFFFFF
-            needed = length - len(pending)
-            if len(data) - offset < needed:
-                self._buffer = pending + data[offset:]
+        if self._buffer:
+            message, offset = self.complete(data)
+            if message is None:
                 return messages
-            messages.append(pending + data[offset : offset + needed])
-            offset += needed
-            self._buffer = b""
+            messages.append(message)
         end = len(data)
         if offset == 0 and end >= HEADER_LENGTH and _WORD.unpack_from(data)[0] & 0xFFFFFF == end:
             if data[0] == 1 and not end & 3 and end <= self.max_message:
@@ -82,6 +67,34 @@ class Framer:
             offset += length
         self._buffer = data[offset:] if offset < end else b""
         return messages
+
+    def complete(self, data: bytes) -> tuple[bytes | None, int]:
+        """Finish the buffered partial message with the head of ``data`` only (joining all
+        of ``data`` to it would copy every byte of every large read once more): the
+        message, or None when ``data`` did not finish it (then all of it is buffered),
+        and how many bytes of ``data`` were used. Raises FramingError when lost."""
+        pending = self._buffer
+        used = 0
+        if len(pending) < 4:
+            used = 4 - len(pending)
+            pending += data[:used]
+            used = len(pending) - len(self._buffer)
+            if len(pending) < 4:
+                self._buffer = pending
+                return None, used
+        length = _WORD.unpack_from(pending)[0]
+        self._check(length, pending, [])
+        needed = (length & 0xFFFFFF) - len(pending)
+        if len(data) - used < needed:
+            self._buffer = pending + data[used:]
+            return None, len(data)
+        self._buffer = b""
+        return pending + data[used : used + needed], used + needed
+
+    def keep(self, data: bytes) -> None:
+        """Buffer the start of a message the caller framed up to (its framing checked by
+        the next ``feed`` or ``complete``)."""
+        self._buffer = data
 
     def _check(self, word: int, prefix: bytes, complete: list[bytes]) -> None:
         length = word & 0xFFFFFF

@@ -31,6 +31,7 @@ from gateway.observe import MessageCounts
 from gateway.peers import Peer
 from gateway.pending import PendingRequest, PendingRequests
 from gateway.proxy import Proxy
+from gateway.relay import StreamRelay
 from gateway.routing import Route, RoutingTable
 
 log = Logger(namespace="cxgw.node")
@@ -141,6 +142,7 @@ class DiameterNode:
         for settings in peers:
             self.peers[settings.host.lower()] = Peer(self, settings)
         self.proxy = Proxy(self)
+        self.relay = StreamRelay(self)
         self.connections: set[DiameterConnection] = set()
         self.ports: list[IListeningPort] = []
         self.stopping = False
@@ -259,21 +261,34 @@ class DiameterNode:
         if connection.peer is not None:
             connection.peer.lost(connection)
 
-    def receive_batch(self, connection: DiameterConnection, messages: list[bytes]) -> None:
-        """Process the messages of one read, then write everything they produced once."""
+    def receive(self, connection: DiameterConnection, data: bytes) -> None:
+        """Process what one read brought, then write everything it produced once."""
         self._batching = True
         self.now = self.clock.seconds()
         try:
             peer = connection.peer
             if peer is not None and peer.connection is connection and not self.stopping and not self.counting:
                 peer.application_message(self.now)  # once per read: any message is a sign of life
-                self.proxy.relay_batch(connection, peer, messages)
+                self.relay.stream(connection, peer, data)
             else:
-                for data in messages:
-                    self._dispatch(connection, data)
+                self.receive_general(connection, data)
+        except FramingError as error:
+            self.framing_error(connection, error)
         finally:
             self._batching = False
             self.flush_soon()
+
+    def receive_general(self, connection: DiameterConnection, data: bytes) -> None:
+        """Frame ``data`` and hand each message to the general path, in order."""
+        try:
+            messages = connection.framer.feed(data)
+        except FramingError as error:
+            for message in error.complete:  # type: ignore[attr-defined]
+                self._dispatch(connection, message)
+            self.framing_error(connection, error)
+            return
+        for message in messages:
+            self._dispatch(connection, message)
 
     def flush_soon(self) -> None:
         if self._batching:

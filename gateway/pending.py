@@ -15,44 +15,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
-
-from cx_codec.rewrite import forwarded
+from typing import Any, NamedTuple
 
 
-class PendingRequest:
-    __slots__ = (
-        "hop_by_hop",
-        "original_hop_by_hop",
-        "origin",
-        "peer",
-        "data",
-        "deadline",
-        "command_code",
-        "tried",
-        "deferred",
-    )
+class PendingRequest(NamedTuple):
+    """One request in flight. A tuple: the relay's hot loop builds one per request with
+    ``tuple.__new__`` (a C call, no Python ``__init__``); failover replaces the entry."""
 
-    def __init__(
-        self,
-        hop_by_hop: int,
-        original_hop_by_hop: int,
-        origin: Any,
-        peer: Any,
-        data: bytes,
-        deadline: float,
-        command_code: int,
-        deferred: Any = None,
-    ) -> None:
-        self.hop_by_hop = hop_by_hop
-        self.original_hop_by_hop = original_hop_by_hop
-        self.origin = origin  # the connection the request came from, or None when local
-        self.peer = peer  # the peer it was sent to
-        self.data = data  # the bytes sent, kept for failover (RFC 6733 §5.5.4)
-        self.deadline = deadline
-        self.command_code = command_code
-        self.tried: tuple[Any, ...] = ()  # peers tried before ``peer``, after failovers
-        self.deferred = deferred  # for requests this node originated
+    hop_by_hop: int
+    original_hop_by_hop: int
+    origin: Any  # the connection the request came from, or None when local
+    peer: Any  # the peer it was sent to
+    data: bytes  # the bytes sent, kept for failover (RFC 6733 §5.5.4)
+    deadline: float
+    command_code: int
+    tried: tuple[Any, ...] = ()  # peers tried before ``peer``, after failovers
+    deferred: Any = None  # for requests this node originated
 
 
 class PendingRequests:
@@ -106,26 +84,20 @@ class PendingRequests:
         if now is None:
             now = self.clock.seconds()
         return self._insert(
-            PendingRequest(hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code, deferred)
+            PendingRequest(hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code, deferred=deferred)
         )
-
-    def forward(
-        self, request: bytes, append: bytes, origin: Any, peer: Any, command_code: int, original_hop_by_hop: int,
-        now: float,
-    ) -> bytes:
-        """The relay's one call per request: a fresh hop-by-hop id, the request rewritten
-        with it and ``append`` (Route-Record) added (RFC 6733 §6.1.9), and its entry."""
-        hop_by_hop = self.new_id()
-        data = forwarded(request, hop_by_hop, append)
-        self._insert(PendingRequest(hop_by_hop, original_hop_by_hop, origin, peer, data, now + self.tx, command_code))
-        return data
 
     def _insert(self, entry: PendingRequest) -> PendingRequest:
         self._entries[entry.hop_by_hop] = entry
         self._per_peer[entry.peer] = self._per_peer.get(entry.peer, 0) + 1
-        if self._timer is None:
-            self._timer = self.clock.callLater(self.tx, self._expire)
+        self.arm()
         return entry
+
+    def arm(self) -> None:
+        """Start the expiry timer if entries wait and none runs (the relay's hot loop adds
+        entries itself and calls this once per batch)."""
+        if self._timer is None and self._entries:
+            self._timer = self.clock.callLater(self.tx, self._expire)
 
     def get(self, hop_by_hop: int) -> PendingRequest | None:
         return self._entries.get(hop_by_hop)
@@ -136,21 +108,17 @@ class PendingRequests:
             self._per_peer[entry.peer] -= 1
         return entry
 
-    def restore(self, entry: PendingRequest) -> None:
-        """Put back an entry popped by mistake (an answer from a peer it was not sent to)."""
-        self._entries[entry.hop_by_hop] = entry
-        self._per_peer[entry.peer] = self._per_peer.get(entry.peer, 0) + 1
-
     def started(self, entry: PendingRequest) -> float:
         return entry.deadline - self.tx
 
-    def move(self, entry: PendingRequest, peer: Any, data: bytes) -> None:
-        """The request was re-sent to ``peer`` (failover); its deadline stays."""
+    def move(self, entry: PendingRequest, peer: Any, data: bytes) -> PendingRequest:
+        """The request was re-sent to ``peer`` (failover): its entry, replaced in place
+        (so its deadline and its place in deadline order stay)."""
         self._per_peer[entry.peer] -= 1
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
-        entry.tried = (*entry.tried, entry.peer)
-        entry.peer = peer
-        entry.data = data
+        moved = entry._replace(peer=peer, data=data, tried=(*entry.tried, entry.peer))
+        self._entries[entry.hop_by_hop] = moved
+        return moved
 
     def for_peer(self, peer: Any) -> list[PendingRequest]:
         return [entry for entry in self._entries.values() if entry.peer is peer]

@@ -94,12 +94,14 @@ def test_move_keeps_id_and_deadline_and_updates_counts_and_tried():
     clock, table, _ = make()
     entry = add(table, peer="hss-a")
     clock.advance(0.5)
-    table.move(entry, "hss-b", b"retransmission")
-    assert table.get(entry.hop_by_hop) is entry
-    assert entry.peer == "hss-b"
-    assert entry.data == b"retransmission"
-    assert entry.tried == ("hss-a",) and entry.peer == "hss-b"
-    assert entry.deadline == TX
+    moved = table.move(entry, "hss-b", b"retransmission")
+    assert table.get(entry.hop_by_hop) is moved
+    assert moved.hop_by_hop == entry.hop_by_hop
+    assert moved.data == b"retransmission"
+    assert moved.tried == ("hss-a",) and moved.peer == "hss-b"
+    assert moved.deadline == TX
+    assert list(table) == [moved]  # still in its place in deadline order
+    entry = moved
     assert (table.outstanding("hss-a"), table.outstanding("hss-b")) == (0, 1)
     assert table.for_peer("hss-a") == []
     assert table.for_peer("hss-b") == [entry]
@@ -185,9 +187,9 @@ def test_moved_request_keeps_its_original_deadline():
     clock, table, expired = make()
     entry = add(table, peer="hss-a")
     clock.advance(1.5)
-    table.move(entry, "hss-b", b"T")
+    moved = table.move(entry, "hss-b", b"T")
     clock.advance(0.5)
-    assert expired == [entry]
+    assert expired == [moved]
     assert table.outstanding("hss-b") == 0
 
 
