@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import tcp
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -20,6 +21,8 @@ from gateway.framing import Framer
 
 if TYPE_CHECKING:
     from gateway.node import DiameterNode
+
+log = Logger(namespace="cxgw.connection")
 
 
 @implementer(IHandshakeListener)
@@ -36,6 +39,9 @@ class DiameterConnection(Protocol):
         self.closing = False
         self.label = "?"
         self._socket: Any = None
+        # the relay's memory of this peer's requests: the AVPs after the first one up to
+        # the Destination-Realm, and its value (gateway.relay)
+        self.relay_prefix: tuple[bytes | None, bytes | None] = (None, None)
 
     # -- Twisted ---------------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -52,6 +58,7 @@ class DiameterConnection(Protocol):
         # make us buffer more, and routing skips it as congested until it drains.
         if self._socket is not None:
             self.transport.registerProducer(self, True)
+            self._read_directly_from_now()
         # (TLS: registered once the handshake is over, see handshakeCompleted)
         self.node.connection_made(self)
 
@@ -79,9 +86,34 @@ class DiameterConnection(Protocol):
             self.peer.congested = False
         if self.connected:
             self.transport.resumeProducing()
+            self._read_directly_from_now()
 
     def stopProducing(self) -> None:
         """The transport is going away; connectionLost does the cleaning up."""
+
+    # -- reading without Twisted's per-event wrapping -----------------------------------
+    def _read_directly_from_now(self) -> None:
+        """On the asyncio reactor, have the loop call ``_read_directly`` when the socket is
+        readable, in place of the reactor's callback for the transport it registered (the
+        selector entry is Twisted's; pausing or losing the connection removes it as
+        before). Any other reactor keeps its own path."""
+        loop = getattr(self.transport.reactor, "_asyncioEventloop", None)
+        reading = getattr(self.transport.reactor, "_readers", {})
+        if loop is not None and self.transport in reading:
+            loop.add_reader(reading[self.transport], self._read_directly)
+
+    def _read_directly(self) -> None:
+        """What the reactor does on a readable socket (doRead, and the end of the connection
+        on EOF, an error or an exception), without the legacy logging context it sets up
+        per event: that costs more than relaying a small read."""
+        transport = self.transport
+        try:
+            why = transport.doRead()
+        except Exception as error:
+            log.failure("reading from {conn}", conn=self)
+            why = error
+        if why:
+            transport.reactor._disconnectSelectable(transport, why, True)
 
     # -- used by the node ------------------------------------------------------------
     def queue(self, data: bytes) -> None:

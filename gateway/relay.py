@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from gateway.peers import Peer
 
 _HEADER = struct.Struct(">IIIII")  # version|length, flags|code, application, hop-by-hop, end-to-end
+_AVP_HEADER = struct.Struct(">II")  # code, flags|length
 _U32 = struct.Struct(">I")
 _V1 = 1 << 24
 _V1_MIN = _V1 | 20
@@ -49,6 +50,7 @@ _BASE_COMMANDS = frozenset({257, 280, 282})  # CER/CEA, DWR/DWA, DPR/DPA: the pe
 _OKAY = WatchdogState.OKAY
 _DESTINATION_REALM = (283).to_bytes(4, "big")  # the AVP code field, RFC 6733 §6.6
 # Destination-Host (293, §6.5) or Route-Record (282, §6.7.1) code fields anywhere
+_ROUTING_CODES = frozenset({282, 283, 293})
 _HOST_OR_ROUTE_RECORD = re.compile(rb"\x00\x00\x01[\x25\x1a]")
 _LOCAL = RouteAction.LOCAL
 _MAX_CHAINS = 1024
@@ -60,21 +62,60 @@ class StreamRelay:
         self.node = node
         self.verified_chains: set[bytes] = set()
 
-    def walk_to_realm(self, data: bytes, start: int, stop: int) -> int:
-        """The Destination-Realm's offset by walking the AVPs (-1: none, or an AVP before
-        it is broken: the general path answers that); learns the chain after the first AVP."""
-        try:
-            found = find_base_avp(data, 283, start, stop)
-        except DecodeError:
-            return -1
-        if found > start + 20:
-            first_end = start + 20 + ((_U32.unpack_from(data, start + 24)[0] & 0xFFFFFF) + 3 & -4)
-            if found > first_end:
-                chains = self.verified_chains
-                if len(chains) >= _MAX_CHAINS:
-                    chains.clear()
-                chains.add(data[first_end:found])
-        return found
+    def learn_prefix(self, connection: DiameterConnection, data: bytes, start: int, first_end: int, stop: int) -> bytes | None:
+        """The Destination-Realm of the request in ``data[start:stop]`` whose first AVP ends
+        at ``first_end``, or None: the general path takes it (no Destination-Realm, a
+        broken AVP, or maybe a Destination-Host or a Route-Record). Remembers the AVPs from
+        ``first_end`` to the realm's end as the connection's prefix."""
+        if (data.find(b"\x25", first_end, stop) >= 0 or data.find(b"\x1a", first_end, stop) >= 0) and (
+            _HOST_OR_ROUTE_RECORD.search(data, first_end, stop) is not None
+        ):
+            return None
+        # the first 0x1b, else the first full code; a top-level AVP header if the bytes
+        # before it are a chain walked before
+        realm_at = data.find(b"\x1b", first_end + 3, stop) - 3
+        if realm_at >= first_end and data[realm_at : realm_at + 4] != _DESTINATION_REALM:
+            realm_at = data.find(_DESTINATION_REALM, realm_at + 1, stop)
+        chains = self.verified_chains
+        if realm_at < first_end or (realm_at - start) & 3 or data[first_end:realm_at] not in chains:
+            try:
+                realm_at = find_base_avp(data, 283, start, stop)
+            except DecodeError:
+                return None
+            if realm_at < first_end:
+                return None
+            if len(chains) >= _MAX_CHAINS:
+                chains.clear()
+            chains.add(data[first_end:realm_at])
+        _, word = _AVP_HEADER.unpack_from(data, realm_at)
+        length = word & 0xFFFFFF
+        end = realm_at + ((length + 3) & -4)
+        if word & 0x80000000 or length < 8 or end > stop:
+            return None  # a vendor's AVP 283 (the walk skips those), or broken
+        realm = data[realm_at + 8 : realm_at + length]
+        connection.relay_prefix = (data[first_end:end], realm)
+        return realm
+
+    def decide(self, peer: Peer, realm: bytes, application_id: int) -> tuple[Peer | None, DiameterConnection | None]:
+        """The single available peer a request from ``peer`` for ``realm`` goes to here, and
+        its connection; (None, None): the general path decides (local service, several
+        targets, nothing available: answers, failover choices and limits are its)."""
+        node = self.node
+        route = node.routing.lookup_raw(realm, application_id)
+        if route is None or route.action is _LOCAL or len(route.targets) != 1 or application_id in node.applications:
+            return None, None
+        target = node.peers.get(route.targets[0].key)
+        out = target.connection if target is not None else None
+        if (
+            out is None
+            or target is peer
+            or out.closing
+            or not out.connected
+            or target.congested  # Peer.available, inline
+            or target.watchdog.state is not _OKAY
+        ):
+            return None, None
+        return target, out
 
     def stream(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
         """Relay what ``data`` completes; the node batches the writes around this call."""
@@ -85,13 +126,9 @@ class StreamRelay:
             if message is None:
                 return
             data = message + data[used:]
-        dispatch = node._dispatch
         pending = node.pending
         entries = pending._entries
         per_peer = pending._per_peer
-        lookup = node.routing.lookup_raw
-        peers = node.peers
-        applications = node.applications
         max_peer, max_all = node.limits.max_pending_per_peer, node.limits.max_pending
         record = node.proxy.route_record(peer.host)
         record_length = len(record)
@@ -101,28 +138,21 @@ class StreamRelay:
         pack_header = _HEADER.pack
         pack_into = _U32.pack_into
         find = data.find
-        walk_to_realm = self.walk_to_realm
-        chains = self.verified_chains
-        unpack_u32 = _U32.unpack_from
-        host_or_route_record = _HOST_OR_ROUTE_RECORD.search
+        unpack_avp = _AVP_HEADER.unpack_from
+        prefix, prefix_realm = connection.relay_prefix
+        prefix_length = len(prefix) if prefix is not None else 0
         high = _V1 | node.max_message_size
         next_id = pending._next_id
         buffer = view = None  # a writable copy of ``data``, made for the first answer
-        run_to = None  # the connection of the current run of answers, data[run_start:run_end]
+        run_to = None  # the connection of the current run of answers: buffer[run_start:run_end]
         run_start = run_end = 0
-        last_realm: bytes | None = None  # the last routing decision, until the general path runs
+        answered = 0  # answers from ``peer``, taken off its pending count at the end
+        last_realm: bytes | None = None  # the routing decision of the last request ...
         last_application = -1
-        target = out = None
+        target = out = None  # ... (None: the general path's), until the general path runs
+        count = 0  # requests pending on ``target``, written back when the decision changes
         offset = 0
         end = len(data)
-
-        def end_run() -> None:
-            """Queue the current run of answers: one slice of the patched buffer."""
-            outbox = run_to.outbox  # type: ignore[union-attr]
-            if not outbox:
-                dirty.append(run_to)
-            outbox.append(view[run_start:run_end])  # type: ignore[index]
-
         while end - offset >= 20:
             word, flags_code, application_id, hop_by_hop_in, end_to_end = unpack(data, offset)
             if word < _V1_MIN or word > high or word & 3:
@@ -137,7 +167,7 @@ class StreamRelay:
                     entry = entries.get(hop_by_hop_in)
                     if entry is not None and entry.peer is peer and entry.deferred is None and entry.origin is not None:
                         del entries[hop_by_hop_in]
-                        per_peer[peer] -= 1
+                        answered += 1
                         origin = entry.origin
                         if origin.connected and not origin.closing:
                             if buffer is None:
@@ -148,63 +178,38 @@ class StreamRelay:
                                 run_end = stop
                             else:
                                 if run_to is not None:
-                                    end_run()
+                                    _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
                                 run_to, run_start, run_end = origin, offset, stop
                         offset = stop
                         continue
-                elif (
-                    find(b"\x25", offset + 20, stop) < 0 and find(b"\x1a", offset + 20, stop) < 0
-                    or host_or_route_record(data, offset + 20, stop) is None
-                ):
-                    # No Destination-Host (code 293 = 0x125) nor Route-Record (282 = 0x11a)
-                    # can be in there: not even their low code byte is (one byte is found
-                    # fastest; a length or a character of that value costs the full
-                    # pattern's search). Destination-Realm (283 = 0x11b): the first 0x1b,
-                    # else the first full code, confirmed as an AVP header by a chain.
-                    realm_at = find(b"\x1b", offset + 23, stop) - 3
-                    if realm_at >= offset + 20 and unpack_u32(data, realm_at)[0] != 283:
-                        realm_at = find(_DESTINATION_REALM, realm_at + 1, stop)
-                    if (
-                        realm_at >= offset + 20
-                        and realm_at + 8 <= stop
-                        and not (realm_at - offset) & 3
-                        and unpack_u32(data, realm_at)[0] == 283
-                        and not data[realm_at + 4] & 0x80  # no Vendor-Id
-                    ):
-                        if realm_at != offset + 20:
-                            first_length = unpack_u32(data, offset + 24)[0] & 0xFFFFFF
-                            first_end = offset + 20 + ((first_length + 3) & -4)
-                            if first_length < 8 or first_end != realm_at and (
-                                first_end > realm_at or data[first_end:realm_at] not in chains
-                            ):
-                                realm_at = walk_to_realm(data, offset, stop)
+                elif stop - offset >= 28:
+                    first_code, first_word = unpack_avp(data, offset + 20)  # usually Session-Id
+                    first_end = offset + 20 + ((first_word & 0xFFFFFF) + 3 & -4)
+                    if first_word & 0xFFFFFF < 8 or first_code in _ROUTING_CODES:
+                        realm = None
+                    elif data[first_end : first_end + prefix_length] == prefix:
+                        # the AVPs up to the Destination-Realm are this connection's usual
+                        # ones, and no Destination-Host or Route-Record is among them:
+                        # are any in the rest? (one byte is found fastest; a length or a
+                        # character of that value costs the full pattern's search)
+                        after = first_end + prefix_length
+                        if find(b"\x25", after, stop) < 0 and find(b"\x1a", after, stop) < 0 or (
+                            _HOST_OR_ROUTE_RECORD.search(data, after, stop) is None
+                        ):
+                            realm = prefix_realm
+                        else:
+                            realm = None
                     else:
-                        realm_at = walk_to_realm(data, offset, stop)
-                    realm_length = unpack_u32(data, realm_at + 4)[0] & 0xFFFFFF if realm_at >= 0 else 0
-                    if realm_length >= 8 and realm_at + realm_length <= stop:
-                        realm = data[realm_at + 8 : realm_at + realm_length]
-                        if realm != last_realm or application_id != last_application:
+                        realm = self.learn_prefix(connection, data, offset, first_end, stop)
+                        prefix, prefix_realm = connection.relay_prefix
+                        prefix_length = len(prefix) if prefix is not None else 0
+                    if realm is not None:
+                        if realm is not last_realm or application_id != last_application:
+                            if target is not None:
+                                per_peer[target] = count
+                            target, out = self.decide(peer, realm, application_id)
                             last_realm, last_application = realm, application_id
-                            route = lookup(realm, application_id)
-                            target = out = None
-                            if (
-                                route is not None
-                                and route.action is not _LOCAL
-                                and len(route.targets) == 1
-                                and application_id not in applications
-                            ):
-                                target = peers.get(route.targets[0].key)
-                                out = target.connection if target is not None else None
-                                if (
-                                    out is None
-                                    or target is peer
-                                    or out.closing
-                                    or not out.connected
-                                    or target.congested  # Peer.available, inline
-                                    or target.watchdog.state is not _OKAY
-                                ):
-                                    out = None
-                        count = per_peer.get(target, 0)
+                            count = per_peer.get(target, 0)
                         if out is not None and count < max_peer and len(entries) < max_all:
                             hop_by_hop = next_id
                             while hop_by_hop in entries:
@@ -218,9 +223,9 @@ class StreamRelay:
                             entries[hop_by_hop] = _new_entry(PendingRequest, (
                                 hop_by_hop, hop_by_hop_in, connection, target, forwarded, deadline, command, (), None,
                             ))
-                            per_peer[target] = count + 1
+                            count += 1
                             if run_to is not None:  # keep the stream's order on every connection
-                                end_run()
+                                _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
                                 run_to = None
                             outbox = out.outbox
                             if not outbox:
@@ -228,20 +233,37 @@ class StreamRelay:
                             outbox.append(forwarded)
                             offset = stop
                             continue
-            # the general path, in stream order
+            # the general path, in stream order, with the node's tables up to date
             if run_to is not None:
-                end_run()
+                _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
                 run_to = None
+            if target is not None:
+                per_peer[target] = count
+            target = out = last_realm = None
+            if answered:
+                per_peer[peer] -= answered
+                answered = 0
             pending._next_id = next_id
-            dispatch(connection, data[offset:stop])
+            node._dispatch(connection, data[offset:stop])
             next_id = pending._next_id
-            last_realm = None
             offset = stop
             if peer.connection is not connection or node.stopping:
                 break  # a DPR (say) changed the peer's state: the rest takes the general path
         if run_to is not None:
-            end_run()
+            _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
+        if target is not None:
+            per_peer[target] = count
+        if answered:
+            per_peer[peer] -= answered
         pending._next_id = next_id
         pending.arm()
         if offset < end:
             node.receive_general(connection, data[offset:])
+
+
+def _queue(connection: DiameterConnection, data: bytes | memoryview, dirty: list[DiameterConnection]) -> None:
+    """DiameterConnection.queue during a batch, without its checks (made by the caller)."""
+    outbox = connection.outbox
+    if not outbox:
+        dirty.append(connection)
+    outbox.append(data)
