@@ -91,11 +91,6 @@ class Framer:
         self._buffer = b""
         return pending + data[used : used + needed], used + needed
 
-    def keep(self, data: bytes) -> None:
-        """Buffer the start of a message the caller framed up to (its framing checked by
-        the next ``feed`` or ``complete``)."""
-        self._buffer = data
-
     def _check(self, word: int, prefix: bytes, complete: list[bytes]) -> None:
         length = word & 0xFFFFFF
         if word >> 24 != 1 or length < HEADER_LENGTH or length & 3 or length > self.max_message:
