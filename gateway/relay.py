@@ -140,7 +140,6 @@ class StreamRelay:
         find = data.find
         unpack_avp = _AVP_HEADER.unpack_from
         prefix, prefix_realm = connection.relay_prefix
-        prefix_length = len(prefix) if prefix is not None else 0
         high = _V1 | node.max_message_size
         next_id = pending._next_id
         buffer = view = None  # a writable copy of ``data``, made for the first answer
@@ -165,7 +164,8 @@ class StreamRelay:
             if command not in _BASE_COMMANDS and not flags & 0x2F:
                 if not flags & 0x80:  # an answer
                     entry = entries.get(hop_by_hop_in)
-                    if entry is not None and entry.peer is peer and entry.deferred is None and entry.origin is not None:
+                    # origin None: a request of this node's own (PendingRequests.add with a Deferred)
+                    if entry is not None and entry.peer is peer and entry.origin is not None:
                         del entries[hop_by_hop_in]
                         answered += 1
                         origin = entry.origin
@@ -187,12 +187,12 @@ class StreamRelay:
                     first_end = offset + 20 + ((first_word & 0xFFFFFF) + 3 & -4)
                     if first_word & 0xFFFFFF < 8 or first_code in _ROUTING_CODES:
                         realm = None
-                    elif data[first_end : first_end + prefix_length] == prefix:
+                    elif prefix is not None and data.startswith(prefix, first_end):
                         # the AVPs up to the Destination-Realm are this connection's usual
                         # ones, and no Destination-Host or Route-Record is among them:
                         # are any in the rest? (one byte is found fastest; a length or a
                         # character of that value costs the full pattern's search)
-                        after = first_end + prefix_length
+                        after = first_end + len(prefix)
                         if find(b"\x25", after, stop) < 0 and find(b"\x1a", after, stop) < 0 or (
                             _HOST_OR_ROUTE_RECORD.search(data, after, stop) is None
                         ):
@@ -202,7 +202,6 @@ class StreamRelay:
                     else:
                         realm = self.learn_prefix(connection, data, offset, first_end, stop)
                         prefix, prefix_realm = connection.relay_prefix
-                        prefix_length = len(prefix) if prefix is not None else 0
                     if realm is not None:
                         if realm is not last_realm or application_id != last_application:
                             if target is not None:
