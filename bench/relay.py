@@ -1,18 +1,20 @@
 """Relay benchmark: pairs/s, latency and relay CPU per pair, in one run.
 
-    python bench/relay.py [--seconds 3] [--repeat 3] [--rate 5000] [--skip-freediameter]
+    python bench/relay.py [--seconds 3] [--repeat 3] [--rate 5000] [--skip-freediameter] [--floor]
 
 Paths measured (the client and the answering peer are bench/relay_roles.py):
   direct         client -> server
   null           client -> Twisted null forwarder (frames and copies bytes) -> server
   cxgw           client -> this project's DiameterNode as a relay -> server
   freeDiameter   client -> freeDiameterd 1.2.1 relaying by realm -> server
+  asyncio floor  (--floor) client -> a null forwarder on bare asyncio sockets, no Twisted
+                 -> server: what the loop and the kernel cost per pair, below any relay
 
 For each path: closed-loop pairs/s with 1, 16 and 128 requests outstanding on one
 connection (median of --repeat runs, the paths interleaved run by run so that drifts in
 the machine's speed hit them alike), the relay process's CPU time per pair (utime +
 stime from /proc, sampled when the client starts and stops measuring), and open-loop
-latency p50/p99 at --rate requests/s.
+latency p50/p99 at --rate requests/s (medians of --repeat runs, interleaved as well).
 """
 
 from __future__ import annotations
@@ -101,15 +103,23 @@ def measure_all(
                 if verbose:
                     cpu_text = f", {per_pair:.1f} us/pair" if per_pair is not None else ""
                     print(f"  {name:20} w={window:<4} {result['rate']:>9,.0f} pairs/s{cpu_text}", file=sys.stderr)
+    latencies: dict[str, list[dict]] = {name: [] for name in paths}
+    for _ in range(repeat):  # open loop, interleaved too: one stall of the machine moves one run's p99
+        for name, info in paths.items():
+            latency, _ = client(info["port"], None, "--rate", str(rate), "--seconds", str(seconds))
+            latencies[name].append(latency)
+            if verbose:
+                print(f"  {name:20} {rate:g}/s p50 {latency['p50_us']:.0f} us, p99 {latency['p99_us']:.0f} us", file=sys.stderr)
     results: dict[str, dict] = {}
-    for name, info in paths.items():
+    for name in paths:
         summary: dict = {}
         for window in WINDOWS:
             rates = [rate_ for rate_, _ in runs[name][window]]
             cpus = [cpu for _, cpu in runs[name][window] if cpu is not None]
             summary[window] = (statistics.median(rates), statistics.median(cpus) if cpus else None)
-        latency, _ = client(info["port"], None, "--rate", str(rate), "--seconds", str(seconds))
-        summary["latency"] = (latency["p50_us"], latency["p99_us"], latency["lost"])
+        summary["latency"] = tuple(
+            statistics.median(run[key] for run in latencies[name]) for key in ("p50_us", "p99_us", "lost")
+        )
         results[name] = summary
     return results
 
@@ -126,6 +136,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rate", type=float, default=5000.0)
     parser.add_argument("--skip-freediameter", action="store_true")
+    parser.add_argument("--floor", action="store_true", help="also measure the bare asyncio forwarder")
     parser.add_argument("--verbose", action="store_true", help="print every run on stderr")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
@@ -133,6 +144,8 @@ def main() -> int:
         upstream = str(server["port"])
         paths: dict[str, dict] = {"direct": {"port": server["port"]}}
         paths["null forwarder"] = stack.enter_context(role("null", "--upstream", upstream))
+        if args.floor:
+            paths["asyncio floor"] = stack.enter_context(role("floor", "--upstream", upstream))
         paths["cxgw relay"] = stack.enter_context(role("node", "--upstream", upstream))
         if not args.skip_freediameter:
             paths["freeDiameter relay"] = stack.enter_context(freediameter_relay(server["port"]))
@@ -146,7 +159,7 @@ def _ratio(value: float, reference: float, spec: str) -> str:
 
 
 def print_table(results: dict[str, dict], args: argparse.Namespace) -> None:
-    print(f"pairs/s (median of {args.repeat} x {args.seconds:g} s), relay CPU us/pair, latency at {args.rate:g} req/s")
+    print(f"pairs/s (median of {args.repeat} x {args.seconds:g} s), relay CPU us/pair, latency at {args.rate:g} req/s (medians)")
     header = ["path"] + [f"w={w} pairs/s" for w in WINDOWS] + [f"w={w} cpu" for w in WINDOWS] + ["p50 us", "p99 us"]
     rows = []
     for name, result in results.items():

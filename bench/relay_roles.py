@@ -3,6 +3,7 @@ when ready and one with its results).
 
     python bench/relay_roles.py server  --port 0
     python bench/relay_roles.py null    --port 0 --upstream PORT
+    python bench/relay_roles.py floor   --port 0 --upstream PORT
     python bench/relay_roles.py node    --port 0 --upstream PORT
     python bench/relay_roles.py client  --port PORT --window 16 --seconds 3
     python bench/relay_roles.py client  --port PORT --rate 5000 --seconds 3
@@ -315,6 +316,60 @@ def run_null(args: argparse.Namespace) -> None:
     reactor.run()
 
 
+# -- the floor: the null forwarder on bare asyncio sockets, no Twisted -------------------------
+def run_floor(args: argparse.Namespace) -> None:
+    """What relaying costs the loop and the kernel alone: non-blocking sockets, one reader
+    callback per socket, frames counted and copied, one send per read."""
+    import socket
+
+    loop = asyncio.new_event_loop()
+    listener = socket.create_server(("127.0.0.1", args.port))
+    listener.setblocking(False)
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        pending = b""
+
+        def readable() -> None:
+            nonlocal pending
+            try:
+                data = source.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                for sock in (source, sink):  # both directions end here
+                    if sock.fileno() >= 0:
+                        loop.remove_reader(sock.fileno())
+                        sock.close()
+                return
+            buffer = pending + data if pending else data
+            offset, end = 0, len(buffer)
+            while end - offset >= 20:
+                length = int.from_bytes(buffer[offset + 1 : offset + 4], "big")
+                if end - offset < length:
+                    break
+                offset += length
+            pending = buffer[offset:]
+            if offset:
+                sink.sendall(buffer[:offset])  # loopback, small: never blocks for long
+
+        loop.add_reader(source.fileno(), readable)
+
+    def accept() -> None:
+        down, _ = listener.accept()
+        up = socket.create_connection(("127.0.0.1", args.upstream))
+        for sock in (down, up):
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pump(down, up)
+        pump(up, down)
+
+    loop.add_reader(listener.fileno(), accept)
+    emit(ready=True, port=listener.getsockname()[1], pid=os.getpid())
+    loop.run_forever()
+
+
 # -- this project's node as a plain relay --------------------------------------------------------
 def run_node(args: argparse.Namespace) -> None:
     from twisted.internet import asyncioreactor
@@ -363,7 +418,7 @@ def run_server(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=("server", "client", "null", "node"))
+    parser.add_argument("role", choices=("server", "client", "null", "floor", "node"))
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--upstream", type=int, default=0)
     parser.add_argument("--window", type=int, default=0)
@@ -374,7 +429,7 @@ def main() -> None:
     if args.role == "client":
         asyncio.run(run_client(args))
     else:
-        {"server": run_server, "null": run_null, "node": run_node}[args.role](args)
+        {"server": run_server, "null": run_null, "floor": run_floor, "node": run_node}[args.role](args)
 
 
 if __name__ == "__main__":

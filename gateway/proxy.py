@@ -1,8 +1,9 @@
 """Request forwarding as a Diameter proxy (RFC 6733 §6.1, §6.2), and local delivery.
 
-The hot path never decodes a whole message: it reads the header, scans the top-level
-AVP headers once for the routing AVPs, and rewrites only the hop-by-hop id and the
-appended Route-Record.
+This is the general path; the relay's hot loop (gateway.relay) does the common cases
+inline and hands everything else here. Neither decodes a whole message: they read the
+header, scan the top-level AVP headers for the routing AVPs, and rewrite only the
+hop-by-hop id and the appended Route-Record.
 
 - §6.1.3 loop detection: our own identity in a Route-Record -> 3005.
 - §6.1.4/§6.1.5 routing: Destination-Host naming an available peer, else the realm's
@@ -31,7 +32,6 @@ from cx_codec.errors import ResultCode
 from cx_codec.rewrite import first_base_value, top_level, with_flags, with_hop_by_hop
 from cx_codec.rewrite import forwarded as forward
 from gateway.observe import answer_result
-from gateway.peer import WatchdogState
 from gateway.pending import PendingRequest
 from gateway.routing import NoRoute, Route, RouteAction
 
@@ -58,8 +58,6 @@ _ROUTE_RECORD_HEADER = (282).to_bytes(4, "big")
 _HOST_OR_ROUTE_RECORD = re.compile(rb"\x01[\x1a\x25]")
 _HEADER = struct.Struct(">IIIII")
 _U32 = struct.Struct(">I")
-_BASE_COMMANDS = frozenset({257, 280, 282})
-_WATCHDOG_OKAY = WatchdogState.OKAY  # CER/CEA, DWR/DWA, DPR/DPA: the peer machine's
 FLAG_T = 0x10
 
 
