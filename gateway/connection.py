@@ -1,9 +1,9 @@
 """The Twisted protocol of one Diameter transport connection (TCP or TLS).
 
-It only frames bytes into messages and batches writes; every decision is the node's.
-Writes are coalesced per reactor turn: while the node processes the messages of one
-read, everything sent to any connection is queued and written once at the end (a
-syscall per message costs more than the rest of the relay path, DESIGN.md).
+It hands each read to the node (which frames and processes it) and batches writes; every
+decision is the node's. Writes are coalesced per reactor turn: while the node processes
+the messages of one read, everything sent to any connection is queued and written once
+at the end (a syscall per message costs more than the rest of the relay path, DESIGN.md).
 """
 
 from __future__ import annotations

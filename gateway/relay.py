@@ -12,13 +12,16 @@ path in stream order:
   §6.1.3), for a realm whose route is a single available peer, within the pending
   limits: a new header (hop-by-hop id, length), the body, and our Route-Record.
 
-Finding the Destination-Realm without walking every AVP: its header bytes are searched
-for, and the hit is known to be a top-level AVP when the bytes between the end of the
-first AVP (the Session-Id) and the hit are a chain of AVPs already walked once
-(``verified_chains``). A client sends the same Vendor-Specific-Application-Id,
-Auth-Session-State, Origin-Host and Origin-Realm in every request, so after its first
-request each one costs a search, a length read and a set lookup instead of a walk.
-A cache that can only confirm what a walk confirmed, never change a verdict.
+Finding the Destination-Realm without walking every AVP: a client sends the same
+Vendor-Specific-Application-Id, Auth-Session-State, Origin-Host, Origin-Realm and
+Destination-Realm in every request, after a Session-Id of its own. So each connection
+remembers the AVPs from the end of the first AVP to the end of the Destination-Realm
+(``DiameterConnection.relay_prefix``, learnt from a request walked or checked once); a
+request that carries those bytes right after its first AVP has that Destination-Realm, and
+no Destination-Host or Route-Record before it. When they differ, the realm's code is
+searched for and the hit is known to be a top-level AVP if the bytes between the first
+AVP and it are a chain of AVPs walked before (``verified_chains``); else the AVPs are
+walked. Caches that can only confirm what a walk confirmed, never change a verdict.
 
 A function call per step costs more than the step at 100k messages/s; hence one long
 function with everything in local variables.
@@ -54,6 +57,7 @@ _ROUTING_CODES = frozenset({282, 283, 293})
 _HOST_OR_ROUTE_RECORD = re.compile(rb"\x00\x00\x01[\x25\x1a]")
 _LOCAL = RouteAction.LOCAL
 _MAX_CHAINS = 1024
+_MAX_CHAIN_BYTES = 1024
 _new_entry = tuple.__new__
 
 
@@ -84,9 +88,10 @@ class StreamRelay:
                 return None
             if realm_at < first_end:
                 return None
-            if len(chains) >= _MAX_CHAINS:
-                chains.clear()
-            chains.add(data[first_end:realm_at])
+            if realm_at - first_end <= _MAX_CHAIN_BYTES:  # (memory: at most 1024 x 1 KiB)
+                if len(chains) >= _MAX_CHAINS:
+                    chains.clear()
+                chains.add(data[first_end:realm_at])
         _, word = _AVP_HEADER.unpack_from(data, realm_at)
         length = word & 0xFFFFFF
         end = realm_at + ((length + 3) & -4)
