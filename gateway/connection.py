@@ -96,10 +96,11 @@ class DiameterConnection(Protocol):
         """On the asyncio reactor, have the loop call ``_read_directly`` when the socket is
         readable, in place of the reactor's callback for the transport it registered (the
         selector entry is Twisted's; pausing or losing the connection removes it as
-        before). Any other reactor keeps its own path."""
-        loop = getattr(self.transport.reactor, "_asyncioEventloop", None)
-        reading = getattr(self.transport.reactor, "_readers", {})
-        if loop is not None and self.transport in reading:
+        before). Any other reactor, or a Twisted without these internals, keeps its own path."""
+        reactor = self.transport.reactor
+        loop = getattr(reactor, "_asyncioEventloop", None)
+        reading = getattr(reactor, "_readers", {})
+        if loop is not None and self.transport in reading and hasattr(reactor, "_disconnectSelectable"):
             loop.add_reader(reading[self.transport], self._read_directly)
 
     def _read_directly(self) -> None:

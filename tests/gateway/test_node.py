@@ -81,6 +81,35 @@ def server_node(net, app=None, **options):
 
 
 
+# -- reading (gateway.connection: the asyncio loop calls doRead directly) ---------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_failure_while_handling_a_read_closes_that_connection_only_and_is_logged():
+    net = Net()
+    try:
+        node, app = server_node(net)
+        first = yield net.raw_peer(net.ports[SERVER_A], host=CLIENT)
+        second = yield net.raw_peer(net.ports[SERVER_A], host=CLIENT2)
+        receive = node.receive
+
+        def failing(connection, data):
+            if connection.peer is not None and connection.peer.host == CLIENT:
+                raise RuntimeError("broken on purpose")
+            receive(connection, data)
+
+        node.receive = failing
+        with Errors() as errors:
+            first.send(mar(hop_by_hop=1, end_to_end=1).encode())
+            yield first.wait_closed()
+        assert [event["log_failure"].value.args for event in errors.events] == [("broken on purpose",)]
+        second.send(mar(hop_by_hop=2, end_to_end=2).encode())
+        answer = yield second.next()
+        assert answer.result_code == 2001
+    finally:
+        yield net.stop()
+
+
 # -- capabilities exchange as a responder (RFC 6733 §5.3, §5.6.1) ----------------------------
 
 
