@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import struct
@@ -232,10 +233,8 @@ async def run_client(args: argparse.Namespace) -> None:
     transport.write(DisconnectPeerRequest(
         hop_by_hop=2, end_to_end=2, origin_host="client.bench", origin_realm="bench", disconnect_cause=0,
     ).encode())
-    try:
+    with contextlib.suppress(TimeoutError):  # a relay that never answers the DPR is closed anyway
         await asyncio.wait_for(client.disconnected, 5)
-    except TimeoutError:
-        pass
     transport.close()
     latencies = sorted(client.latencies)
 
