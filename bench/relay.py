@@ -125,7 +125,7 @@ def measure_all(
 
 
 def freediameter_relay(upstream: int) -> contextlib.AbstractContextManager[dict]:
-    from gateway.interop.freediameter import bench_relay
+    from gateway.testing.freediameter import bench_relay
 
     return bench_relay(upstream)
 

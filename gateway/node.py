@@ -1,7 +1,7 @@
 """A Diameter node on Twisted: listeners, peers, incoming CER, dispatch, shutdown, reload.
 
-The node owns the peers (gateway.peers), the routing table (gateway.routing), the
-pending-request table (gateway.pending) and the local applications; gateway.proxy does
+The node owns the peers (gateway.peer.executor), the routing table (gateway.routing.table), the
+pending-request table (gateway.routing.pending) and the local applications; gateway.routing.proxy does
 the forwarding. The reactor is passed in (twisted.names style), so tests can give a
 ``task.Clock`` for timers.
 """
@@ -24,15 +24,20 @@ from twisted.python.failure import Failure
 
 from cx_codec import DecodeError, Message
 from cx_codec.errors import ResultCode
-from gateway.capabilities import LocalIdentity, build_cea, decode_capabilities, judge_capabilities
-from gateway.connection import DiameterConnection
-from gateway.framing import FramingError
-from gateway.observe import MessageCounts
-from gateway.peers import Peer
-from gateway.pending import PendingRequest, PendingRequests
-from gateway.proxy import Proxy
-from gateway.relay import StreamRelay
-from gateway.routing import Route, RoutingTable
+from gateway.observe.counts import MessageCounts
+from gateway.peer.capabilities import (
+    LocalIdentity,
+    build_cea,
+    decode_capabilities,
+    judge_capabilities,
+)
+from gateway.peer.executor import Peer
+from gateway.routing.pending import PendingRequest, PendingRequests
+from gateway.routing.proxy import Proxy
+from gateway.routing.relay import StreamRelay
+from gateway.routing.table import Route, RoutingTable
+from gateway.transport.connection import DiameterConnection
+from gateway.transport.framing import FramingError
 
 log = Logger(namespace="cxgw.node")
 
@@ -102,7 +107,7 @@ class DuplicateCache:
 
 @dataclass(slots=True)
 class Counters:
-    """Plain counters; gateway.metrics exports them when configured."""
+    """Plain counters; gateway.observe.metrics exports them when configured."""
 
     late_answers: int = 0
     overload: dict[str, int] = field(default_factory=dict)
@@ -130,7 +135,7 @@ class DiameterNode:
         self.max_message_size = limits.max_message_size
         self.accept_realms = {realm.lower() for realm in accept_realms}
         self.tls = tls
-        self.metrics = metrics  # a gateway.observe.NodeMetrics, or None: no per-message counting
+        self.metrics = metrics  # a gateway.observe.counts.NodeMetrics, or None: no per-message counting
         self.counting = metrics is not None
         self.message_counts = MessageCounts()
         self.counters = Counters()

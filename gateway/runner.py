@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     asyncioreactor.install()
     from twisted.internet import reactor
 
-    from gateway.logs import setup_logging
+    from gateway.observe.logs import setup_logging
 
     logs = setup_logging(config.logging.level, config.logging.format)
     service = GatewayService(config, reactor, args.config, logs)
@@ -60,7 +60,7 @@ class GatewayService:
         self.exit_status = 0
         self.metrics = None
         if config.metrics is not None:
-            from gateway.observe import NodeMetrics
+            from gateway.observe.counts import NodeMetrics
 
             self.metrics = NodeMetrics()
         self.node = DiameterNode(
@@ -80,7 +80,7 @@ class GatewayService:
         for listen in self.config.listen:
             self.ports.append(self.node.listen(listen.port, listen.address, tls=listen.transport == "tls"))
         if self.config.metrics is not None:
-            from gateway.http import start_http
+            from gateway.observe.http import start_http
 
             self.ports.append(
                 start_http(
@@ -140,37 +140,37 @@ class _Collecting:
 
 
 class TlsPolicy:
-    """The node's TLS needs (RFC 6733 §13) on top of gateway.tls."""
+    """The node's TLS needs (RFC 6733 §13) on top of gateway.transport.tls."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
 
     def server_context(self) -> Any:
-        from gateway.tls import server_context
+        from gateway.transport.tls import server_context
 
         return server_context(self.config)
 
     def client_context(self, expected_name: str) -> Any:
-        from gateway.tls import client_context
+        from gateway.transport.tls import client_context
 
         return client_context(self.config, expected_name)
 
     def peer_identity(self, transport: Any) -> set[str]:
-        from gateway.tls import peer_identity
+        from gateway.transport.tls import peer_identity
 
         return peer_identity(transport)
 
     def check_identity(self, names: set[str], origin_host: str) -> bool:
         if not self.config.verify_peer_identity:
             return True
-        from gateway.tls import check_identity
+        from gateway.transport.tls import check_identity
 
         return check_identity(names, origin_host)
 
 
 # -- GatewayConfig -> node settings -------------------------------------------------------------
 def local_identity(config: GatewayConfig) -> Any:
-    from gateway.capabilities import Application, LocalIdentity
+    from gateway.peer.capabilities import Application, LocalIdentity
 
     node = config.node
     return LocalIdentity(
@@ -198,7 +198,7 @@ def peer_settings(config: GatewayConfig) -> list[Any]:
 
 
 def routes(config: GatewayConfig) -> list[Any]:
-    from gateway.routing import Route, RouteAction, RouteTarget
+    from gateway.routing.table import Route, RouteAction, RouteTarget
 
     return [
         Route(

@@ -1,4 +1,4 @@
-"""gateway.capabilities: the capabilities exchange (RFC 6733 §5.3) and the base messages
+"""gateway.peer.capabilities: the capabilities exchange (RFC 6733 §5.3) and the base messages
 this node builds (CER, CEA, DWR, DWA, DPR, DPA), decoded strictly by cx_codec."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from cx_codec.samples import (
     device_watchdog_request,
     disconnect_peer_request,
 )
-from gateway.capabilities import (
+from gateway.peer.capabilities import (
     DIAMETER_NO_COMMON_SECURITY,
     Application,
     Capabilities,

@@ -10,7 +10,7 @@ import pytest
 from gateway import config as cfg
 from gateway.config import ConfigError, diff, load_config, parse_config
 
-EXAMPLES = Path(cfg.__file__).parent / "examples"
+EXAMPLES = Path(cfg.__file__).parent.parent / "examples"
 
 MINIMAL = """
 [node]
@@ -99,8 +99,8 @@ def test_full_config_values_and_defaults():
     assert (hss2.address, hss2.port, hss2.transport) == ("hss2.primary.example", 3868, "tcp")
     (route,) = config.routes
     assert route.application.application_id == 16777216 and route.action == "proxy"
-    assert route.peers == (cfg.RouteTarget("hss.primary.example", 0, 10),
-                           cfg.RouteTarget("hss2.primary.example", 1, 100))
+    assert route.peers == (cfg.RouteTargetConfig("hss.primary.example", 0, 10),
+                           cfg.RouteTargetConfig("hss2.primary.example", 1, 100))
     assert route.key == ("primary.example", 16777216)
     assert config.peer("HSS.Primary.Example") is hss and config.peer("nope") is None
 

@@ -10,7 +10,8 @@ import pytest_twisted
 from twisted.internet import defer
 
 from cx_codec import decode
-from gateway.diamtest import (  # the loopback harness the multi-node tests share
+from gateway.node import Limits, PeerSettings, Timers
+from gateway.testing.diamtest import (  # the loopback harness the multi-node tests share
     CLIENT,
     PARTNER,
     PRIMARY,
@@ -27,7 +28,6 @@ from gateway.diamtest import (  # the loopback harness the multi-node tests shar
     sleep,
     wait_for,
 )
-from gateway.node import Limits, PeerSettings, Timers
 
 FLAG_T = 0x10
 

@@ -1,4 +1,4 @@
-"""gateway.framing: splitting a byte stream into Diameter messages (RFC 6733 §3), sans-IO."""
+"""gateway.transport.framing: splitting a byte stream into Diameter messages (RFC 6733 §3), sans-IO."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from cx_codec import decode
 from cx_codec.errors import DecodeError, ResultCode
 from cx_codec.samples import SAMPLE_MAA, SAMPLE_MAR, device_watchdog_request
-from gateway.framing import HEADER_LENGTH, Framer, FramingError
+from gateway.transport.framing import HEADER_LENGTH, Framer, FramingError
 
 DWR = device_watchdog_request().encode()
 

@@ -1,4 +1,4 @@
-"""gateway.http: /metrics and /health on a real port (127.0.0.1:0), fetched with Agent."""
+"""gateway.observe.http: /metrics and /health on a real port (127.0.0.1:0), fetched with Agent."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 from twisted.web.client import Agent, ResponseDone
 
-from gateway.http import Health, start_http
-from gateway.metrics import GatewayMetrics
+from gateway.observe.http import Health, start_http
+from gateway.observe.metrics import GatewayMetrics
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""gateway.node against a real freeDiameter 1.2.1 (gateway.interop.freediameter) on loopback.
+"""gateway.node against a real freeDiameter 1.2.1 (gateway.testing.freediameter) on loopback.
 
 - capabilities exchange in both directions (freeDiameter connects to us: R-Open; we
   connect to it: I-Open), each side seeing the other open;
@@ -27,10 +27,10 @@ from twisted.logger import LogLevel, globalLogPublisher
 from cx_codec import answer_for, decode
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
 from cx_codec.samples import AUTN, CK, IK, IMPI, IMPU, RAND, SCHEME_AKA, SERVER_NAME, XRES
-from gateway.capabilities import Application, LocalIdentity
-from gateway.interop.freediameter import FdPeer, FdRoute, FreeDiameter
 from gateway.node import DiameterNode, PeerSettings, Timers
-from gateway.routing import Route, RouteAction, RouteTarget
+from gateway.peer.capabilities import Application, LocalIdentity
+from gateway.routing.table import Route, RouteAction, RouteTarget
+from gateway.testing.freediameter import FdPeer, FdRoute, FreeDiameter
 
 pytestmark = pytest.mark.interop
 

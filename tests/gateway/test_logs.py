@@ -1,4 +1,4 @@
-"""gateway.logs: text and JSON lines from twisted.logger events."""
+"""gateway.observe.logs: text and JSON lines from twisted.logger events."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import pytest
 from twisted.logger import Logger, LogLevel, LogPublisher
 
-from gateway.logs import GatewayLogObserver, format_json, format_text, setup_logging
+from gateway.observe.logs import GatewayLogObserver, format_json, format_text, setup_logging
 
 T = 1795705200.0  # 2026-11-26T15:00:00Z
 

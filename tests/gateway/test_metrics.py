@@ -1,4 +1,4 @@
-"""gateway.metrics: counters, gauges, histograms and the text exposition format 0.0.4."""
+"""gateway.observe.metrics: counters, gauges, histograms and the text exposition format 0.0.4."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from gateway.metrics import (
+from gateway.observe.metrics import (
     CONTENT_TYPE,
     DURATION_BUCKETS,
     Counter,

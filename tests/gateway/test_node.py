@@ -11,7 +11,8 @@ from twisted.internet.protocol import Factory
 
 from cx_codec import answer_for, decode, new_request
 from cx_codec.commands import MultimediaAuthRequest
-from gateway.diamtest import (  # the loopback harness the multi-node tests share
+from gateway.node import Limits, PeerSettings, Timers
+from gateway.testing.diamtest import (  # the loopback harness the multi-node tests share
     CER,
     CLIENT,
     CLIENT2,
@@ -33,7 +34,6 @@ from gateway.diamtest import (  # the loopback harness the multi-node tests shar
     sleep,
     wait_for,
 )
-from gateway.node import Limits, PeerSettings, Timers
 
 
 class RawServer(RawPeer):
@@ -81,7 +81,7 @@ def server_node(net, app=None, **options):
 
 
 
-# -- reading (gateway.connection: the asyncio loop calls doRead directly) ---------------------
+# -- reading (gateway.transport.connection: the asyncio loop calls doRead directly) ---------------------
 
 
 @pytest_twisted.inlineCallbacks

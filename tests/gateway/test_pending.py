@@ -1,10 +1,10 @@
-"""gateway.pending: the table of requests sent and not yet answered, driven by task.Clock."""
+"""gateway.routing.pending: the table of requests sent and not yet answered, driven by task.Clock."""
 
 from __future__ import annotations
 
 from twisted.internet import task
 
-from gateway.pending import PendingRequests
+from gateway.routing.pending import PendingRequests
 
 TX = 2.0
 

@@ -1,4 +1,4 @@
-"""gateway.proxy over loopback: a raw client or a client node, the node under test as a
+"""gateway.routing.proxy over loopback: a raw client or a client node, the node under test as a
 proxy, and one or two server nodes whose Cx application answers (RFC 6733 §6.1, §6.2)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import pytest_twisted
 from twisted.internet import defer
 
 from cx_codec import answer_for, decode
-from gateway.diamtest import (  # the loopback harness the multi-node tests share
+from gateway.node import PeerSettings, Timers
+from gateway.testing.diamtest import (  # the loopback harness the multi-node tests share
     CLIENT,
     CLIENT2,
     CX,
@@ -27,7 +28,6 @@ from gateway.diamtest import (  # the loopback harness the multi-node tests shar
     three_nodes,
     wait_for,
 )
-from gateway.node import PeerSettings, Timers
 
 # -- the proxy's rules (RFC 6733 §6.1.9, §6.2.2) --------------------------------------------
 

@@ -1,4 +1,4 @@
-"""gateway.relay, the hot loop, against the general path it stands in for.
+"""gateway.routing.relay, the hot loop, against the general path it stands in for.
 
 Two nodes with the same peers, routes and hop-by-hop counter: one relays through
 ``StreamRelay.stream``, the other through ``node.receive_general`` only (``Proxy.request``,
@@ -22,11 +22,11 @@ from twisted.internet import task
 from twisted.internet.testing import StringTransport
 
 from cx_codec.build import avp_bytes
-from gateway.capabilities import Application, LocalIdentity
-from gateway.connection import DiameterConnection
 from gateway.node import DiameterNode, Limits, PeerSettings, Timers
 from gateway.peer import WatchdogState
-from gateway.routing import Route, RouteAction, RouteTarget
+from gateway.peer.capabilities import Application, LocalIdentity
+from gateway.routing.table import Route, RouteAction, RouteTarget
+from gateway.transport.connection import DiameterConnection
 
 CX = 16777216
 US = "relay.partner.test"

@@ -1,4 +1,4 @@
-"""gateway.routing: the routing table of RFC 6733 §2.7 and peer selection (§6.1.4-§6.1.6)."""
+"""gateway.routing.table: the routing table of RFC 6733 §2.7 and peer selection (§6.1.4-§6.1.6)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.routing import NoRoute, Route, RouteAction, RouteTarget, RoutingTable
+from gateway.routing.table import NoRoute, Route, RouteAction, RouteTarget, RoutingTable
 
 CX = 16777216
 RELAY = 0xFFFFFFFF

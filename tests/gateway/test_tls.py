@@ -1,4 +1,4 @@
-"""gateway.tls: mutual authentication over a real TLS listener on 127.0.0.1:0.
+"""gateway.transport.tls: mutual authentication over a real TLS listener on 127.0.0.1:0.
 
 A throwaway CA and certificates are made with `cryptography` per test session.
 """
@@ -13,8 +13,8 @@ from twisted.internet.interfaces import IHandshakeListener
 from zope.interface import implementer
 
 from gateway.config import TlsConfig
-from gateway.interop.pki import make_ca, make_cert, write_identity
-from gateway.tls import (
+from gateway.testing.pki import make_ca, make_cert, write_identity
+from gateway.transport.tls import (
     TlsSetupError,
     certificate_names,
     check_identity,
@@ -23,7 +23,7 @@ from gateway.tls import (
     server_context,
 )
 
-# --- a throwaway PKI (gateway.interop.pki)
+# --- a throwaway PKI (gateway.testing.pki)
 
 
 @pytest.fixture(scope="module")

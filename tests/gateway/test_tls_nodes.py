@@ -10,12 +10,12 @@ from twisted.internet import reactor, task
 
 from cx_codec import answer_for, decode
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
-from gateway.capabilities import Application, LocalIdentity
 from gateway.config import TlsConfig
-from gateway.interop.pki import make_ca, make_cert, write_identity
 from gateway.node import DiameterNode, PeerSettings, Timers
-from gateway.routing import Route, RouteAction, RouteTarget
+from gateway.peer.capabilities import Application, LocalIdentity
+from gateway.routing.table import Route, RouteAction, RouteTarget
 from gateway.runner import TlsPolicy
+from gateway.testing.pki import make_ca, make_cert, write_identity
 
 CX = (Application(16777216, 10415),)
 SERVER, CLIENT = "hss.primary.example", "gw.partner.example"

@@ -19,7 +19,7 @@ from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from gateway.metrics import CONTENT_TYPE, Registry
+from gateway.observe.metrics import CONTENT_TYPE, Registry
 
 log = Logger()
 

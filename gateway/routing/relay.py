@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING
 from cx_codec import DecodeError
 from cx_codec.rewrite import find_base_avp
 from gateway.peer import WatchdogState
-from gateway.pending import PendingRequest
-from gateway.routing import RouteAction
+from gateway.routing.pending import PendingRequest
+from gateway.routing.table import RouteAction
 
 if TYPE_CHECKING:
-    from gateway.connection import DiameterConnection
     from gateway.node import DiameterNode
-    from gateway.peers import Peer
+    from gateway.peer.executor import Peer
+    from gateway.transport.connection import DiameterConnection
 
 _HEADER = struct.Struct(">IIIII")  # version|length, flags|code, application, hop-by-hop, end-to-end
 _AVP_HEADER = struct.Struct(">II")  # code, flags|length

@@ -13,17 +13,6 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from cx_codec import DecodeError, Message
-from gateway.capabilities import (
-    Capabilities,
-    build_cea,
-    build_cer,
-    build_dpa,
-    build_dpr,
-    build_dwa,
-    build_dwr,
-    decode_capabilities,
-)
-from gateway.connection import DiameterConnection
 from gateway.peer import (
     Action,
     Conn,
@@ -36,6 +25,17 @@ from gateway.peer import (
     WatchdogState,
     message_event,
 )
+from gateway.peer.capabilities import (
+    Capabilities,
+    build_cea,
+    build_cer,
+    build_dpa,
+    build_dpr,
+    build_dwa,
+    build_dwr,
+    decode_capabilities,
+)
+from gateway.transport.connection import DiameterConnection
 
 if TYPE_CHECKING:
     from gateway.node import DiameterNode, PeerSettings

@@ -1,4 +1,4 @@
-"""What the node counts, and how it reaches Prometheus (gateway.metrics).
+"""What the node counts, and how it reaches Prometheus (gateway.observe.metrics).
 
 The relay path only bumps plain counters (a dict keyed by (peer, direction, command,
 result)) and observes latencies; ``NodeMetrics.collect`` copies everything into the
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cx_codec.errors import DecodeError
 from cx_codec.rewrite import top_level
-from gateway.metrics import GatewayMetrics
+from gateway.observe.metrics import GatewayMetrics
 
 if TYPE_CHECKING:
     from gateway.node import DiameterNode
@@ -62,7 +62,7 @@ class MessageCounts(Counter):
 
 
 class NodeMetrics:
-    """Bridges a DiameterNode to the Prometheus registry of gateway.metrics."""
+    """Bridges a DiameterNode to the Prometheus registry of gateway.observe.metrics."""
 
     def __init__(self, metrics: GatewayMetrics | None = None) -> None:
         self.metrics = metrics or GatewayMetrics()

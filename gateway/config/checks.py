@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.config_schema import (
+from gateway.config.schema import (
     APPLICATIONS,
     DEFAULT_ROUTE_REALM,
     UINT32_MAX,
     Application,
-    RouteTarget,
+    RouteTargetConfig,
     application_for,
 )
 
@@ -318,7 +318,7 @@ class Checker:
                 self.wrong_type(path, value, f"{known} or an Application-Id")
         return app
 
-    def route_target_item(self, path: str, value: Any) -> RouteTarget | None:
+    def route_target_item(self, path: str, value: Any) -> RouteTargetConfig | None:
         if isinstance(value, str):  # shorthand: peers = ["hss.b.net"]
             value = {"host": value}
         if not isinstance(value, dict):
@@ -328,7 +328,7 @@ class Checker:
         host = self.identity(value, path, "host", example="hss.primary.example")
         priority = self.integer(value, path, "priority", 1, 0, UINT32_MAX)
         weight = self.integer(value, path, "weight", 100, 1, UINT32_MAX)
-        return None if host is None else RouteTarget(host, priority, weight)
+        return None if host is None else RouteTargetConfig(host, priority, weight)
 
     def array(
         self,

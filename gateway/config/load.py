@@ -1,20 +1,4 @@
-"""The node's configuration: one TOML file, parsed into frozen dataclasses, checked at start.
-
-Every rule is checked and every broken one reported, all together, in one
-:class:`ConfigError` whose lines name the key path, the bad value and the fix::
-
-    gateway.toml: peers[1].port = 70000 is not a TCP port; use 1-65535
-
-Array indexes in key paths count from 0, in file order (``peers[0]`` is the first
-``[[peers]]``). Unknown keys are errors too (a typo must not silently fall back to a
-default). Relative TLS file paths are resolved against the directory of the file.
-
-Sections (``gateway/examples/*.toml`` shows them all): ``[node]``, ``[[listen]]``,
-``[tls]``, ``[timers]``, ``[limits]``, ``[[peers]]``, ``[unknown_peers]``, ``[[routes]]``,
-``[metrics]``, ``[logging]``. :func:`diff` compares two configurations for a reload
-(SIGHUP): which peers and routes were added, removed or changed.
-"""
-
+"""Loading a configuration file and comparing two for a reload (see gateway.config)."""
 
 from __future__ import annotations
 
@@ -27,28 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.config_checks import Checker, is_diameter_identity
-from gateway.config_schema import (  # the public schema, re-exported
-    APPLICATIONS,
-    DIAMETER_PORT,
-    DIAMETER_TLS_PORT,
-    Application,
-    ConfigError,
-    GatewayConfig,
-    LimitsConfig,
-    ListenConfig,
-    LoggingConfig,
-    MetricsConfig,
-    NodeConfig,
-    PeerConfig,
-    RouteConfig,
-    RouteTarget,
-    TimersConfig,
-    TlsConfig,
-    UnknownPeersConfig,
-    application_for,
-)
-from gateway.config_sections import _Parser
+from gateway.config.checks import Checker
+from gateway.config.schema import ConfigError, GatewayConfig
+from gateway.config.sections import _Parser
 
 
 def load_config(path: str | os.PathLike[str], *, now: float | None = None) -> GatewayConfig:
@@ -157,29 +122,3 @@ def _diff_keyed(
     changed = [value for key, value in new.items() if key in old and old[key] != value]
     return added, removed, changed
 
-
-__all__ = [
-    "APPLICATIONS",
-    "DIAMETER_PORT",
-    "DIAMETER_TLS_PORT",
-    "Application",
-    "ConfigDiff",
-    "ConfigError",
-    "GatewayConfig",
-    "LimitsConfig",
-    "ListenConfig",
-    "LoggingConfig",
-    "MetricsConfig",
-    "NodeConfig",
-    "PeerConfig",
-    "RouteConfig",
-    "RouteTarget",
-    "TimersConfig",
-    "TlsConfig",
-    "UnknownPeersConfig",
-    "application_for",
-    "diff",
-    "is_diameter_identity",
-    "load_config",
-    "parse_config",
-]

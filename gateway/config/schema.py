@@ -138,7 +138,7 @@ class UnknownPeersConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class RouteTarget:
+class RouteTargetConfig:
     """A next hop of a route: lower priority is preferred, weight splits equal priorities."""
 
     host: str
@@ -153,7 +153,7 @@ class RouteConfig:
     realm: str  # "*" is the default route
     application: Application
     action: str
-    peers: tuple[RouteTarget, ...] = ()
+    peers: tuple[RouteTargetConfig, ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:

@@ -1,6 +1,6 @@
 """Request forwarding as a Diameter proxy (RFC 6733 §6.1, §6.2), and local delivery.
 
-This is the general path; the relay's hot loop (gateway.relay) does the common cases
+This is the general path; the relay's hot loop (gateway.routing.relay) does the common cases
 inline and hands everything else here. Neither decodes a whole message: they read the
 header, scan the top-level AVP headers for the routing AVPs, and rewrite only the
 hop-by-hop id and the appended Route-Record.
@@ -31,14 +31,14 @@ from cx_codec.build import avp_bytes
 from cx_codec.errors import ResultCode
 from cx_codec.rewrite import first_base_value, top_level, with_flags, with_hop_by_hop
 from cx_codec.rewrite import forwarded as forward
-from gateway.observe import answer_result
-from gateway.pending import PendingRequest
-from gateway.routing import NoRoute, Route, RouteAction
+from gateway.observe.counts import answer_result
+from gateway.routing.pending import PendingRequest
+from gateway.routing.table import NoRoute, Route, RouteAction
 
 if TYPE_CHECKING:
-    from gateway.connection import DiameterConnection
     from gateway.node import DiameterNode
-    from gateway.peers import Peer
+    from gateway.peer.executor import Peer
+    from gateway.transport.connection import DiameterConnection
 
 log = Logger(namespace="cxgw.proxy")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.config_checks import MISSING, Checker
-from gateway.config_schema import (
+from gateway.config.checks import MISSING, Checker
+from gateway.config.schema import (
     DIAMETER_PORT,
     DIAMETER_TLS_PORT,
     LOG_FORMATS,

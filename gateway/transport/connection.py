@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from gateway.framing import Framer
+from gateway.transport.framing import Framer
 
 if TYPE_CHECKING:
     from gateway.node import DiameterNode
@@ -40,7 +40,7 @@ class DiameterConnection(Protocol):
         self.label = "?"
         self._socket: Any = None
         # the relay's memory of this peer's requests: the AVPs after the first one up to
-        # the Destination-Realm, and its value (gateway.relay)
+        # the Destination-Realm, and its value (gateway.routing.relay)
         self.relay_prefix: tuple[bytes | None, bytes | None] = (None, None)
 
     # -- Twisted ---------------------------------------------------------------------

@@ -1,0 +1,2 @@
+"""What an operator sees of the node: logs, message counts, Prometheus metrics and the
+HTTP endpoints (/metrics, /health)."""
