@@ -221,6 +221,7 @@ INTERN_MAX_BYTES = 512
 INTERN_MAX_ENTRIES = 16384
 
 Key = tuple[int, int]
+_NOTHING: dict[bytes, Avp] = {}  # an intern table that stays empty (never written to)
 NO_SIGNATURE = -1  # a sequence the integer signature cannot express (other vendors)
 
 
@@ -260,8 +261,12 @@ def parse_avps(
     out: list[Avp] = []
     append = out.append
     definitions = dictionary.avps
-    interned = dictionary.interned
-    seen = dictionary.seen_once
+    if depth:
+        # interned AVPs were judged at the top level: deeper, the nesting limit leaves
+        # their members less room, so the same bytes may get another verdict
+        interned, interned_old, seen = _NOTHING, None, None
+    else:
+        interned, interned_old, seen = dictionary.interned, dictionary.interned_old, dictionary.seen_once
     unpack_header = AVP_HEADER.unpack_from
     unpack_vendor = VENDOR_ID.unpack_from
     signature = 0
@@ -295,8 +300,8 @@ def parse_avps(
                 signature = _signature_step(signature, code, vendor) if vendor else (signature << 34) | ((code << 2) + 1)
             raw = buf[offset:next_offset]
             known = interned.get(raw)
-            if known is None and dictionary.interned_old:
-                known = dictionary.interned_old.pop(raw, None)
+            if known is None and interned_old:
+                known = interned_old.pop(raw, None)
                 if known is not None:
                     interned[raw] = known  # still in use: promote it to the current table
             if known is not None:
@@ -319,7 +324,7 @@ def parse_avps(
                     offset, buf[offset:data_start], None, code, word, vendor, definition,
                     data_start - offset, length, next_offset - offset,
                 ))
-            if mode == VALIDATE and next_offset - offset <= INTERN_MAX_BYTES:
+            if mode == VALIDATE and seen is not None and next_offset - offset <= INTERN_MAX_BYTES:
                 if raw in seen:
                     if len(interned) >= INTERN_MAX_ENTRIES:
                         # two generations: the full table becomes the old one; what is
@@ -413,7 +418,9 @@ def check_avp(
         return value
     if definition.grammar is not None and not definition.opaque:
         # Failed-AVP (opaque) carries offending AVPs as they came (RFC 6733 §7.5)
-        layouts = dictionary.layouts.get((definition, data_end - data_start))
+        # a layout is remembered with the depth it was judged at: the same members one
+        # level deeper may break the nesting limit (MAX_DEPTH)
+        layouts = dictionary.layouts.get((definition, data_end - data_start, depth))
         if layouts is not None:
             startswith = buf.startswith
             for layout in layouts:
@@ -427,7 +434,7 @@ def check_avp(
                 buf, data_start, data_end, dictionary, definition.grammar if mode == VALIDATE else None, depth + 1
             )
             if mode == VALIDATE:
-                _remember_layout(dictionary, definition, data_end - data_start, layout)
+                _remember_layout(dictionary, (definition, data_end - data_start, depth), layout)
         except DecodeError as error:
             # RFC 6733 §7.5: Failed-AVP may hold the Grouped AVP "which in turn contains
             # the single offending AVP"
@@ -502,14 +509,15 @@ def check_members(
     return layout
 
 
-MAX_LAYOUTS = 4  # per (Grouped AVP, length): AKA items come in very few shapes
+MAX_LAYOUTS = 4  # per (Grouped AVP, length, depth): AKA items come in very few shapes
+LayoutKey = tuple["AvpDef", int, int]
 
 
-def _remember_layout(dictionary: Dictionary, definition: AvpDef, length: int, layout: list[tuple[int, bytes]]) -> None:
+def _remember_layout(dictionary: Dictionary, key: LayoutKey, layout: list[tuple[int, bytes]]) -> None:
     layouts = dictionary.layouts
     if len(layouts) >= INTERN_MAX_ENTRIES:
         layouts.clear()
-    known = layouts.setdefault((definition, length), [])
+    known = layouts.setdefault(key, [])
     if len(known) < MAX_LAYOUTS:
         known.append(tuple(layout))
 
@@ -536,16 +544,16 @@ def check_grammar_signature(
     seen valid before is valid again; otherwise the AVPs are built and judged in full,
     which names the offending AVP."""
     memo = (grammar, signature)
-    if signature >= 0 and memo in _VALID_SIGNATURES:
+    valid = dictionary.signatures
+    if signature >= 0 and memo in valid:
         return
     from cx_codec.validate import validate_avps
 
     validate_avps(materialise(), grammar, dictionary, recurse=False)
     if signature >= 0:
-        if len(_VALID_SIGNATURES) >= _MAX_SIGNATURES:
-            _VALID_SIGNATURES.clear()
-        _VALID_SIGNATURES[memo] = True
+        if len(valid) >= _MAX_SIGNATURES:
+            valid.clear()
+        valid[memo] = True
 
 
-_VALID_SIGNATURES: dict[tuple[Grammar, int], bool] = {}
 _MAX_SIGNATURES = 4096

@@ -71,8 +71,21 @@ class Dictionary:
     seen_once: dict[bytes, None] = field(default_factory=dict)
     # (command, flags, application, length) -> message templates validated before
     templates: dict[tuple[int, int, int, int], list[tuple]] = field(default_factory=dict)
-    # (Grouped AVP definition, data length) -> member layouts validated before
-    layouts: dict[tuple[object, int], list[tuple[tuple[int, bytes], ...]]] = field(default_factory=dict)
+    # (Grouped AVP definition, data length, depth) -> member layouts validated before
+    layouts: dict[tuple[object, int, int], list[tuple[tuple[int, bytes], ...]]] = field(default_factory=dict)
+    # (grammar, signature of an AVP key sequence) -> True: sequences the grammar accepts
+    signatures: dict[tuple[Grammar, int], bool] = field(default_factory=dict)
+
+    def clear_caches(self) -> None:
+        """Forget everything decoding learnt (interned AVPs, templates, layouts, grammar
+        verdicts): the next decode judges every AVP from scratch. Caches only shortcut
+        work, so this never changes a verdict, only the time it takes."""
+        self.interned = {}
+        self.interned_old = {}
+        self.seen_once = {}
+        self.templates = {}
+        self.layouts = {}
+        self.signatures = {}
 
     def load(self, *modules: ModuleType) -> Dictionary:
         """Load specification tables, then resolve every grammar's names."""
