@@ -24,10 +24,11 @@ from twisted.internet import task  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 
 from cx_codec import answer_for, decode, samples  # noqa: E402
-from gateway.node import DiameterNode, Limits, PeerSettings, Timers  # noqa: E402
+from gateway.node import DiameterNode
 from gateway.peer import WatchdogState  # noqa: E402
 from gateway.peer.capabilities import Application, LocalIdentity  # noqa: E402
 from gateway.routing.table import Route, RouteAction, RouteTarget  # noqa: E402
+from gateway.settings import Limits, PeerSettings, Timers  # noqa: E402
 from gateway.transport.connection import DiameterConnection  # noqa: E402
 
 CX = 16777216

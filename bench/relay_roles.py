@@ -376,9 +376,10 @@ def run_node(args: argparse.Namespace) -> None:
     asyncioreactor.install()
     from twisted.internet import reactor
 
-    from gateway.node import DiameterNode, Limits, PeerSettings, Timers, tune_garbage_collector
+    from gateway.node import DiameterNode, tune_garbage_collector
     from gateway.peer.capabilities import Application, LocalIdentity
     from gateway.routing.table import Route, RouteAction, RouteTarget
+    from gateway.settings import Limits, PeerSettings, Timers
 
     node = DiameterNode(
         LocalIdentity("relay.bench", "bench", applications=(Application(16777216, 10415),)),

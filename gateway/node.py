@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import gc
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort
@@ -32,77 +31,19 @@ from gateway.peer.capabilities import (
     judge_capabilities,
 )
 from gateway.peer.executor import Peer
+from gateway.routing.local import DuplicateCache, LocalApplication
 from gateway.routing.pending import PendingRequest, PendingRequests
 from gateway.routing.proxy import Proxy
 from gateway.routing.relay import StreamRelay
 from gateway.routing.table import Route, RoutingTable
-from gateway.transport.connection import DiameterConnection
+from gateway.settings import Limits, PeerSettings, Timers
+from gateway.transport.connection import DiameterConnection, WriteBatch
 from gateway.transport.framing import FramingError
 
 log = Logger(namespace="cxgw.node")
 
 BASE_COMMANDS = frozenset({257, 280, 282})  # CER/CEA, DWR/DWA, DPR/DPA (RFC 6733 §5)
 CER = 257
-
-
-@dataclass(frozen=True, slots=True)
-class Timers:
-    tc: float = 30.0  # RFC 6733 §2.1
-    twinit: float = 30.0  # RFC 3539 §3.4.1
-    tx: float = 4.0  # request timeout
-    dpa_timeout: float = 5.0
-    cea_timeout: float = 10.0
-    busy_hold: float = 300.0
-    do_not_want_to_talk_hold: float = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_pending_per_peer: int = 10000
-    max_pending: int = 100000
-    max_message_size: int = 65536
-    max_connections: int = 1000
-    duplicate_cache_size: int = 10000
-    duplicate_ttl: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class PeerSettings:
-    host: str
-    realm: str
-    address: str | None = None
-    port: int = 3868
-    transport: str = "tcp"
-    connect: bool = True
-    tls_name: str | None = None
-
-
-class LocalApplication(Protocol):
-    """A Diameter application served by this node (the Cx applications plug in here)."""
-
-    def handle_request(self, request: bytes, peer: Any) -> bytes | Message | Deferred[bytes]: ...
-
-
-class DuplicateCache:
-    """Answers of requests served here, by (Origin-Host, End-to-End id), for the
-    duplicate detection of RFC 6733 §6.1.3 / §5.5.4 (a T-flagged retransmission)."""
-
-    def __init__(self, size: int, ttl: float, clock: Any) -> None:
-        self.size, self.ttl, self.clock = size, ttl, clock
-        self._answers: OrderedDict[Any, tuple[float, bytes]] = OrderedDict()
-
-    def get(self, key: Any) -> bytes | None:
-        found = self._answers.get(key)
-        if found is None or found[0] < self.clock.seconds():
-            return None
-        return found[1]
-
-    def put(self, key: Any, answer: bytes) -> None:
-        answers = self._answers
-        answers[key] = (self.clock.seconds() + self.ttl, answer)
-        answers.move_to_end(key)
-        while len(answers) > self.size:
-            answers.popitem(last=False)
 
 
 @dataclass(slots=True)
@@ -151,9 +92,8 @@ class DiameterNode:
         self.connections: set[DiameterConnection] = set()
         self.ports: list[IListeningPort] = []
         self.stopping = False
-        self._batching = False
         self.now = 0.0  # the reactor's time at the start of the current batch
-        self._dirty: list[DiameterConnection] = []
+        self.batch = WriteBatch()  # the writes of the read being processed, flushed at its end
         self._end_to_end = ((int(time.time()) & 0xFFF) << 20) | (id(self) & 0xFFFFF)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -268,20 +208,22 @@ class DiameterNode:
 
     def receive(self, connection: DiameterConnection, data: bytes) -> None:
         """Process what one read brought, then write everything it produced once."""
-        self._batching = True
+        self.batch.open = True
         self.now = self.clock.seconds()
         try:
             peer = connection.peer
             if peer is not None and peer.connection is connection and not self.stopping and not self.counting:
-                peer.application_message(self.now)  # once per read: any message is a sign of life
-                self.relay.stream(connection, peer, data)
+                if self.relay.stream(connection, peer, data):
+                    # once per read that completed a message: a sign of life (RFC 3539
+                    # §3.4.1); bytes that complete nothing are not one
+                    peer.application_message(self.now)
             else:
                 self.receive_general(connection, data)
         except FramingError as error:
             self.framing_error(connection, error)
         finally:
-            self._batching = False
-            self.flush_soon()
+            self.batch.open = False
+            self.batch.flush()
 
     def receive_general(self, connection: DiameterConnection, data: bytes) -> None:
         """Frame ``data`` and hand each message to the general path, in order."""
@@ -289,20 +231,38 @@ class DiameterNode:
             messages = connection.framer.feed(data)
         except FramingError as error:
             for message in error.complete:  # type: ignore[attr-defined]
-                self._dispatch(connection, message)
+                self.dispatch(connection, message)
             self.framing_error(connection, error)
             return
         for message in messages:
-            self._dispatch(connection, message)
+            self.dispatch(connection, message)
 
     def flush_soon(self) -> None:
-        if self._batching:
+        """Write what was queued outside a read (timers, Deferred callbacks)."""
+        self.batch.flush()
+
+    def dispatch(self, connection: DiameterConnection, data: bytes) -> None:
+        """One framed message down the general path. A failure while handling it costs
+        that message only: it is answered 5012 and the tables stay as they were."""
+        try:
+            self._dispatch(connection, data)
+        except Exception as error:
+            self.unable_to_comply(connection, data, error)
+
+    def unable_to_comply(self, connection: DiameterConnection, data: bytes, error: BaseException) -> None:
+        """The net under message handling: log the failure with the message's bytes and
+        answer a request 5012 DIAMETER_UNABLE_TO_COMPLY (RFC 6733 §7.1.5)."""
+        log.failure(
+            "{conn}: failure while handling a message; answered 5012 (message: {hex})",
+            Failure(error), conn=connection, hex=data[:4096].hex(),
+        )
+        if len(data) < 20 or not data[4] & 0x80 or not connection.connected:
             return
-        dirty = self._dirty
-        if dirty:
-            self._dirty = []
-            for connection in dirty:
-                connection.flush()
+        try:
+            connection.queue(self.proxy.error_bytes(data, ResultCode.DIAMETER_UNABLE_TO_COMPLY, "internal error"))
+        except Exception:  # not even an answer could be built: this connection cannot go on
+            log.failure("{conn}: no 5012 answer could be built; closing", conn=connection)
+            connection.close()
 
     def _dispatch(self, connection: DiameterConnection, data: bytes) -> None:
         code = (data[5] << 16) | (data[6] << 8) | data[7]
@@ -388,6 +348,9 @@ class DiameterNode:
 
     def failover(self, peer: Peer) -> None:
         self.proxy.failover(peer, down=False)
+
+    def new_hop_by_hop(self) -> int:
+        return self.pending.new_id()
 
     def new_end_to_end(self) -> int:
         """RFC 6733 §3: high 12 bits from the clock, low 20 bits a counter."""

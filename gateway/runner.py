@@ -186,7 +186,7 @@ def local_identity(config: GatewayConfig) -> Any:
 
 
 def peer_settings(config: GatewayConfig) -> list[Any]:
-    from gateway.node import PeerSettings
+    from gateway.settings import PeerSettings
 
     return [
         PeerSettings(
@@ -212,7 +212,7 @@ def routes(config: GatewayConfig) -> list[Any]:
 def timers(config: GatewayConfig) -> Any:
     from dataclasses import asdict
 
-    from gateway.node import Timers
+    from gateway.settings import Timers
 
     return Timers(**asdict(config.timers))
 
@@ -220,6 +220,6 @@ def timers(config: GatewayConfig) -> Any:
 def limits(config: GatewayConfig) -> Any:
     from dataclasses import asdict
 
-    from gateway.node import Limits
+    from gateway.settings import Limits
 
     return Limits(**asdict(config.limits))

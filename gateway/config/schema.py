@@ -102,6 +102,7 @@ class TimersConfig:
     cea_timeout: float = 10.0  # RFC 6733 §5.6: Wait-Conn-Ack / Wait-I-CEA give-up time
     busy_hold: float = 300.0  # DPR cause BUSY: do not reconnect for this long
     do_not_want_to_talk_hold: float = 3600.0  # DPR cause DO_NOT_WANT_TO_TALK_TO_YOU
+    close_grace: float = 2.0  # shutdown: a closing connection's time to end with FIN, then reset
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,10 @@ class LimitsConfig:
     max_pending_per_peer: int = 10000
     max_pending: int = 100000
     max_message_size: int = 65536
-    max_connections: int = 1000
+    max_connections: int = 1000  # accepted connections; configured peers' are not counted
+    max_awaiting_cer: int = 64  # accepted connections still to send their CER (oldest dropped)
+    max_cer_size: int = 8192  # bytes of the first message on an accepted connection
+    max_unknown_peers: int = 256  # peers admitted by [unknown_peers] accept_realms at once
     duplicate_cache_size: int = 10000  # RFC 6733 §6.1.9 duplicate detection (0 = off)
     duplicate_ttl: float = 60.0
 

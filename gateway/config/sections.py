@@ -150,6 +150,7 @@ class _Parser:
             do_not_want_to_talk_hold=c.seconds(
                 t, "timers", "do_not_want_to_talk_hold", d.do_not_want_to_talk_hold, minimum=0
             ),
+            close_grace=c.seconds(t, "timers", "close_grace", d.close_grace, minimum=0),
         )
 
     def limits(self, t: dict[str, Any]) -> LimitsConfig:
@@ -170,6 +171,11 @@ class _Parser:
                 MESSAGE_SIZE_MAX,
             ),
             max_connections=c.integer(t, "limits", "max_connections", d.max_connections, 1),
+            max_awaiting_cer=c.integer(t, "limits", "max_awaiting_cer", d.max_awaiting_cer, 1),
+            max_cer_size=c.integer(
+                t, "limits", "max_cer_size", d.max_cer_size, MESSAGE_SIZE_MIN, MESSAGE_SIZE_MAX
+            ),
+            max_unknown_peers=c.integer(t, "limits", "max_unknown_peers", d.max_unknown_peers, 0),
             duplicate_cache_size=c.integer(
                 t, "limits", "duplicate_cache_size", d.duplicate_cache_size, 0
             ),

@@ -8,14 +8,11 @@ registry when /metrics is scraped, so a scrape costs the node nothing between sc
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cx_codec.errors import DecodeError
 from cx_codec.rewrite import top_level
 from gateway.observe.metrics import GatewayMetrics
-
-if TYPE_CHECKING:
-    from gateway.node import DiameterNode
 
 RESULT_CODE = (268, 0)
 EXPERIMENTAL_RESULT = (297, 0)
@@ -61,6 +58,15 @@ class MessageCounts(Counter):
         self[(peer, direction, command, result)] += 1
 
 
+class CountingNode(Protocol):
+    """What is exported of a node (gateway.node.DiameterNode)."""
+
+    peers: dict[str, Any]
+    pending: Any  # gateway.routing.pending.PendingRequests: outstanding(peer)
+    message_counts: MessageCounts
+    counters: Any  # gateway.node.Counters
+
+
 class NodeMetrics:
     """Bridges a DiameterNode to the Prometheus registry of gateway.observe.metrics."""
 
@@ -77,7 +83,7 @@ class NodeMetrics:
             )
         child.observe(seconds)
 
-    def collect(self, node: DiameterNode) -> None:
+    def collect(self, node: CountingNode) -> None:
         """Bring the registry up to date with the node (called before each scrape)."""
         metrics = self.metrics
         for peer in node.peers.values():

@@ -8,7 +8,7 @@ down (failover) or comes back. The machines decide; this only acts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.logger import Logger
 
@@ -27,6 +27,7 @@ from gateway.peer import (
 )
 from gateway.peer.capabilities import (
     Capabilities,
+    LocalIdentity,
     build_cea,
     build_cer,
     build_dpa,
@@ -35,12 +36,34 @@ from gateway.peer.capabilities import (
     build_dwr,
     decode_capabilities,
 )
+from gateway.settings import PeerSettings, Timers
 from gateway.transport.connection import DiameterConnection
 
-if TYPE_CHECKING:
-    from gateway.node import DiameterNode, PeerSettings
-
 log = Logger(namespace="cxgw.peer")
+
+
+class PeerHost(Protocol):
+    """What a peer's executor needs of the node it belongs to."""
+
+    local: LocalIdentity
+    timers: Timers
+    clock: Any  # a reactor or task.Clock: seconds(), callLater()
+
+    def new_hop_by_hop(self) -> int: ...
+
+    def new_end_to_end(self) -> int: ...
+
+    def flush_soon(self) -> None: ...
+
+    def connect_to(self, peer: Peer) -> None: ...
+
+    def peer_opened(self, peer: Peer) -> None: ...
+
+    def peer_down(self, peer: Peer) -> None: ...
+
+    def failover(self, peer: Peer) -> None: ...
+
+    def reject_malformed(self, connection: DiameterConnection, data: bytes, error: DecodeError) -> None: ...
 
 CER, DWR, DPR = 257, 280, 282
 _OKAY = WatchdogState.OKAY
@@ -51,7 +74,7 @@ _ROLE = {"I": Conn.INITIATOR, "R": Conn.RESPONDER}
 class Peer:
     """A configured (or accepted unknown) Diameter peer and its connections."""
 
-    def __init__(self, node: DiameterNode, settings: PeerSettings) -> None:
+    def __init__(self, node: PeerHost, settings: PeerSettings) -> None:
         self.node = node
         self.settings = settings
         self.host = settings.host
@@ -245,7 +268,7 @@ class Peer:
     def _watchdog_actions(self, actions: list[WatchdogAction]) -> None:
         for action in actions:
             if action is WatchdogAction.SEND_DWR:
-                self.send(build_dwr(self.node.local, self.node.pending.new_id(), self.node.new_end_to_end()))
+                self.send(build_dwr(self.node.local, self.node.new_hop_by_hop(), self.node.new_end_to_end()))
                 self.node.flush_soon()
             elif action is WatchdogAction.FAILOVER:
                 if self.machine.is_open:  # on a connection going down, peer_down fails over
@@ -303,7 +326,7 @@ class Peer:
     def _snd_cer(self, action: PeerAction) -> None:
         connection = self.connections[Conn.INITIATOR]
         if connection is not None:
-            connection.queue(build_cer(self.node.local, self.node.pending.new_id(), self.node.new_end_to_end()))
+            connection.queue(build_cer(self.node.local, self.node.new_hop_by_hop(), self.node.new_end_to_end()))
             self.node.flush_soon()
 
     def _snd_cea(self, action: PeerAction) -> None:
@@ -323,7 +346,7 @@ class Peer:
         connection = self.connections.get(action.conn) if action.conn else self.connection
         if connection is not None:
             connection.queue(
-                build_dpr(self.node.local, int(action.cause or 0), self.node.pending.new_id(), self.node.new_end_to_end())
+                build_dpr(self.node.local, int(action.cause or 0), self.node.new_hop_by_hop(), self.node.new_end_to_end())
             )
             self.node.flush_soon()
 

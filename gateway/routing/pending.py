@@ -38,29 +38,34 @@ class PendingRequests:
 
     ``clock`` has ``seconds()`` and ``callLater()`` (a reactor or ``task.Clock``);
     ``on_expired(entry)`` is called for each request whose Tx ran out.
+
+    ``entries`` (in deadline order) and ``per_peer`` (requests pending on each peer) are
+    public for the relay's hot loop (gateway.routing.relay), which inserts entries built
+    like ``add`` builds them and settles ``per_peer`` once per read, then calls ``arm``.
+    Everything else goes through the methods.
     """
 
     def __init__(self, clock: Any, tx: float, on_expired: Callable[[PendingRequest], None]) -> None:
         self.clock = clock
         self.tx = tx
         self.on_expired = on_expired
-        self._entries: dict[int, PendingRequest] = {}
-        self._per_peer: dict[Any, int] = {}
+        self.entries: dict[int, PendingRequest] = {}
+        self.per_peer: dict[Any, int] = {}
         self._next_id = random.getrandbits(32)
         self._timer: Any = None
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def __iter__(self) -> Iterator[PendingRequest]:
-        return iter(list(self._entries.values()))
+        return iter(list(self.entries.values()))
 
     def outstanding(self, peer: Any) -> int:
-        return self._per_peer.get(peer, 0)
+        return self.per_peer.get(peer, 0)
 
     def new_id(self) -> int:
         """A hop-by-hop id not in use (RFC 6733 §3: unique over a reasonable time)."""
-        entries = self._entries
+        entries = self.entries
         hop_by_hop = self._next_id
         while hop_by_hop in entries:
             hop_by_hop = (hop_by_hop + 1) & 0xFFFFFFFF
@@ -88,24 +93,24 @@ class PendingRequests:
         )
 
     def _insert(self, entry: PendingRequest) -> PendingRequest:
-        self._entries[entry.hop_by_hop] = entry
-        self._per_peer[entry.peer] = self._per_peer.get(entry.peer, 0) + 1
+        self.entries[entry.hop_by_hop] = entry
+        self.per_peer[entry.peer] = self.per_peer.get(entry.peer, 0) + 1
         self.arm()
         return entry
 
     def arm(self) -> None:
         """Start the expiry timer if entries wait and none runs (the relay's hot loop adds
         entries itself and calls this once per batch)."""
-        if self._timer is None and self._entries:
+        if self._timer is None and self.entries:
             self._timer = self.clock.callLater(self.tx, self._expire)
 
     def get(self, hop_by_hop: int) -> PendingRequest | None:
-        return self._entries.get(hop_by_hop)
+        return self.entries.get(hop_by_hop)
 
     def pop(self, hop_by_hop: int) -> PendingRequest | None:
-        entry = self._entries.pop(hop_by_hop, None)
+        entry = self.entries.pop(hop_by_hop, None)
         if entry is not None:
-            self._per_peer[entry.peer] -= 1
+            self.per_peer[entry.peer] -= 1
         return entry
 
     def started(self, entry: PendingRequest) -> float:
@@ -114,28 +119,28 @@ class PendingRequests:
     def move(self, entry: PendingRequest, peer: Any, data: bytes) -> PendingRequest:
         """The request was re-sent to ``peer`` (failover): its entry, replaced in place
         (so its deadline and its place in deadline order stay)."""
-        self._per_peer[entry.peer] -= 1
-        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        self.per_peer[entry.peer] -= 1
+        self.per_peer[peer] = self.per_peer.get(peer, 0) + 1
         moved = entry._replace(peer=peer, data=data, tried=(*entry.tried, entry.peer))
-        self._entries[entry.hop_by_hop] = moved
+        self.entries[entry.hop_by_hop] = moved
         return moved
 
     def for_peer(self, peer: Any) -> list[PendingRequest]:
-        return [entry for entry in self._entries.values() if entry.peer is peer]
+        return [entry for entry in self.entries.values() if entry.peer is peer]
 
     def _expire(self) -> None:
         self._timer = None
         now = self.clock.seconds()
         expired = []
-        for entry in self._entries.values():
+        for entry in self.entries.values():
             if entry.deadline > now:
                 break
             expired.append(entry)
         for entry in expired:
             self.pop(entry.hop_by_hop)
             self.on_expired(entry)
-        if self._entries and self._timer is None:
-            head = next(iter(self._entries.values()))
+        if self.entries and self._timer is None:
+            head = next(iter(self.entries.values()))
             self._timer = self.clock.callLater(max(0.0, head.deadline - now), self._expire)
 
     def stop(self) -> None:

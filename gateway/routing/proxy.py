@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
@@ -31,12 +31,14 @@ from cx_codec.build import avp_bytes
 from cx_codec.errors import ResultCode
 from cx_codec.rewrite import first_base_value, top_level, with_flags, with_hop_by_hop
 from cx_codec.rewrite import forwarded as forward
-from gateway.observe.counts import answer_result
-from gateway.routing.pending import PendingRequest
-from gateway.routing.table import NoRoute, Route, RouteAction
+from gateway.observe.counts import MessageCounts, answer_result
+from gateway.peer.capabilities import LocalIdentity
+from gateway.routing.local import DuplicateCache, LocalApplication
+from gateway.routing.pending import PendingRequest, PendingRequests
+from gateway.routing.table import NoRoute, Route, RouteAction, RoutingTable
+from gateway.settings import Limits
 
 if TYPE_CHECKING:
-    from gateway.node import DiameterNode
     from gateway.peer.executor import Peer
     from gateway.transport.connection import DiameterConnection
 
@@ -61,12 +63,38 @@ _U32 = struct.Struct(">I")
 FLAG_T = 0x10
 
 
+class ProxyHost(Protocol):
+    """What the proxy reads and calls of the node it routes for (the node owns the
+    tables; the proxy and the relay's hot loop apply RFC 6733 §6 to them)."""
+
+    local: LocalIdentity
+    peers: dict[str, Peer]
+    routing: RoutingTable
+    pending: PendingRequests
+    limits: Limits
+    applications: dict[int, LocalApplication]
+    duplicates: DuplicateCache
+    counting: bool  # count every message (metrics on)
+    message_counts: MessageCounts
+    now: float  # the reactor's time at the start of the current read
+
+    def flush_soon(self) -> None: ...
+
+    def observe_latency(self, entry: PendingRequest) -> None: ...
+
+    def count_late_answer(self) -> None: ...
+
+    def count_overload(self, scope: str) -> None: ...
+
+    def count_generated(self, code: int) -> None: ...
+
+
 class Overloaded(Exception):
     """A pending-request limit was reached: answer 3004 DIAMETER_TOO_BUSY."""
 
 
 class Proxy:
-    def __init__(self, node: DiameterNode) -> None:
+    def __init__(self, node: ProxyHost) -> None:
         self.node = node
         self.identity = node.local.origin_host.lower().encode()
         self.realm = node.local.origin_realm.lower().encode()

@@ -1,7 +1,7 @@
 """The relay's hot loop: the bytes of one read from an open peer, framed, routed and
 forwarded in one pass (RFC 6733 §6.1.9 requests, §6.2.2 answers).
 
-It does inline, for the common cases only, what the general path (``node._dispatch``:
+It does inline, for the common cases only, what the general path (``node.dispatch``:
 ``Proxy.request``/``_route``/``answer``) does, and hands everything else to the general
 path in stream order:
 
@@ -24,7 +24,16 @@ AVP and it are a chain of AVPs walked before (``verified_chains``); else the AVP
 walked. Caches that can only confirm what a walk confirmed, never change a verdict.
 
 A function call per step costs more than the step at 100k messages/s; hence one long
-function with everything in local variables.
+function with everything in local variables. What it shares with the general path rather
+than copying: framing limits (gateway.transport.framing), hop-by-hop ids
+(``PendingRequests.new_id``), pending entries (``PendingRequest``, settled per read),
+the Route-Record (``Proxy.route_record``) and peer availability (``Peer.available``);
+``tests/gateway/test_relay.py`` proves the rest equal, failover and timeouts included.
+
+It cannot lose the node's bookkeeping: should handling one message raise all the same,
+the counts kept in local variables are written back, that message alone is answered
+5012 DIAMETER_UNABLE_TO_COMPLY (``DiameterNode.unable_to_comply``) and the rest of the
+read is relayed.
 """
 
 from __future__ import annotations
@@ -35,22 +44,20 @@ from typing import TYPE_CHECKING
 
 from cx_codec import DecodeError
 from cx_codec.rewrite import find_base_avp
-from gateway.peer import WatchdogState
 from gateway.routing.pending import PendingRequest
+from gateway.routing.proxy import Proxy, ProxyHost
 from gateway.routing.table import RouteAction
+from gateway.transport.connection import WriteBatch
+from gateway.transport.framing import HEADER_LENGTH, V1, V1_MIN
 
 if TYPE_CHECKING:
-    from gateway.node import DiameterNode
     from gateway.peer.executor import Peer
     from gateway.transport.connection import DiameterConnection
 
 _HEADER = struct.Struct(">IIIII")  # version|length, flags|code, application, hop-by-hop, end-to-end
 _AVP_HEADER = struct.Struct(">II")  # code, flags|length
 _U32 = struct.Struct(">I")
-_V1 = 1 << 24
-_V1_MIN = _V1 | 20
 _BASE_COMMANDS = frozenset({257, 280, 282})  # CER/CEA, DWR/DWA, DPR/DPA: the peer machine's
-_OKAY = WatchdogState.OKAY
 _DESTINATION_REALM = (283).to_bytes(4, "big")  # the AVP code field, RFC 6733 §6.6
 # Destination-Host (293, §6.5) or Route-Record (282, §6.7.1) code fields anywhere
 _ROUTING_CODES = frozenset({282, 283, 293})
@@ -61,8 +68,23 @@ _MAX_CHAIN_BYTES = 1024
 _new_entry = tuple.__new__
 
 
+class RelayHost(ProxyHost):
+    """What the hot loop needs of the node besides the proxy's tables."""
+
+    proxy: Proxy
+    batch: WriteBatch
+    max_message_size: int
+    stopping: bool
+
+    def dispatch(self, connection: DiameterConnection, data: bytes) -> None: ...
+
+    def receive_general(self, connection: DiameterConnection, data: bytes) -> None: ...
+
+    def unable_to_comply(self, connection: DiameterConnection, data: bytes, error: BaseException) -> None: ...
+
+
 class StreamRelay:
-    def __init__(self, node: DiameterNode) -> None:
+    def __init__(self, node: RelayHost) -> None:
         self.node = node
         self.verified_chains: set[bytes] = set()
 
@@ -92,6 +114,8 @@ class StreamRelay:
                 if len(chains) >= _MAX_CHAINS:
                     chains.clear()
                 chains.add(data[first_end:realm_at])
+        if realm_at + 8 > stop:
+            return None  # a header cut short by the end of the message: the general path answers
         _, word = _AVP_HEADER.unpack_from(data, realm_at)
         length = word & 0xFFFFFF
         end = realm_at + ((length + 3) & -4)
@@ -110,160 +134,166 @@ class StreamRelay:
         if route is None or route.action is _LOCAL or len(route.targets) != 1 or application_id in node.applications:
             return None, None
         target = node.peers.get(route.targets[0].key)
-        out = target.connection if target is not None else None
-        if (
-            out is None
-            or target is peer
-            or out.closing
-            or not out.connected
-            or target.congested  # Peer.available, inline
-            or target.watchdog.state is not _OKAY
-        ):
+        if target is None or target is peer or not target.available:
+            return None, None
+        out = target.connection
+        if out is None or out.closing or not out.connected:
             return None, None
         return target, out
 
-    def stream(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
-        """Relay what ``data`` completes; the node batches the writes around this call."""
+    def stream(self, connection: DiameterConnection, peer: Peer, data: bytes) -> bool:
+        """Relay what ``data`` completes; the node batches the writes around this call.
+        True if it completed a message (a sign of life of the peer, RFC 3539 §3.4.1)."""
         node = self.node
         framer = connection.framer
         if framer.buffered:
             message, used = framer.complete(data)  # FramingError: the caller's
             if message is None:
-                return
+                return False
             data = message + data[used:]
         pending = node.pending
-        entries = pending._entries
-        per_peer = pending._per_peer
+        entries = pending.entries
+        per_peer = pending.per_peer
+        new_id = pending.new_id
         max_peer, max_all = node.limits.max_pending_per_peer, node.limits.max_pending
         record = node.proxy.route_record(peer.host)
         record_length = len(record)
         deadline = node.now + pending.tx
-        dirty = node._dirty
+        dirty = node.batch.dirty
         unpack = _HEADER.unpack_from
         pack_header = _HEADER.pack
         pack_into = _U32.pack_into
         find = data.find
         unpack_avp = _AVP_HEADER.unpack_from
         prefix, prefix_realm = connection.relay_prefix
-        high = _V1 | node.max_message_size
-        next_id = pending._next_id
+        high = V1 | node.max_message_size
         buffer = view = None  # a writable copy of ``data``, made for the first answer
         run_to = None  # the connection of the current run of answers: buffer[run_start:run_end]
         run_start = run_end = 0
-        answered = 0  # answers from ``peer``, taken off its pending count at the end
+        answered = 0  # answers from ``peer``, taken off its pending count when settled
         last_realm: bytes | None = None  # the routing decision of the last request ...
         last_application = -1
         target = out = None  # ... (None: the general path's), until the general path runs
-        count = 0  # requests pending on ``target``, written back when the decision changes
+        count = 0  # requests pending on ``target``, written back when settled
         offset = 0
-        end = len(data)
-        while end - offset >= 20:
-            word, flags_code, application_id, hop_by_hop_in, end_to_end = unpack(data, offset)
-            if word < _V1_MIN or word > high or word & 3:
-                break  # framing lost: the Framer below says how
-            stop = offset + (word & 0xFFFFFF)
-            if stop > end:
-                break
-            flags = flags_code >> 24
-            command = flags_code & 0xFFFFFF
-            if command not in _BASE_COMMANDS and not flags & 0x2F:
-                if not flags & 0x80:  # an answer
-                    entry = entries.get(hop_by_hop_in)
-                    # origin None: a request of this node's own (PendingRequests.add with a Deferred)
-                    if entry is not None and entry.peer is peer and entry.origin is not None:
-                        del entries[hop_by_hop_in]
-                        answered += 1
-                        origin = entry.origin
-                        if origin.connected and not origin.closing:
-                            if buffer is None:
-                                buffer = bytearray(data)
-                                view = memoryview(buffer)
-                            pack_into(buffer, offset + 12, entry.original_hop_by_hop)
-                            if origin is run_to and offset == run_end:
-                                run_end = stop
+        end = stop = len(data)
+        while True:
+            try:
+                while end - offset >= HEADER_LENGTH:
+                    word, flags_code, application_id, hop_by_hop_in, end_to_end = unpack(data, offset)
+                    if word < V1_MIN or word > high or word & 3:
+                        break  # framing lost: the Framer below says how
+                    stop = offset + (word & 0xFFFFFF)
+                    if stop > end:
+                        break
+                    flags = flags_code >> 24
+                    command = flags_code & 0xFFFFFF
+                    if command not in _BASE_COMMANDS and not flags & 0x2F:
+                        if not flags & 0x80:  # an answer
+                            entry = entries.get(hop_by_hop_in)
+                            # origin None: a request of this node's own (PendingRequests.add with a Deferred)
+                            if entry is not None and entry.peer is peer and entry.origin is not None:
+                                del entries[hop_by_hop_in]
+                                answered += 1
+                                origin = entry.origin
+                                if origin.connected and not origin.closing:
+                                    if buffer is None:
+                                        buffer = bytearray(data)
+                                        view = memoryview(buffer)
+                                    pack_into(buffer, offset + 12, entry.original_hop_by_hop)
+                                    if origin is run_to and offset == run_end:
+                                        run_end = stop
+                                    else:
+                                        if run_to is not None:
+                                            _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
+                                        run_to, run_start, run_end = origin, offset, stop
+                                offset = stop
+                                continue
+                        elif stop - offset >= 28:
+                            first_code, first_word = unpack_avp(data, offset + 20)  # usually Session-Id
+                            first_end = offset + 20 + ((first_word & 0xFFFFFF) + 3 & -4)
+                            if first_word & 0xFFFFFF < 8 or first_code in _ROUTING_CODES or first_end > stop:
+                                realm = None
+                            elif prefix is not None and data.startswith(prefix, first_end) and first_end + len(prefix) <= stop:
+                                # the AVPs up to the Destination-Realm are this connection's usual
+                                # ones, and no Destination-Host or Route-Record is among them:
+                                # are any in the rest? (one byte is found fastest; a length or a
+                                # character of that value costs the full pattern's search)
+                                after = first_end + len(prefix)
+                                if find(b"\x25", after, stop) < 0 and find(b"\x1a", after, stop) < 0 or (
+                                    _HOST_OR_ROUTE_RECORD.search(data, after, stop) is None
+                                ):
+                                    realm = prefix_realm
+                                else:
+                                    realm = None
                             else:
-                                if run_to is not None:
-                                    _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
-                                run_to, run_start, run_end = origin, offset, stop
-                        offset = stop
-                        continue
-                elif stop - offset >= 28:
-                    first_code, first_word = unpack_avp(data, offset + 20)  # usually Session-Id
-                    first_end = offset + 20 + ((first_word & 0xFFFFFF) + 3 & -4)
-                    if first_word & 0xFFFFFF < 8 or first_code in _ROUTING_CODES:
-                        realm = None
-                    elif prefix is not None and data.startswith(prefix, first_end):
-                        # the AVPs up to the Destination-Realm are this connection's usual
-                        # ones, and no Destination-Host or Route-Record is among them:
-                        # are any in the rest? (one byte is found fastest; a length or a
-                        # character of that value costs the full pattern's search)
-                        after = first_end + len(prefix)
-                        if find(b"\x25", after, stop) < 0 and find(b"\x1a", after, stop) < 0 or (
-                            _HOST_OR_ROUTE_RECORD.search(data, after, stop) is None
-                        ):
-                            realm = prefix_realm
-                        else:
-                            realm = None
-                    else:
-                        realm = self.learn_prefix(connection, data, offset, first_end, stop)
-                        prefix, prefix_realm = connection.relay_prefix
-                    if realm is not None:
-                        if realm is not last_realm or application_id != last_application:
-                            if target is not None:
-                                per_peer[target] = count
-                            target, out = self.decide(peer, realm, application_id)
-                            last_realm, last_application = realm, application_id
-                            count = per_peer.get(target, 0)
-                        if out is not None and count < max_peer and len(entries) < max_all:
-                            hop_by_hop = next_id
-                            while hop_by_hop in entries:
-                                hop_by_hop = (hop_by_hop + 1) & 0xFFFFFFFF
-                            next_id = (hop_by_hop + 1) & 0xFFFFFFFF
-                            forwarded = b"".join((
-                                pack_header(word + record_length, flags_code, application_id, hop_by_hop, end_to_end),
-                                data[offset + 20 : stop],
-                                record,
-                            ))
-                            entries[hop_by_hop] = _new_entry(PendingRequest, (
-                                hop_by_hop, hop_by_hop_in, connection, target, forwarded, deadline, command, (), None,
-                            ))
-                            count += 1
-                            if run_to is not None:  # keep the stream's order on every connection
-                                _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
-                                run_to = None
-                            outbox = out.outbox
-                            if not outbox:
-                                dirty.append(out)
-                            outbox.append(forwarded)
-                            offset = stop
-                            continue
-            # the general path, in stream order, with the node's tables up to date
-            if run_to is not None:
-                _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
-                run_to = None
-            if target is not None:
-                per_peer[target] = count
-            target = out = last_realm = None
-            if answered:
-                per_peer[peer] -= answered
-                answered = 0
-            pending._next_id = next_id
-            node._dispatch(connection, data[offset:stop])
-            next_id = pending._next_id
-            offset = stop
-            if peer.connection is not connection or node.stopping:
-                break  # a DPR (say) changed the peer's state: the rest takes the general path
+                                realm = self.learn_prefix(connection, data, offset, first_end, stop)
+                                prefix, prefix_realm = connection.relay_prefix
+                            if realm is not None:
+                                if realm is not last_realm or application_id != last_application:
+                                    if target is not None:
+                                        per_peer[target] = count
+                                    target, out = self.decide(peer, realm, application_id)
+                                    last_realm, last_application = realm, application_id
+                                    count = per_peer.get(target, 0)
+                                if out is not None and count < max_peer and len(entries) < max_all:
+                                    hop_by_hop = new_id()
+                                    forwarded = b"".join((
+                                        pack_header(word + record_length, flags_code, application_id, hop_by_hop, end_to_end),
+                                        data[offset + 20 : stop],
+                                        record,
+                                    ))
+                                    entries[hop_by_hop] = _new_entry(PendingRequest, (
+                                        hop_by_hop, hop_by_hop_in, connection, target, forwarded, deadline, command, (), None,
+                                    ))
+                                    count += 1
+                                    if run_to is not None:  # keep the stream's order on every connection
+                                        _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
+                                        run_to = None
+                                    outbox = out.outbox
+                                    if not outbox:
+                                        dirty.append(out)
+                                    outbox.append(forwarded)
+                                    offset = stop
+                                    continue
+                    # the general path, in stream order, with the node's tables up to date
+                    if run_to is not None:
+                        _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
+                        run_to = None
+                    if target is not None:
+                        per_peer[target] = count
+                    target = out = last_realm = None
+                    if answered:
+                        per_peer[peer] -= answered
+                        answered = 0
+                    node.dispatch(connection, data[offset:stop])
+                    offset = stop
+                    if peer.connection is not connection or node.stopping:
+                        break  # a DPR (say) changed the peer's state: the rest takes the general path
+                break
+            except Exception as error:  # the net under the loop: see the module's docstring
+                if run_to is not None:
+                    _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
+                    run_to = None
+                if target is not None:
+                    per_peer[target] = count
+                target = out = last_realm = None
+                if answered:
+                    per_peer[peer] -= answered
+                    answered = 0
+                node.unable_to_comply(connection, data[offset:stop], error)
+                offset = stop
+                prefix, prefix_realm = connection.relay_prefix
         if run_to is not None:
             _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
         if target is not None:
             per_peer[target] = count
         if answered:
             per_peer[peer] -= answered
-        pending._next_id = next_id
         pending.arm()
         if offset < end:
             node.receive_general(connection, data[offset:])
-
+        return offset > 0
 
 def _queue(connection: DiameterConnection, data: bytes | memoryview, dirty: list[DiameterConnection]) -> None:
     """DiameterConnection.queue during a batch, without its checks (made by the caller)."""

@@ -18,9 +18,10 @@ from twisted.logger import LogLevel, globalLogPublisher
 
 from cx_codec import Message, answer_for, decode, new_request
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
-from gateway.node import DiameterNode, Limits, PeerSettings, Timers
+from gateway.node import DiameterNode
 from gateway.peer.capabilities import Application, LocalIdentity
 from gateway.routing.table import Route, RouteAction, RouteTarget
+from gateway.settings import Limits, PeerSettings, Timers
 from gateway.transport.framing import Framer, FramingError
 
 CX = 16777216

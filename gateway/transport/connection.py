@@ -3,12 +3,13 @@
 It hands each read to the node (which frames and processes it) and batches writes; every
 decision is the node's. Writes are coalesced per reactor turn: while the node processes
 the messages of one read, everything sent to any connection is queued and written once
-at the end (a syscall per message costs more than the rest of the relay path, DESIGN.md).
+at the end (a syscall per message costs more than the rest of the relay path: docs/performance.md).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import IHandshakeListener
@@ -19,17 +20,50 @@ from zope.interface import implementer
 
 from gateway.transport.framing import Framer
 
-if TYPE_CHECKING:
-    from gateway.node import DiameterNode
-
 log = Logger(namespace="cxgw.connection")
+
+
+class WriteBatch:
+    """The writes of one batch, coalesced: while a read is being processed (``open``),
+    what is sent to any connection is queued, and each connection written to (``dirty``)
+    is flushed once when the batch ends (a syscall per message costs more than relaying
+    it: docs/performance.md)."""
+
+    __slots__ = ("open", "dirty")
+
+    def __init__(self) -> None:
+        self.open = False
+        self.dirty: list[DiameterConnection] = []
+
+    def flush(self) -> None:
+        """Write what is queued, unless a batch is still open (it flushes at its end)."""
+        if self.open:
+            return
+        dirty = self.dirty
+        if dirty:
+            self.dirty = []
+            for connection in dirty:
+                connection.flush()
+
+
+class ConnectionHandler(typing.Protocol):
+    """What a connection tells its owner (the node) and reads from it."""
+
+    batch: WriteBatch
+    max_message_size: int
+
+    def receive(self, connection: DiameterConnection, data: bytes) -> None: ...
+
+    def connection_made(self, connection: DiameterConnection) -> None: ...
+
+    def connection_lost(self, connection: DiameterConnection, reason: Failure | None) -> None: ...
 
 
 @implementer(IHandshakeListener)
 class DiameterConnection(Protocol):
     """``role`` is "I" for connections this node opened, "R" for accepted ones."""
 
-    def __init__(self, node: DiameterNode, role: str, peer: Any = None) -> None:
+    def __init__(self, node: ConnectionHandler, role: str, peer: Any = None) -> None:
         self.node = node
         self.role = role
         self.peer = peer  # the Peer once known (I: from the start; R: after its CER)
@@ -122,9 +156,10 @@ class DiameterConnection(Protocol):
         written at once otherwise (timers, Deferred callbacks)."""
         if not self.connected or self.closing:
             return
-        if self.node._batching:
+        batch = self.node.batch
+        if batch.open:
             if not self.outbox:
-                self.node._dirty.append(self)
+                batch.dirty.append(self)
             self.outbox.append(data)
         else:
             self._write(data)
@@ -181,7 +216,7 @@ def _buffers_visible(transport: Any) -> bool:
 
 
 def _no_delay(transport: Any) -> None:
-    """TCP_NODELAY on every Diameter connection: Nagle adds ~1 ms per hop (DESIGN.md)."""
+    """TCP_NODELAY on every Diameter connection: Nagle adds ~1 ms per hop (docs/performance.md)."""
     for candidate in (transport, getattr(transport, "transport", None)):
         setter = getattr(candidate, "setTcpNoDelay", None)
         if setter is not None:

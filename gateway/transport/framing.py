@@ -55,7 +55,7 @@ class Framer:
         unpack = _WORD.unpack_from
         append = messages.append
         # word = version << 24 | length: valid words lie in [V1_MIN, V1_MAX] with length & 3 == 0
-        low, high = _V1_MIN, _V1 | self.max_message
+        low, high = V1_MIN, V1 | self.max_message
         while end - offset >= 4:
             word = unpack(data, offset)[0]
             if word < low or word > high or word & 3:
@@ -101,8 +101,8 @@ class Framer:
 
 
 _WORD = struct.Struct(">I")
-_V1 = 1 << 24
-_V1_MIN = _V1 | HEADER_LENGTH
+V1 = 1 << 24  # version 1 in the first header word (RFC 6733 §3)
+V1_MIN = V1 | HEADER_LENGTH  # the smallest valid first word: version 1, a bare header
 
 
 def _why(version: int, length: int, max_message: int) -> tuple[int, str]:

@@ -15,8 +15,9 @@ from twisted.internet import protocol, reactor, task
 
 from cx_codec import answer_for, decode, samples
 from cx_codec.commands import CapabilitiesExchangeRequest
-from gateway.node import DiameterNode, PeerSettings, Timers
+from gateway.node import DiameterNode
 from gateway.peer.capabilities import Application, LocalIdentity
+from gateway.settings import PeerSettings, Timers
 
 CX = (Application(16777216, 10415),)
 FLOOD = 20000

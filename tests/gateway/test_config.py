@@ -84,7 +84,8 @@ def test_minimal_config_gets_rfc_defaults():
     assert config.listen == () and config.peers == () and config.routes == ()
     assert config.tls is None and config.metrics is None
     assert config.timers == cfg.TimersConfig(30, 30, 4, 5, 10, 300, 3600)
-    assert config.limits == cfg.LimitsConfig(10000, 100000, 65536, 1000, 10000, 60)
+    assert config.limits == cfg.LimitsConfig()  # the documented defaults
+    assert (config.limits.max_pending_per_peer, config.limits.max_pending, config.limits.max_connections) == (10000, 100000, 1000)
     assert config.logging == cfg.LoggingConfig("info", "text")
     assert config.unknown_peers.accept_realms == ()
     assert config.source == "<string>"

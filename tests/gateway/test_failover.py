@@ -10,7 +10,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from cx_codec import decode
-from gateway.node import Limits, PeerSettings, Timers
+from gateway.settings import Limits, PeerSettings, Timers
 from gateway.testing.diamtest import (  # the loopback harness the multi-node tests share
     CLIENT,
     PARTNER,

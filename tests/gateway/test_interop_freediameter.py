@@ -27,9 +27,10 @@ from twisted.logger import LogLevel, globalLogPublisher
 from cx_codec import answer_for, decode
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
 from cx_codec.samples import AUTN, CK, IK, IMPI, IMPU, RAND, SCHEME_AKA, SERVER_NAME, XRES
-from gateway.node import DiameterNode, PeerSettings, Timers
+from gateway.node import DiameterNode
 from gateway.peer.capabilities import Application, LocalIdentity
 from gateway.routing.table import Route, RouteAction, RouteTarget
+from gateway.settings import PeerSettings, Timers
 from gateway.testing.freediameter import FdPeer, FdRoute, FreeDiameter
 
 pytestmark = pytest.mark.interop

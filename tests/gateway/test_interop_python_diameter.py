@@ -33,8 +33,9 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from cx_codec import answer_for, decode
 from cx_codec.samples import AUTN, CK, IK, IMPI, IMPU, RAND, SCHEME_AKA, SERVER_NAME, XRES
-from gateway.node import DiameterNode, PeerSettings, Timers
+from gateway.node import DiameterNode
 from gateway.peer.capabilities import Application, LocalIdentity
+from gateway.settings import PeerSettings, Timers
 
 pytestmark = pytest.mark.interop
 

@@ -11,7 +11,7 @@ from twisted.internet.protocol import Factory
 
 from cx_codec import answer_for, decode, new_request
 from cx_codec.commands import MultimediaAuthRequest
-from gateway.node import Limits, PeerSettings, Timers
+from gateway.settings import Limits, PeerSettings, Timers
 from gateway.testing.diamtest import (  # the loopback harness the multi-node tests share
     CER,
     CLIENT,
@@ -410,7 +410,7 @@ class _TrackingEntries(dict):
 
 
 def _track_max_pending(node):
-    entries = node.pending._entries = _TrackingEntries(node.pending._entries)
+    entries = node.pending.entries = _TrackingEntries(node.pending.entries)
     return entries
 
 

@@ -8,7 +8,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from cx_codec import answer_for, decode
-from gateway.node import PeerSettings, Timers
+from gateway.settings import PeerSettings, Timers
 from gateway.testing.diamtest import (  # the loopback harness the multi-node tests share
     CLIENT,
     CLIENT2,

@@ -22,10 +22,11 @@ from twisted.internet import task
 from twisted.internet.testing import StringTransport
 
 from cx_codec.build import avp_bytes
-from gateway.node import DiameterNode, Limits, PeerSettings, Timers
+from gateway.node import DiameterNode
 from gateway.peer import WatchdogState
 from gateway.peer.capabilities import Application, LocalIdentity
 from gateway.routing.table import Route, RouteAction, RouteTarget
+from gateway.settings import Limits, PeerSettings, Timers
 from gateway.transport.connection import DiameterConnection
 
 CX = 16777216
@@ -155,7 +156,7 @@ def _state(node: DiameterNode) -> tuple:
     pending = node.pending
     return (
         sorted((e.hop_by_hop, e.original_hop_by_hop, e.peer.host, e.data) for e in pending),
-        sorted((peer.host, count) for peer, count in pending._per_peer.items() if count),
+        sorted((peer.host, count) for peer, count in pending.per_peer.items() if count),
         pending._next_id,
     )
 
@@ -220,8 +221,8 @@ def test_a_usual_request_takes_the_hot_loop_and_the_prefix_is_learnt() -> None:
     """The differential test above proves sameness; this one that the shortcut is taken."""
     node, connections = _node(True, 1000, False)
     dispatched = []
-    general = node._dispatch
-    node._dispatch = lambda connection, data: (dispatched.append(data), general(connection, data))  # type: ignore[method-assign]
+    general = node.dispatch
+    node.dispatch = lambda connection, data: (dispatched.append(data), general(connection, data))  # type: ignore[method-assign]
     client = connections[CLIENTS[0]]
     for index in range(3):
         avps = [

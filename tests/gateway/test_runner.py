@@ -22,9 +22,10 @@ from twisted.web.client import Agent, readBody
 
 from cx_codec import answer_for, decode
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
-from gateway.node import DiameterNode, PeerSettings, Timers
+from gateway.node import DiameterNode
 from gateway.peer.capabilities import Application, LocalIdentity
 from gateway.routing.table import Route, RouteAction, RouteTarget
+from gateway.settings import PeerSettings, Timers
 
 CX = (Application(16777216, 10415),)
 # twisted.web's Agent response transports have no abortConnection; readBody warns about it

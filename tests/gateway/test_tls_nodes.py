@@ -11,10 +11,11 @@ from twisted.internet import reactor, task
 from cx_codec import answer_for, decode
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
 from gateway.config import TlsConfig
-from gateway.node import DiameterNode, PeerSettings, Timers
+from gateway.node import DiameterNode
 from gateway.peer.capabilities import Application, LocalIdentity
 from gateway.routing.table import Route, RouteAction, RouteTarget
 from gateway.runner import TlsPolicy
+from gateway.settings import PeerSettings, Timers
 from gateway.testing.pki import make_ca, make_cert, write_identity
 
 CX = (Application(16777216, 10415),)
