@@ -222,13 +222,19 @@ INTERN_MAX_ENTRIES = 16384
 
 Key = tuple[int, int]
 _NOTHING: dict[bytes, Avp] = {}  # an intern table that stays empty (never written to)
-NO_SIGNATURE = -1  # a sequence the integer signature cannot express (other vendors)
+# A grammar signature is one exact integer per AVP key sequence (base 2**34 digits, never
+# 0), cheaper to build and hash than a tuple of tuples; verdicts are memoised by it. Each
+# step copies the integer, so it is built for the first SIGNED_AVPS AVPs of a level only:
+# beyond, it stops at or above SIGNATURE_LIMIT, and a level that long is judged directly
+# (``validate_avps``, linear) -- decoding stays linear in the number of AVPs.
+SIGNED_AVPS = 64
+SIGNATURE_LIMIT = 1 << (34 * SIGNED_AVPS)
+NO_SIGNATURE = SIGNATURE_LIMIT  # a sequence the signature does not express: no memo
 
 
 def _signature_step(signature: int, code: int, vendor: int) -> int:
-    """Append (code, vendor) to a grammar signature: one exact integer per AVP sequence
-    (base 2**34 digits, never 0), cheaper to build and hash than a tuple of tuples."""
-    if signature < 0:
+    """Append (code, vendor) to a grammar signature (see SIGNATURE_LIMIT)."""
+    if signature >= SIGNATURE_LIMIT:
         return signature
     slot = 0 if not vendor else 1 if vendor == 10415 else 2 if vendor == 13019 else 3
     if slot == 3:
@@ -269,7 +275,8 @@ def parse_avps(
         interned, interned_old, seen = dictionary.interned, dictionary.interned_old, dictionary.seen_once
     unpack_header = AVP_HEADER.unpack_from
     unpack_vendor = VENDOR_ID.unpack_from
-    signature = 0
+    signature = 0 if mode == VALIDATE else NO_SIGNATURE
+    limit = SIGNATURE_LIMIT
     offset = start
     raw = None
     try:
@@ -296,7 +303,7 @@ def parse_avps(
                     min(end, max(data_end, data_start)),
                     f"AVP {code} (vendor {vendor}) says {length} bytes, {end - offset} remain",
                 )
-            if mode == VALIDATE:
+            if signature < limit:
                 signature = _signature_step(signature, code, vendor) if vendor else (signature << 34) | ((code << 2) + 1)
             raw = buf[offset:next_offset]
             known = interned.get(raw)
@@ -460,6 +467,7 @@ def check_members(
     definitions = dictionary.avps
     unpack_header = AVP_HEADER.unpack_from
     signature = 0
+    limit = SIGNATURE_LIMIT
     offset = start
     try:
         while offset < end:
@@ -493,10 +501,11 @@ def check_members(
                 layout.append((offset - start, buf[offset:next_offset]))
             else:  # an OctetString with acceptable flags (AKA vectors): only its header counts
                 layout.append((offset - start, buf[offset:data_start]))
-            if vendor == 10415 and signature >= 0:
-                signature = (signature << 34) | ((code << 2 | 1) + 1)
-            else:
-                signature = _signature_step(signature, code, vendor)
+            if signature < limit:
+                if vendor == 10415:
+                    signature = (signature << 34) | ((code << 2 | 1) + 1)
+                else:
+                    signature = _signature_step(signature, code, vendor)
             offset = next_offset
     except DecodeError as error:
         if error.failed_avp is None:
@@ -545,12 +554,13 @@ def check_grammar_signature(
     which names the offending AVP."""
     memo = (grammar, signature)
     valid = dictionary.signatures
-    if signature >= 0 and memo in valid:
+    memoised = signature < SIGNATURE_LIMIT
+    if memoised and memo in valid:
         return
     from cx_codec.validate import validate_avps
 
     validate_avps(materialise(), grammar, dictionary, recurse=False)
-    if signature >= 0:
+    if memoised:
         if len(valid) >= _MAX_SIGNATURES:
             valid.clear()
         valid[memo] = True
