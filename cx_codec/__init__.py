@@ -6,7 +6,7 @@ and unknown AVPs pass through byte-identical.
 """
 
 from cx_codec.avp import Avp
-from cx_codec.build import answer_for, error_answer, grouped, new_request
+from cx_codec.build import answer_for, error_answer, error_answer_bytes, grouped, new_request
 from cx_codec.dictionary import DEFAULT_DICTIONARY, Dictionary
 from cx_codec.errors import DecodeError, EncodeError
 from cx_codec.header import Flags, Header
@@ -25,6 +25,7 @@ __all__ = [
     "decode",
     "decode_lazy",
     "error_answer",
+    "error_answer_bytes",
     "grouped",
     "new_request",
 ]

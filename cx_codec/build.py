@@ -8,16 +8,16 @@ says MUST). Answers are built from their request as RFC 6733 §6.2 says.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
-from cx_codec.avp import Avp, pack_avp
+from cx_codec.avp import AVP_HEADER, LAZY, VALIDATE, Avp, check_avp, pack_avp, parse_avps
 from cx_codec.datatypes import DataType
-from cx_codec.dictionary import DEFAULT_DICTIONARY, AvpDef, Dictionary
-from cx_codec.errors import EncodeError, ResultCode
+from cx_codec.dictionary import APPLICATION_CX, DEFAULT_DICTIONARY, VENDOR_3GPP, AvpDef, Dictionary
+from cx_codec.errors import DecodeError, EncodeError, ResultCode
 from cx_codec.grammar import Grammar
-from cx_codec.header import Flags
-from cx_codec.message import Message
+from cx_codec.header import HEADER, HEADER_LENGTH, Flags
+from cx_codec.message import Message, decode_lazy
 
 FieldValue = object
 
@@ -172,6 +172,55 @@ def failed_avp(offending: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) ->
     return Avp(definition.code, definition.flags, definition.vendor, data, definition, None, dictionary)
 
 
+# RFC 6733 §6.2 and TS 29.229 §6.1: what an error answer carries over from its request
+# where its grammar names it. User-Name and Public-Identity also go in through the
+# grammar's *[ AVP ] (RFC 6733 §7.2 answer-message included): the S-CSCF reads the
+# User-Name of an MAA before its Result-Code.
+_ECHOED = ("Session-Id", "Vendor-Specific-Application-Id", "Auth-Session-State", "User-Name", "Public-Identity")
+_ECHOED_THROUGH_WILDCARD = frozenset({"User-Name", "Public-Identity"})
+
+# The vendor of an application, for a Vendor-Specific-Application-Id the request lacks
+# (TS 29.229 §6.1: Cx is 3GPP's, 10415).
+_APPLICATION_VENDOR = {APPLICATION_CX: VENDOR_3GPP}
+NO_STATE_MAINTAINED = 1  # TS 29.229 §6.1: Cx sessions keep no state
+
+
+def _own_session_id(request: Message, origin_host: str) -> FieldValue:
+    from cx_codec.commands import new_session_id
+
+    return new_session_id(origin_host)
+
+
+def _application_id(request: Message, origin_host: str) -> FieldValue:
+    vendor = _APPLICATION_VENDOR.get(request.application_id, 0)
+    return {"vendor_id": vendor, "auth_application_id": request.application_id}
+
+
+# Required answer AVPs the request could not supply (absent, or not valid themselves):
+# a Session-Id of our own (RFC 6733 §8.8 form), the application of the header, and
+# NO_STATE_MAINTAINED.
+_REQUIRED_DEFAULTS: dict[str, Callable[[Message, str], FieldValue]] = {
+    "Session-Id": _own_session_id,
+    "Vendor-Specific-Application-Id": _application_id,
+    "Auth-Session-State": lambda request, origin_host: NO_STATE_MAINTAINED,
+}
+
+
+def _valid(avp: Avp | None, dictionary: Dictionary) -> Avp | None:
+    """The AVP if it passes strict checks on its own (flags, value, members), else None:
+    an answer echoes only what it can send validly."""
+    if avp is None or avp.definition is None:
+        return None
+    raw = avp.encode()
+    code, word = AVP_HEADER.unpack_from(raw)
+    try:
+        check_avp(code, word, avp.vendor, avp.definition, raw, 12 if word & 0x80000000 else 8,
+                  word & 0xFFFFFF, dictionary, VALIDATE, 0)
+    except DecodeError:
+        return None
+    return avp
+
+
 def error_answer(
     request: Message,
     result_code: int,
@@ -182,35 +231,114 @@ def error_answer(
     failed: bytes | None = None,
     error_reporting_host: str | None = None,
 ) -> Message:
-    """An error answer (RFC 6733 §7). Protocol errors (3xxx) use the answer-message of
-    §7.2 with the E bit; other failures use the command's own answer format (§7.1.4)."""
+    """An error answer (RFC 6733 §7) that passes strict decoding, for any request.
+
+    Protocol errors (3xxx, §7.1.3) set the E bit and use the answer-message of §7.2.
+    Transient (4xxx) and permanent (5xxx) failures are answered without E in the
+    command's own answer format (§7.1.4, §7.1.5; the §7.2 AVPs without E for a command
+    the dictionary does not know). Session-Id, Vendor-Specific-Application-Id,
+    Auth-Session-State, User-Name, Public-Identity and Proxy-Info are copied from the
+    request where the answer grammar has them and they are valid; required ones the
+    request cannot supply get defaults (``_REQUIRED_DEFAULTS``). Error-Message,
+    Error-Reporting-Host and Failed-AVP go in where the grammar names them.
+    """
     dictionary = request.dictionary
     protocol_error = 3000 <= result_code < 4000
-    grammar = dictionary.grammar_for(request.command_code, request.application_id, False)
-    use_answer_message = protocol_error or grammar is None
-    target = _answer_message(dictionary) if use_answer_message else grammar
+    grammar = None if protocol_error else dictionary.grammar_for(request.command_code, request.application_id, False)
+    target = grammar or _answer_message(dictionary)
+    allowed = _fields(target)
+    members: dict[str, FieldValue] = {}
+    extra: list[Avp] = []
+    for name in _ECHOED:
+        field = snake(name)
+        wildcard = name in _ECHOED_THROUGH_WILDCARD and target.any_avp
+        if name not in dictionary.by_name or (field not in allowed and not wildcard):
+            continue
+        copied = _valid(request.find(name), dictionary)
+        if copied is None:
+            continue
+        if field in allowed:
+            members[field] = copied
+        else:
+            extra.append(copied)
+    for rule in target.required:
+        default = _REQUIRED_DEFAULTS.get(rule.name)
+        if default is not None and snake(rule.name) not in members:
+            members[snake(rule.name)] = default(request, origin_host)
+    if "proxy_info" in allowed:  # RFC 6733 §6.2: Proxy-Info in the same order
+        proxy_info = [avp for avp in request.find_all("Proxy-Info") if _valid(avp, dictionary) is not None]
+        members["proxy_info"] = proxy_info or None
+    members.update(origin_host=origin_host, origin_realm=origin_realm, result_code=result_code)
     optional = {
         "error_message": error_message,
         "error_reporting_host": error_reporting_host,
         "failed_avp": failed_avp(failed, dictionary) if failed is not None else None,
     }
-    allowed = _fields(target)  # type: ignore[arg-type]
-    fields = {key: value for key, value in optional.items() if value is not None and key in allowed}
-    if not use_answer_message:
-        return answer_for(request, origin_host=origin_host, origin_realm=origin_realm, result_code=result_code, **fields)
-    members = {
-        "session_id": request.find("Session-Id"),
-        "origin_host": origin_host,
-        "origin_realm": origin_realm,
-        "result_code": result_code,
-        "proxy_info": request.find_all("Proxy-Info") or None,
-        **fields,
-    }
-    avps = _members(target, members, dictionary)  # type: ignore[arg-type]
-    flags = Flags.ERROR | (request.flags & Flags.PROXIABLE)
+    members.update((field, value) for field, value in optional.items() if value is not None and field in allowed)
+    if extra:
+        members["extra"] = extra
+    avps = _members(target, members, dictionary)
+    flags = (Flags.ERROR if protocol_error else 0) | (request.flags & Flags.PROXIABLE)
     return Message(
         request.command_code, int(flags), request.application_id, request.hop_by_hop, request.end_to_end, avps, dictionary
     )
+
+
+def readable_request(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -> Message:
+    """A request as far as it can be read, to answer it: ``decode_lazy``, or else its
+    header (zero-filled if cut short) with the top-level AVPs before the first one that
+    does not fit (RFC 6733 §7: the answer echoes what it can, the Session-Id first)."""
+    try:
+        return decode_lazy(data, dictionary)
+    except DecodeError:
+        pass
+    data = bytes(data)
+    header = data[:HEADER_LENGTH].ljust(HEADER_LENGTH, b"\0")
+    word0, word1, application_id, hop_by_hop, end_to_end = HEADER.unpack(header)
+    return Message(
+        word1 & 0xFFFFFF, word1 >> 24, application_id, hop_by_hop, end_to_end,
+        _leading_avps(data, dictionary), dictionary,
+    )
+
+
+def _leading_avps(data: bytes, dictionary: Dictionary) -> list[Avp]:
+    """Top-level AVPs that fit (RFC 6733 §4.1 framing), up to the first that does not."""
+    avps: list[Avp] = []
+    end = len(data)
+    offset = HEADER_LENGTH
+    while end - offset >= 8:
+        _, word = AVP_HEADER.unpack_from(data, offset)
+        length = word & 0xFFFFFF
+        if length < 8 + ((word >> 29) & 4) or offset + length > end:
+            break
+        padded = (length + 3) & -4
+        chunk = data[offset : offset + padded].ljust(padded, b"\0")  # padding may be cut off
+        avps.extend(parse_avps(chunk, 0, padded, dictionary, LAZY, 0))
+        offset += padded
+    return avps
+
+
+def error_answer_bytes(
+    request: bytes,
+    result_code: int,
+    *,
+    origin_host: str,
+    origin_realm: str,
+    error_message: str | None = None,
+    failed: bytes | None = None,
+    error_reporting_host: str | None = None,
+    dictionary: Dictionary = DEFAULT_DICTIONARY,
+) -> bytes:
+    """``error_answer`` to request bytes however broken (``readable_request``), encoded."""
+    return error_answer(
+        readable_request(request, dictionary),
+        result_code,
+        origin_host=origin_host,
+        origin_realm=origin_realm,
+        error_message=error_message,
+        failed=failed,
+        error_reporting_host=error_reporting_host,
+    ).encode()
 
 
 def _answer_message(dictionary: Dictionary) -> Grammar:
@@ -231,9 +359,11 @@ __all__ = [
     "avp",
     "avp_bytes",
     "error_answer",
+    "error_answer_bytes",
     "failed_avp",
     "grouped",
     "new_message",
     "new_request",
+    "readable_request",
     "snake",
 ]

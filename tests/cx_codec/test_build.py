@@ -331,6 +331,9 @@ def test_protocol_error_uses_the_answer_message_with_e_bit():
         "Failed-AVP",
         "Proxy-Info",
         "Proxy-Info",
+        # echoed through the answer-message's *[ AVP ] (the S-CSCF reads User-Name)
+        "User-Name",
+        "Public-Identity",
     ]
     assert answer.result_code == 3009
     assert [child.encode() for child in answer.find("Failed-AVP").children] == [offending]
@@ -388,12 +391,17 @@ def test_base_command_error_keeps_error_message():
     assert decode(answer.encode()).name == "Disconnect-Peer-Answer"
 
 
-def test_error_answer_for_an_unknown_command_uses_the_answer_message():
+def test_error_answer_for_an_unknown_command_uses_the_answer_message_avps():
     request = decode_lazy(bytes.fromhex("01000014c0002710000000000000000100000002"))
     answer = error_answer(request, 5001, origin_host="h.net", origin_realm="net")
-    assert answer.flags == Flags.ERROR | Flags.PROXIABLE
+    # RFC 6733 §3, §7.1: E only for protocol errors (3xxx); the §7.2 AVPs without it
+    assert answer.flags == Flags.PROXIABLE
     assert answer.command_code == 10000
+    assert [avp.name for avp in answer.avps] == ["Origin-Host", "Origin-Realm", "Result-Code"]
     decode(answer.encode())
+    protocol = error_answer(request, 3001, origin_host="h.net", origin_realm="net")
+    assert protocol.flags == Flags.ERROR | Flags.PROXIABLE
+    decode(protocol.encode())
 
 
 @pytest.mark.parametrize("mutation", ["unknown-m", "missing", "bad-value", "too-many"])
