@@ -27,6 +27,7 @@ from gateway.observe.counts import MessageCounts
 from gateway.peer.capabilities import (
     LocalIdentity,
     build_cea,
+    cea_for_malformed,
     decode_capabilities,
     judge_capabilities,
 )
@@ -92,6 +93,9 @@ class DiameterNode:
         self.connections: set[DiameterConnection] = set()
         self.ports: list[IListeningPort] = []
         self.stopping = False
+        self._all_closed: Deferred[None] | None = None  # fires when the last connection is gone (stop)
+        # accepted connections that have not sent their CER, oldest first, with their timers
+        self.awaiting_cer: dict[DiameterConnection, Any] = {}
         self.now = 0.0  # the reactor's time at the start of the current batch
         self.batch = WriteBatch()  # the writes of the read being processed, flushed at its end
         self._end_to_end = ((int(time.time()) & 0xFFF) << 20) | (id(self) & 0xFFFFF)
@@ -135,10 +139,26 @@ class DiameterNode:
         return done
 
     def _finish_stop(self, done: Deferred[None]) -> None:
+        """Close what is left with a FIN (flushing what is queued); reset only what has not
+        closed after timers.close_grace (a reset makes the peer and Wireshark see an error)."""
+        all_closed = self._all_closed = Deferred()
         for connection in list(self.connections):
-            connection.close(abort=True)
-        self.pending.stop()
-        done.callback(None)
+            connection.close()
+        if not self.connections:
+            all_closed.callback(None)
+        late = self.clock.callLater(self.timers.close_grace, lambda: all_closed.called or all_closed.callback(None))
+
+        def finished(_: object) -> None:
+            if late.active():
+                late.cancel()
+            for connection in list(self.connections):
+                log.info("{conn}: not closed within timers.close_grace; resetting", conn=connection)
+                connection.close(abort=True)
+            self._all_closed = None
+            self.pending.stop()
+            done.callback(None)
+
+        all_closed.addCallback(finished)
 
     def _disconnect(self, peer: Peer, cause: int) -> Deferred[None]:
         if not peer.machine.is_open:
@@ -189,22 +209,60 @@ class DiameterNode:
             connection.peer._connector = None
             connection.peer.connected(connection)
             return
-        if len(self.connections) > self.limits.max_connections:
-            log.warn("refusing {conn}: limits.max_connections reached", conn=connection)
+        # An accepted connection is nobody until its CER is judged (RFC 6733 §5.6.1): it
+        # gets a small budget of its own, so idle sockets cannot lock real peers out. The
+        # oldest one waiting is dropped for a new one; configured peers' connections are
+        # not counted against max_connections.
+        limits = self.limits
+        awaiting = self.awaiting_cer
+        full = len(awaiting) + self._unconfigured_connections() >= limits.max_connections
+        if awaiting and (full or len(awaiting) >= limits.max_awaiting_cer):
+            oldest = next(iter(awaiting))
+            log.warn("{conn}: no CER yet, dropped for a new connection (limits.max_awaiting_cer = {waiting}, "
+                     "max_connections = {total})", conn=oldest, waiting=limits.max_awaiting_cer, total=limits.max_connections)
+            self._forget_awaiting(oldest)
+            oldest.close(abort=True)
+        elif full:
+            log.warn("refusing {conn}: limits.max_connections = {limit} reached", conn=connection,
+                     limit=limits.max_connections)
             connection.close(abort=True)
             return
-        # RFC 6733 §5.6.1: the first message on an accepted connection must be a CER
-        connection.cer_timer = self.clock.callLater(  # type: ignore[attr-defined]
-            self.timers.cea_timeout, lambda: connection.peer is None and connection.close(abort=True)
-        )
+        connection.framer.max_message = limits.max_cer_size  # judged before it is decoded
+        awaiting[connection] = self.clock.callLater(self.timers.cea_timeout, self._cer_timed_out, connection)
+
+    def _cer_timed_out(self, connection: DiameterConnection) -> None:
+        if self.awaiting_cer.pop(connection, None) is not None:
+            log.info("{conn}: no CER within timers.cea_timeout; closing", conn=connection)
+            connection.close(abort=True)
+
+    def _forget_awaiting(self, connection: DiameterConnection) -> None:
+        timer = self.awaiting_cer.pop(connection, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _unconfigured_connections(self) -> int:
+        """Connections of peers admitted by unknown_peers.accept_realms."""
+        return sum(1 for peer in self.peers.values() if peer.settings.dynamic and peer.connection is not None)
 
     def connection_lost(self, connection: DiameterConnection, reason: Failure | None) -> None:
         self.connections.discard(connection)
-        timer = getattr(connection, "cer_timer", None)
-        if timer is not None and timer.active():
-            timer.cancel()
-        if connection.peer is not None:
-            connection.peer.lost(connection)
+        self._forget_awaiting(connection)
+        peer = connection.peer
+        if peer is not None:
+            peer.lost(connection)
+            if peer.settings.dynamic and peer.state == "Closed" and self.peers.get(peer.host.lower()) is peer:
+                self._forget_peer(peer)
+        if self.stopping and not self.connections and self._all_closed is not None:
+            self._all_closed.callback(None)
+
+    def _forget_peer(self, peer: Peer) -> None:
+        """An unknown peer's connection is gone: forget it (its table entry, Route-Record
+        and metric series), so invented Origin-Hosts cannot grow the node without bound."""
+        del self.peers[peer.host.lower()]
+        self.proxy.forget(peer.host)
+        if self.metrics is not None:
+            self.metrics.forget(peer.host, self.message_counts)
+        log.info("unknown peer {peer} forgotten (its connection closed)", peer=peer.host)
 
     def receive(self, connection: DiameterConnection, data: bytes) -> None:
         """Process what one read brought, then write everything it produced once."""
@@ -291,6 +349,8 @@ class DiameterNode:
             self.proxy.answer(connection, peer, data)
 
     def _incoming_cer(self, connection: DiameterConnection, data: bytes) -> None:
+        self._forget_awaiting(connection)
+        connection.framer.max_message = self.max_message_size
         try:
             cer, capabilities = decode_capabilities(data)
         except DecodeError as error:
@@ -300,7 +360,15 @@ class DiameterNode:
         key = capabilities.origin_host.lower()
         peer = self.peers.get(key)
         if peer is None and capabilities.origin_realm.lower() in self.accept_realms:
-            peer = self.peers[key] = Peer(self, PeerSettings(capabilities.origin_host, capabilities.origin_realm, connect=False))
+            admitted = sum(1 for known in self.peers.values() if known.settings.dynamic)
+            if admitted >= self.limits.max_unknown_peers:
+                self._refuse(connection, cer, ResultCode.DIAMETER_TOO_BUSY,
+                             f"{admitted} unknown peers admitted, limits.max_unknown_peers reached; "
+                             "configure this peer in [[peers]] or raise the limit")
+                return
+            peer = self.peers[key] = Peer(
+                self, PeerSettings(capabilities.origin_host, capabilities.origin_realm, connect=False, dynamic=True)
+            )
             log.info("accepting unknown peer {peer} of realm {realm}", peer=capabilities.origin_host, realm=capabilities.origin_realm)
         if peer is None:
             self._refuse(connection, cer, ResultCode.DIAMETER_UNKNOWN_PEER,
@@ -326,17 +394,19 @@ class DiameterNode:
         connection.close()
 
     def reject_malformed(self, connection: DiameterConnection, data: bytes, error: DecodeError) -> None:
-        if data[4] & 0x80:
-            connection.queue(self.proxy.error_bytes(data, error.result_code, error.reason, error.failed_avp))
+        """Answer a request that cannot be processed (a CER with a whole CEA, RFC 6733
+        §5.3.2), then close: what follows it on the stream cannot be trusted."""
+        if len(data) >= 20 and data[4] & 0x80:
+            if int.from_bytes(data[5:8], "big") == CER:
+                connection.queue(cea_for_malformed(self.local, data, error))
+            else:
+                connection.queue(self.proxy.error_bytes(data, error.result_code, error.reason, error.failed_avp))
         connection.close()
 
     def framing_error(self, connection: DiameterConnection, error: FramingError) -> None:
         """Framing lost: answer best-effort from the header, then close (RFC 6733 §7)."""
         log.warn("{conn}: {error}; closing the connection", conn=connection, error=error)
-        prefix = error.prefix
-        if len(prefix) >= 20 and prefix[4] & 0x80:
-            connection.queue(self.proxy.error_bytes(prefix, error.result_code, error.reason))
-        connection.close()
+        self.reject_malformed(connection, error.prefix, error)
 
     # -- peers ----------------------------------------------------------------------------
     def peer_opened(self, peer: Peer) -> None:

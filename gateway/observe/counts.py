@@ -101,6 +101,14 @@ class NodeMetrics:
             lambda key: metrics.overload_rejections.labels(key[1]),
         )
 
+    def forget(self, host: str, counts: MessageCounts) -> None:
+        """Drop a forgotten peer's series and counts (unknown peers come and go: their
+        series must not pile up in /metrics)."""
+        self.metrics.forget_peer(host)
+        for key in [key for key in counts if key[0] == host]:
+            del counts[key]
+            self._exported.pop(key, None)
+
     def _export(self, counts: Any, child: Any) -> None:
         for key, total in list(counts.items()):
             delta = total - self._exported[key]

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from cx_codec import DecodeError, Message, answer_for, decode, new_request
 from cx_codec.avp import Avp
+from cx_codec.build import failed_avp
 from cx_codec.dictionary import APPLICATION_RELAY
 from cx_codec.errors import ResultCode
 from cx_codec.grammar import Grammar
@@ -21,6 +22,7 @@ from cx_codec.validate import validate_avps
 DIAMETER_NO_COMMON_SECURITY = 5017  # RFC 6733 §7.1.5
 NO_INBAND_SECURITY = 0  # RFC 6733 §6.10
 HOST_IP_ADDRESS = (257, 0)
+CER = 257  # Capabilities-Exchange-Request/Answer command code (RFC 6733 §5.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +177,9 @@ def build_cer(local: LocalIdentity, hop_by_hop: int, end_to_end: int) -> bytes:
     ).encode()
 
 
-def build_cea(local: LocalIdentity, cer: Message, result_code: int, error_message: str | None = None) -> bytes:
+def build_cea(
+    local: LocalIdentity, cer: Message, result_code: int, error_message: str | None = None, failed: bytes | None = None
+) -> bytes:
     fields = local.capability_fields()
     del fields["origin_host"], fields["origin_realm"]
     answer = answer_for(
@@ -184,11 +188,24 @@ def build_cea(local: LocalIdentity, cer: Message, result_code: int, error_messag
         origin_realm=local.origin_realm,
         result_code=result_code,
         error_message=error_message,
+        failed_avp=failed_avp(failed) if failed else None,
         **fields,
     )
     if result_code >= 3000 and result_code < 4000:
         answer.flags |= 0x20  # RFC 6733 §7.1.3: protocol errors carry the E bit
     return answer.encode()
+
+
+def cea_for_malformed(local: LocalIdentity, data: bytes, error: DecodeError) -> bytes:
+    """The CEA to a CER that cannot be decoded: built from its header, with everything a
+    CEA must carry (RFC 6733 §5.3.2: Host-IP-Address, Vendor-Id, Product-Name ...), the
+    error's Result-Code and Failed-AVP."""
+    header = data[:20].ljust(20, b"\0")
+    cer = Message(
+        CER, header[4], int.from_bytes(header[8:12], "big"),
+        int.from_bytes(header[12:16], "big"), int.from_bytes(header[16:20], "big"),
+    )
+    return build_cea(local, cer, error.result_code, error.reason[:200], error.failed_avp)
 
 
 def build_dwr(local: LocalIdentity, hop_by_hop: int, end_to_end: int) -> bytes:

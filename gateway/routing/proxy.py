@@ -188,6 +188,10 @@ class Proxy:
         pending.add(hop_by_hop_in, connection, target, forwarded, command, hop_by_hop, None, node.now)
         target.send(forwarded)
 
+    def forget(self, host: str) -> None:
+        """A peer is gone for good (an unknown peer whose connection closed)."""
+        self._route_records.pop(host, None)
+
     def route_record(self, host: str) -> bytes:
         """Route-Record with the identity of the peer the request came from (§6.1.9)."""
         record = self._route_records.get(host)
