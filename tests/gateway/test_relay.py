@@ -10,6 +10,10 @@ Destination-Realm AVP inside an OctetString before the real one, bytes 0x1a/0x1b
 for) in values and lengths, Destination-Host or Route-Record after the usual prefix,
 a request that comes back to us (3005), unknown realms (3002), error answers,
 answers nobody asked for or from a peer not asked, and a broken header at the end.
+Then what is left unanswered ends one of three ways, again on both nodes: Tx runs out
+(3002), a server goes down (failover with the T flag to the other server of a two-target
+realm, 3002 where there is none, RFC 6733 §5.5.4), or its watchdog turns suspect
+(failover, the rest left to Tx); limits (3004) and per-peer counts are compared throughout.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from cx_codec.build import avp_bytes
 from gateway.node import DiameterNode
 from gateway.peer import WatchdogState
 from gateway.peer.capabilities import Application, LocalIdentity
-from gateway.routing.table import Route, RouteAction, RouteTarget
+from gateway.routing.table import Route, RouteAction, RouteTarget, RoutingTable
 from gateway.settings import Limits, PeerSettings, Timers
 from gateway.transport.connection import DiameterConnection
 
@@ -33,12 +37,14 @@ CX = 16777216
 US = "relay.partner.test"
 CLIENTS = ("scscf-1.partner.test", "scscf-2.partner.test")
 SERVERS = {"primary.test": "hss-a.primary.test", "other.test": "hss-b.other.test"}
-REALMS = (*SERVERS, "unknown.test")
+BOTH = "both.test"  # a realm served by both servers: failover has an alternate
+REALMS = (*SERVERS, BOTH, "unknown.test")
 PEERS = (*CLIENTS, *SERVERS.values())
 
 
 def _node(fast: bool, max_pending_per_peer: int, default_route: bool) -> tuple[DiameterNode, dict[str, DiameterConnection]]:
     routes = [Route(realm, CX, RouteAction.RELAY, [RouteTarget(host)]) for realm, host in SERVERS.items()]
+    routes.append(Route(BOTH, CX, RouteAction.RELAY, [RouteTarget(host) for host in SERVERS.values()]))
     if default_route:  # then a wrong realm (say a vendor's AVP 283 taken for it) is routed too
         routes.append(Route("*", CX, RouteAction.RELAY, [RouteTarget(SERVERS["other.test"])]))
     node = DiameterNode(
@@ -192,11 +198,11 @@ def test_the_hot_loop_does_what_the_general_path_does(data: st.DataObject) -> No
     assert out[0] == out[1]
     assert _state(fast) == _state(reference)
 
-    # the servers answer what they got, some with the E bit, plus one nobody asked for
+    # the servers answer some of what they got, some with the E bit, plus one nobody asked for
     answers: list[tuple[str, bytes]] = []
     asked = {host: _frames(out[0][host]) for host in SERVERS.values()}
     for host, other in zip(SERVERS.values(), reversed(SERVERS.values()), strict=True):
-        received = asked[host]
+        received = [request for request in asked[host] if data.draw(st.integers(0, 3), label="answered") > 0]
         if asked[other] and data.draw(st.booleans(), label="answers what the other was asked"):
             received = [*received, asked[other][0]]
         stream = b"".join(
@@ -215,6 +221,30 @@ def test_the_hot_loop_does_what_the_general_path_does(data: st.DataObject) -> No
     out = [_drain(connections) for _, connections in both]
     assert out[0] == out[1]
     assert _state(fast) == _state(reference)
+
+    # what is left: Tx runs out, or a server goes down or turns suspect (RFC 6733 §5.5.4)
+    ending = data.draw(st.sampled_from(["Tx", "down", "suspect"]), label="ending")
+    server = data.draw(st.sampled_from(list(SERVERS.values())), label="server")
+    # a reload that gives every realm both servers: the hot loop's entries fail over too
+    reload = data.draw(st.booleans(), label="reload with alternates")
+    for node, _ in both:
+        peer = node.peers[server]
+        if reload:
+            targets = [RouteTarget(host) for host in SERVERS.values()]
+            node.routing = RoutingTable([Route(realm, CX, RouteAction.RELAY, targets) for realm in (*SERVERS, BOTH)])
+        if ending == "Tx":
+            node.clock.advance(31.0)  # past Tx (30 s): every entry left expires, 3002
+        elif ending == "down":
+            peer.connection = None  # gone: out of routing, its entries fail over or get 3002
+            node.peer_down(peer)
+        else:
+            peer.watchdog.state = WatchdogState.SUSPECT
+            node.failover(peer)
+    out = [_drain(connections) for _, connections in both]
+    assert out[0] == out[1]
+    assert _state(fast) == _state(reference)
+    if ending == "Tx":
+        assert len(fast.pending) == 0
 
 
 def test_a_usual_request_takes_the_hot_loop_and_the_prefix_is_learnt() -> None:
