@@ -61,6 +61,7 @@ from cx_codec.commands import (
     new_session_id,
 )
 from gateway.node import DiameterNode, Limits, PeerSettings, Timers
+from gateway.observe.counts import NodeMetrics
 from gateway.peer.capabilities import LocalIdentity
 from gateway.routing.table import Route, RouteAction, RouteTarget
 from gateway.testing.diamtest import (
@@ -292,8 +293,9 @@ class Mutator:
                 names = [name for name in names if name not in ("flags", "command", "application")] or ["flip"]
             result = self._apply(data, names)
             if result is not None and well_framed(result.data, self.max_message_size):
-                if int.from_bytes(result.data[5:8], "big") not in BASE_COMMANDS:
-                    return result
+                command = int.from_bytes(result.data[5:8], "big")
+                if command not in BASE_COMMANDS or command == int.from_bytes(data[5:8], "big"):
+                    return result  # (a CER stays a CER; nothing becomes one)
         return Mutated(data, [])
 
     def _apply(self, data: bytes, names: list[str]) -> Mutated | None:
@@ -633,11 +635,7 @@ class NodeUnderFuzz:
         peers = [PeerSettings(host, realm, "127.0.0.1", ports[host]) for host, realm in REALMS.items()]
         peers += [PeerSettings(host, PARTNER, connect=False) for host in (CLIENT, CLIENT2, FUZZ_PEER)]
         routes = [Route(realm, CX, RouteAction.PROXY, [RouteTarget(host)]) for realm, host in SERVER_OF.items()]
-        metrics = None
-        if self.path == "general":
-            from gateway.observe.counts import NodeMetrics
-
-            metrics = NodeMetrics()
+        metrics = NodeMetrics() if self.path == "general" else None  # every read through receive_general
         self.node = node = DiameterNode(
             LocalIdentity(PROXY, PARTNER, applications=APPS), reactor=reactor, peers=peers, routes=routes,
             timers=self.timers, limits=self.limits, metrics=metrics,

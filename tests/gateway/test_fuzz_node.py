@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import task
+from twisted.internet import reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.testing import StringTransport
 
 from cx_codec import DecodeError, decode, new_request
 from gateway.node import DiameterNode, Limits, PeerSettings, Timers
+from gateway.observe.counts import NodeMetrics
 from gateway.peer.capabilities import LocalIdentity
 from gateway.testing.diamtest import (
     APPS,
@@ -34,6 +36,7 @@ from gateway.testing.diamtest import (
 )
 from gateway.testing.fuzz import (
     FUZZ_PEER,
+    FuzzClient,
     NodeUnderFuzz,
     base_avp_value,
     describe,
@@ -46,7 +49,7 @@ from gateway.transport.connection import DiameterConnection
 
 PATHS = ["fast", "general"]  # the relay's hot loop (metrics None); every read through receive_general
 SEED = 6733
-BATCHES = 8  # per path: ~300 requests, ~6 s on a 2-core machine
+BATCHES = 12  # per path: ~500 requests, ~5 s on a 2-core machine
 
 
 # -- the bounded fuzz run --------------------------------------------------------------------
@@ -144,17 +147,39 @@ def test_a_request_ending_in_a_destination_realm_header_after_the_usual_prefix()
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest_twisted.inlineCallbacks
+def test_max_pending_per_peer_holds_for_requests_naming_their_destination_host(path):
+    """RFC 6733 §6.1.5: a request whose Destination-Host is a connected peer goes to it;
+    limits.max_pending_per_peer still applies (the fuzzer's flood batches saw 22 of 20 held
+    by one server): beyond it the node answers 3004 DIAMETER_TOO_BUSY."""
+    limit = 20
+    fuzz = NodeUnderFuzz(path, seed=5, limits=Limits(max_pending_per_peer=limit, max_pending=1000))
+    yield fuzz.start()
+    try:
+        requests = []
+        for _ in range(100):
+            hop_by_hop, end_to_end = fuzz.next_ids()
+            fuzz.answer_with(end_to_end, "never")
+            requests.append(mar(end_to_end, hop_by_hop, destination_host=SERVER_A).encode())
+        fuzz.client.send_now(b"".join(requests))
+        # each request either reached the server or was answered at once
+        yield wait_for(lambda: fuzz.held(SERVER_A) + len(fuzz.client.application_answers()) >= 100,
+                       timeout=3.0, what="every request forwarded or answered")
+        busy = [result_code_of(answer) for answer in fuzz.client.application_answers()]
+        assert fuzz.held(SERVER_A) <= limit, f"{fuzz.held(SERVER_A)} requests pending on {SERVER_A}, limit {limit}"
+        assert busy == [3004] * (100 - fuzz.held(SERVER_A))
+    finally:
+        yield fuzz.stop()
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_a_peer_trickling_one_byte_per_read_is_sent_a_dwr_and_closed_without_dwa(path):
     """RFC 3539 §3.4.1: the watchdog timer is reset by the receipt of a message, not of a
     byte. A peer that sends one byte a second of a message it never completes must get a
     DWR within Tw (Twinit + 2 s at most) and, with no DWA, be closed (SUSPECT, then DOWN)."""
     clock = task.Clock()
     twinit = 6.0  # the RFC minimum: Tw is 4 to 8 s
-    metrics = None
-    if path == "general":
-        from gateway.observe.counts import NodeMetrics
-
-        metrics = NodeMetrics()
+    metrics = NodeMetrics() if path == "general" else None
     node = DiameterNode(LocalIdentity(PROXY, PARTNER, applications=APPS), reactor=clock,
                         peers=[PeerSettings(CLIENT, PARTNER, connect=False)],
                         timers=Timers(tc=1.0, twinit=twinit, tx=4.0, cea_timeout=10.0), metrics=metrics)
@@ -237,11 +262,6 @@ def test_the_cea_refusing_a_malformed_cer_is_itself_valid():
     fuzz = NodeUnderFuzz("fast", seed=4)
     yield fuzz.start()
     try:
-        from twisted.internet import reactor
-        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-
-        from gateway.testing.fuzz import FuzzClient
-
         peer = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", fuzz.net.ports[PROXY]), FuzzClient())
         fuzz.net.raw.append(peer)
         peer.host, peer.realm = FUZZ_PEER, PARTNER
