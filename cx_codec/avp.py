@@ -9,7 +9,8 @@ so an AVP nobody changed is written back byte for byte, unknown ones included.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from cx_codec.datatypes import DataType
@@ -315,7 +316,7 @@ def parse_avps(
                 # the same bytes were decoded and validated before: share that AVP
                 append(known)
                 if template is not None:
-                    template.append((offset, raw, known, code, word, vendor, None, 0, 0, 0))
+                    template.append((offset, raw, known, code, word, vendor, None, 0, 0, 0, None, None))
                 offset = next_offset
                 continue
             definition = definitions.get((code, vendor))
@@ -329,7 +330,7 @@ def parse_avps(
             if template is not None:
                 template.append((
                     offset, buf[offset:data_start], None, code, word, vendor, definition,
-                    data_start - offset, length, next_offset - offset,
+                    data_start - offset, length, next_offset - offset, *_value_check(definition, word),
                 ))
             if mode == VALIDATE and seen is not None and next_offset - offset <= INTERN_MAX_BYTES:
                 if raw in seen:
@@ -355,34 +356,82 @@ def parse_avps(
 
 
 # A message template: per top-level AVP, (offset, bytes that must be there, the shared
-# Avp or None, code, header word, vendor, definition, data offset, length, padded length).
-# Shared AVPs must match byte for byte; the others must match their header (code, flags,
-# length, vendor) and have their value checked again.
-TemplateEntry = tuple[int, bytes, "Avp | None", int, int, int, "AvpDef | None", int, int, int]
+# Avp or None, code, header word, vendor, definition, data offset, length, padded length,
+# value check, enum). Shared AVPs must match byte for byte; the others must match their
+# header (code, flags, length, vendor) and have their value checked again.
+TemplateEntry = tuple[
+    int, bytes, "Avp | None", int, int, int, "AvpDef | None", int, int, int, "Callable | None", "Mapping | None"
+]
 
 
-def apply_template(buf: bytes, entries: tuple[TemplateEntry, ...], dictionary: Dictionary) -> list[Avp] | None:
+def _value_check(definition: AvpDef | None, word: int) -> tuple[Callable | None, Mapping | None]:
+    """What ``check_avp`` still has to do for an AVP whose header (flags included) matches
+    one it accepted: decode the value (and, with the M bit, find it in the enum), or check
+    Grouped members; nothing for OctetString, unknown AVPs and Failed-AVP. Its flag rules
+    read the header only, so their verdict is the one already given."""
+    if definition is None:
+        return None, None
+    decode = definition.decode
+    if decode is None:
+        grammar = definition.grammar
+        return (_GROUPED if grammar is not None and not definition.opaque else None), None
+    if decode is _identity:
+        return None, None
+    return decode, definition.enum if word & 0x40000000 else None
+
+
+def _GROUPED(data: bytes) -> object:  # a marker: members are checked by check_avp
+    raise AssertionError("not called")
+
+
+# A template: a function taking every bytes the entries compare from a message at once
+# (one ``itemgetter`` of slices, in C), what it returns for a message laid out alike,
+# and the entries.
+Template = tuple[Callable[[bytes], object], object, tuple[TemplateEntry, ...]]
+
+
+def make_template(buf: bytes, entries: list[TemplateEntry]) -> Template:
+    """The template of a message just validated, from the entries ``parse_avps`` recorded."""
+    if not entries:
+        return (_no_bytes, None, ())
+    compared = itemgetter(*[slice(entry[0], entry[0] + len(entry[1])) for entry in entries])
+    return (compared, compared(buf), tuple(entries))
+
+
+def _no_bytes(buf: bytes) -> None:
+    return None
+
+
+def apply_template(buf: bytes, template: Template, dictionary: Dictionary) -> list[Avp] | None:
     """The AVPs of a message laid out like one validated before, or None if it is not.
 
     Same length, same AVP headers at the same offsets, the shared AVPs byte for byte: the
-    same structure, so the same grammar verdict; the other AVPs' values are checked again
-    with every rule (``check_avp``). A value that fails returns None, and the full decoder
-    then reports it precisely.
+    same structure, so the same grammar verdict and the same flag verdicts; the other
+    AVPs' values are checked again (``_value_check``, ``check_avp`` for Grouped). A value
+    that fails returns None, and the full decoder then reports it precisely. The layout
+    is compared first, so a template that does not fit costs no value checks.
     """
-    startswith = buf.startswith
+    compared, expected, entries = template
+    if compared(buf) != expected:
+        return None
     avps: list[Avp] = []
     append = avps.append
     try:
-        for offset, expected, shared, code, word, vendor, definition, data_at, length, padded in entries:
-            if not startswith(expected, offset):
-                return None
+        for offset, _, shared, code, word, vendor, definition, data_at, length, padded, check, enum in entries:
             if shared is not None:
                 append(shared)
                 continue
             data_start = offset + data_at
-            value = check_avp(code, word, vendor, definition, buf, data_start, offset + length, dictionary, VALIDATE, 0)
-            append(Avp(code, word >> 24, vendor, buf[data_start : offset + length], definition,
-                       buf[offset : offset + padded], dictionary, None, value, 0))
+            data = buf[data_start : offset + length]
+            if check is None:
+                value = _UNSET
+            elif check is _GROUPED:
+                value = check_avp(code, word, vendor, definition, buf, data_start, offset + length, dictionary, VALIDATE, 0)
+            else:
+                value = check(data)
+                if enum is not None and value not in enum:
+                    return None
+            append(Avp(code, word >> 24, vendor, data, definition, buf[offset : offset + padded], dictionary, None, value, 0))
     except DecodeError:
         return None
     return avps

@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from cx_codec.avp import LAZY, VALIDATE, VALUES, Avp, TemplateEntry, apply_template, parse_avps
+from cx_codec.avp import (
+    LAZY,
+    VALIDATE,
+    VALUES,
+    Avp,
+    Template,
+    TemplateEntry,
+    apply_template,
+    make_template,
+    parse_avps,
+)
 from cx_codec.dictionary import DEFAULT_DICTIONARY, Dictionary
 from cx_codec.header import HEADER, HEADER_LENGTH, Flags, check_flags, unpack_header
 
@@ -221,14 +231,16 @@ def decode(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY, *, validate
         templates = dictionary.templates.get(key)
         avps = None
         if templates:
-            for entries in templates:
-                avps = apply_template(data, entries, dictionary)
+            for index, known in enumerate(templates):
+                avps = apply_template(data, known, dictionary)
                 if avps is not None:
+                    if index:  # most recently used first: layouts drift as counters grow
+                        templates.insert(0, templates.pop(index))
                     break
         if avps is None:
             template: list[TemplateEntry] = []
             avps = parse_avps(data, HEADER_LENGTH, length, dictionary, VALIDATE, 0, grammar, template)
-            _remember_template(dictionary, key, templates, tuple(template))
+            _remember_template(dictionary, key, templates, make_template(data, template))
     return Message(
         code, flags, application_id, hop_by_hop, end_to_end, avps, dictionary,
         version=version, body=data[HEADER_LENGTH:],
@@ -238,13 +250,17 @@ def decode(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY, *, validate
 MAX_TEMPLATES = 4  # per (command, flags, application, length)
 
 
-def _remember_template(dictionary: Dictionary, key: tuple[int, int, int, int], known: list | None, entries: tuple) -> None:
+def _remember_template(dictionary: Dictionary, key: tuple[int, int, int, int], known: list | None, template: Template) -> None:
+    """Keep the layout just validated, first; the least recently used one goes when a key
+    has MAX_TEMPLATES (one length, several layouts: a Session-Id counter gains a digit
+    as a user name loses one, and the old layouts stop recurring)."""
     if known is None:
         if len(dictionary.templates) >= 4096:
             dictionary.templates.clear()
         known = dictionary.templates[key] = []
-    if len(known) < MAX_TEMPLATES:
-        known.append(entries)
+    known.insert(0, template)
+    if len(known) > MAX_TEMPLATES:
+        known.pop()
 
 
 def decode_lazy(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -> Message:
