@@ -7,6 +7,7 @@ when ready and one with its results).
     python bench/relay_roles.py node    --port 0 --upstream PORT
     python bench/relay_roles.py client  --port PORT --window 16 --seconds 3
     python bench/relay_roles.py client  --port PORT --rate 5000 --seconds 3
+    python bench/relay_roles.py flood   --port PORT --connections 4 --cer-size 65536
 
 The server and the client are plain asyncio protocols built for speed (pre-encoded
 messages, ids patched in place, one write per read), so that they are not what limits
@@ -245,6 +246,41 @@ async def run_client(args: argparse.Namespace) -> None:
          p50_us=percentile(0.50), p99_us=percentile(0.99), lost=len(client.sent))
 
 
+# -- a hostile peer: CERs of --cer-size bytes on --connections connections, over and over --
+def big_cer(size: int) -> bytes:
+    """A CER of about ``size`` bytes (many Host-IP-Address AVPs) from an unknown host."""
+    count = max(1, (size - 200) // 16)  # a Host-IP-Address AVP with an IPv4 address: 16 bytes
+    return CapabilitiesExchangeRequest(
+        hop_by_hop=1, end_to_end=1, origin_host="flood.elsewhere", origin_realm="elsewhere",
+        host_ip_address=["127.0.0.1"] * count, vendor_id=0, product_name="flood",
+        vendor_specific_application_id=[CX],
+    ).encode()
+
+
+async def run_flood(args: argparse.Namespace) -> None:
+    message = big_cer(args.cer_size)
+    sent = 0
+
+    async def one_connection() -> None:
+        nonlocal sent
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+                writer.write(message)
+                sent += 1
+                await reader.read(65536)  # the CEA, or the close
+                writer.close()
+            except OSError:
+                await asyncio.sleep(0.001)
+
+    tasks = [asyncio.ensure_future(one_connection()) for _ in range(args.connections)]
+    emit(ready=True, pid=os.getpid(), bytes=len(message))
+    await asyncio.sleep(args.seconds)
+    for task in tasks:
+        task.cancel()
+    emit(cers=sent, rate=sent / args.seconds)
+
+
 # -- the Twisted null forwarder: frames and copies bytes, nothing else ----------------------
 def run_null(args: argparse.Namespace) -> None:
     from twisted.internet import asyncioreactor
@@ -390,7 +426,9 @@ def run_node(args: argparse.Namespace) -> None:
         ],
         routes=[Route(DESTINATION_REALM, 16777216, RouteAction.RELAY, [RouteTarget("server.bench")])],
         timers=Timers(tx=10.0, tc=1.0),
-        limits=Limits(max_pending_per_peer=100000, max_pending=200000),
+        limits=Limits(max_pending_per_peer=100000, max_pending=200000, **(
+            {"max_cer_size": args.max_cer_size} if args.max_cer_size else {}
+        )),
     )
     port = node.listen(args.port)
     node.start()
@@ -418,16 +456,21 @@ def run_server(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=("server", "client", "null", "floor", "node"))
+    parser.add_argument("role", choices=("server", "client", "null", "floor", "node", "flood"))
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--upstream", type=int, default=0)
     parser.add_argument("--window", type=int, default=0)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--connections", type=int, default=4, help="flood: connections sending CERs")
+    parser.add_argument("--cer-size", type=int, default=65536, help="flood: bytes per CER")
+    parser.add_argument("--max-cer-size", type=int, default=0, help="node: limits.max_cer_size (0: default)")
     args = parser.parse_args()
     if args.role == "client":
         asyncio.run(run_client(args))
+    elif args.role == "flood":
+        asyncio.run(run_flood(args))
     else:
         {"server": run_server, "null": run_null, "floor": run_floor, "node": run_node}[args.role](args)
 

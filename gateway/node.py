@@ -28,6 +28,7 @@ from gateway.peer.capabilities import (
     LocalIdentity,
     build_cea,
     cea_for_malformed,
+    cer_origin,
     decode_capabilities,
     judge_capabilities,
 )
@@ -38,6 +39,7 @@ from gateway.routing.proxy import Proxy
 from gateway.routing.relay import StreamRelay
 from gateway.routing.table import Route, RoutingTable
 from gateway.settings import Limits, PeerSettings, Timers
+from gateway.transport.admission import AcceptBudget
 from gateway.transport.connection import DiameterConnection, WriteBatch
 from gateway.transport.framing import FramingError
 
@@ -96,6 +98,9 @@ class DiameterNode:
         self._all_closed: Deferred[None] | None = None  # fires when the last connection is gone (stop)
         # accepted connections that have not sent their CER, oldest first, with their timers
         self.awaiting_cer: dict[DiameterConnection, Any] = {}
+        self.accepting = AcceptBudget(limits.max_accept_rate, limits.max_awaiting_cer)
+        self._resume_accepting: Any = None  # the timer while accepting is paused
+        self._header_ceas: dict[tuple[int, str, bytes | None], bytes] = {}  # by (result, reason, failed)
         self.now = 0.0  # the reactor's time at the start of the current batch
         self.batch = WriteBatch()  # the writes of the read being processed, flushed at its end
         self._end_to_end = ((int(time.time()) & 0xFFF) << 20) | (id(self) & 0xFFFFF)
@@ -122,6 +127,8 @@ class DiameterNode:
         """Graceful shutdown: stop listening, let pending requests finish (up to Tx),
         DPR every open peer (RFC 6733 §5.4) and wait for DPA or dpa_timeout."""
         self.stopping = True
+        if self._resume_accepting is not None and self._resume_accepting.active():
+            self._resume_accepting.cancel()
         closing = [maybeDeferred(port.stopListening) for port in self.ports]
         self.ports.clear()
         done: Deferred[None] = Deferred()
@@ -212,7 +219,13 @@ class DiameterNode:
         # An accepted connection is nobody until its CER is judged (RFC 6733 §5.6.1): it
         # gets a small budget of its own, so idle sockets cannot lock real peers out. The
         # oldest one waiting is dropped for a new one; configured peers' connections are
-        # not counted against max_connections.
+        # not counted against max_connections. New connections come at most at
+        # limits.max_accept_rate (gateway.transport.admission).
+        pause = self.accepting.take(self.clock.seconds())
+        if pause and self._resume_accepting is None and not self.stopping:
+            for port in self.ports:
+                port.stopReading()
+            self._resume_accepting = self.clock.callLater(pause, self._accept_again)
         limits = self.limits
         awaiting = self.awaiting_cer
         full = len(awaiting) + self._unconfigured_connections() >= limits.max_connections
@@ -229,6 +242,11 @@ class DiameterNode:
             return
         connection.framer.max_message = limits.max_cer_size  # judged before it is decoded
         awaiting[connection] = self.clock.callLater(self.timers.cea_timeout, self._cer_timed_out, connection)
+
+    def _accept_again(self) -> None:
+        self._resume_accepting = None
+        for port in self.ports:
+            port.startReading()
 
     def _cer_timed_out(self, connection: DiameterConnection) -> None:
         if self.awaiting_cer.pop(connection, None) is not None:
@@ -351,6 +369,15 @@ class DiameterNode:
     def _incoming_cer(self, connection: DiameterConnection, data: bytes) -> None:
         self._forget_awaiting(connection)
         connection.framer.max_message = self.max_message_size
+        origin = cer_origin(data)
+        if origin is not None and origin[0].lower() not in self.peers and origin[1].lower() not in self.accept_realms:
+            # an unknown peer costs a scan of the AVP headers, not a decode (3010, §5.3)
+            reason = (f"peer {origin[0]} (realm {origin[1]}) is not configured; "
+                      "add it to [[peers]] or its realm to unknown_peers.accept_realms")
+            log.warn("{conn}: capabilities exchange refused with 3010: {reason}", conn=connection, reason=reason)
+            connection.queue(self._header_cea(data, ResultCode.DIAMETER_UNKNOWN_PEER, reason[:200]))
+            connection.close()
+            return
         try:
             cer, capabilities = decode_capabilities(data)
         except DecodeError as error:
@@ -398,10 +425,23 @@ class DiameterNode:
         §5.3.2), then close: what follows it on the stream cannot be trusted."""
         if len(data) >= 20 and data[4] & 0x80:
             if int.from_bytes(data[5:8], "big") == CER:
-                connection.queue(cea_for_malformed(self.local, data, error))
+                connection.queue(self._header_cea(data, error.result_code, error.reason, error.failed_avp))
             else:
                 connection.queue(self.proxy.error_bytes(data, error.result_code, error.reason, error.failed_avp))
         connection.close()
+
+    def _header_cea(self, data: bytes, result: int, reason: str, failed: bytes | None = None) -> bytes:
+        """A CEA built from the CER's header alone (capabilities.cea_for_malformed), once
+        per kind of answer: a flood of bad CERs is a flood of the same few answers, in
+        which only the two ids differ."""
+        key = (result, reason, failed)
+        cea = self._header_ceas.get(key)
+        if cea is None:
+            if len(self._header_ceas) >= 64:
+                self._header_ceas.clear()
+            cea = self._header_ceas[key] = cea_for_malformed(self.local, bytes(20), DecodeError(result, reason, failed))
+        header = data[:20].ljust(20, b"\0")
+        return cea[:4] + bytes((cea[4] & ~0x40 | header[4] & 0x40,)) + cea[5:12] + header[12:20] + cea[20:]
 
     def framing_error(self, connection: DiameterConnection, error: FramingError) -> None:
         """Framing lost: answer best-effort from the header, then close (RFC 6733 §7)."""

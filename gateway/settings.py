@@ -25,6 +25,7 @@ class Limits:
     max_message_size: int = 65536
     max_connections: int = 1000  # accepted connections, configured peers' not counted
     max_awaiting_cer: int = 64  # accepted connections that have not sent their CER yet
+    max_accept_rate: float = 200.0  # new connections per second (bursts of max_awaiting_cer)
     max_cer_size: int = 8192  # the first message of an accepted connection (RFC 6733 §5.3)
     max_unknown_peers: int = 256  # peers admitted by unknown_peers.accept_realms at once
     duplicate_cache_size: int = 10000

@@ -114,6 +114,7 @@ class LimitsConfig:
     max_message_size: int = 65536
     max_connections: int = 1000  # accepted connections; configured peers' are not counted
     max_awaiting_cer: int = 64  # accepted connections still to send their CER (oldest dropped)
+    max_accept_rate: int = 200  # new connections accepted per second, bursts of max_awaiting_cer
     max_cer_size: int = 8192  # bytes of the first message on an accepted connection
     max_unknown_peers: int = 256  # peers admitted by [unknown_peers] accept_realms at once
     duplicate_cache_size: int = 10000  # RFC 6733 §6.1.9 duplicate detection (0 = off)

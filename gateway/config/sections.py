@@ -172,6 +172,7 @@ class _Parser:
             ),
             max_connections=c.integer(t, "limits", "max_connections", d.max_connections, 1),
             max_awaiting_cer=c.integer(t, "limits", "max_awaiting_cer", d.max_awaiting_cer, 1),
+            max_accept_rate=c.integer(t, "limits", "max_accept_rate", d.max_accept_rate, 1),
             max_cer_size=c.integer(
                 t, "limits", "max_cer_size", d.max_cer_size, MESSAGE_SIZE_MIN, MESSAGE_SIZE_MAX
             ),

@@ -17,11 +17,15 @@ from cx_codec.build import failed_avp
 from cx_codec.dictionary import APPLICATION_RELAY
 from cx_codec.errors import ResultCode
 from cx_codec.grammar import Grammar
+from cx_codec.rewrite import top_level
 from cx_codec.validate import validate_avps
 
 DIAMETER_NO_COMMON_SECURITY = 5017  # RFC 6733 §7.1.5
 NO_INBAND_SECURITY = 0  # RFC 6733 §6.10
 HOST_IP_ADDRESS = (257, 0)
+ORIGIN_HOST = (264, 0)
+ORIGIN_REALM = (296, 0)
+_ORIGIN = frozenset({ORIGIN_HOST, ORIGIN_REALM})
 CER = 257  # Capabilities-Exchange-Request/Answer command code (RFC 6733 §5.3)
 
 
@@ -194,6 +198,17 @@ def build_cea(
     if result_code >= 3000 and result_code < 4000:
         answer.flags |= 0x20  # RFC 6733 §7.1.3: protocol errors carry the E bit
     return answer.encode()
+
+
+def cer_origin(data: bytes) -> tuple[str, str] | None:
+    """Origin-Host and Origin-Realm of a CER read from the top-level AVP headers alone
+    (the first of each), or None when they cannot be read that way: who is asking,
+    before the rest of the CER is decoded (RFC 6733 §5.3.1)."""
+    try:
+        found = top_level(data, _ORIGIN, complete=False)
+        return found[ORIGIN_HOST][0].decode(), found[ORIGIN_REALM][0].decode()
+    except (DecodeError, KeyError, UnicodeDecodeError):
+        return None
 
 
 def cea_for_malformed(local: LocalIdentity, data: bytes, error: DecodeError) -> bytes:

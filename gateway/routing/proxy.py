@@ -168,7 +168,7 @@ class Proxy:
             target is None
             or target is peer
             or not target.available
-            or node.pending.outstanding(target) >= node.limits.max_pending_per_peer
+            or self.full(target)
             or len(node.pending) >= node.limits.max_pending
         ):
             target = None  # not the simple case: the general choice, with its limits
@@ -212,12 +212,14 @@ class Proxy:
             # RFC 6733 §6.1.5: a Destination-Host we are connected to gets it directly
             named = self.available(destination_host[0].decode("ascii", "replace"))
             if named is not None and named not in exclude:
+                if self.full(named):
+                    raise self.overloaded(named)  # the request is for this peer only
                 return named
         busy: list[Peer] = []
 
         def available(host: str) -> Peer | None:
             peer = self.available(host)
-            if peer is not None and node.pending.outstanding(peer) >= node.limits.max_pending_per_peer:
+            if peer is not None and self.full(peer):
                 busy.append(peer)
                 return None
             return peer
@@ -226,11 +228,16 @@ class Proxy:
             return node.routing.select(route, available, exclude)
         except NoRoute:
             if busy:
-                node.count_overload("peer")
-                raise Overloaded(
-                    f"peer {busy[0].host}: limits.max_pending_per_peer = {node.limits.max_pending_per_peer} reached"
-                ) from None
+                raise self.overloaded(busy[0]) from None
             raise
+
+    def full(self, peer: Peer) -> bool:
+        """``limits.max_pending_per_peer`` requests are pending on ``peer``."""
+        return self.node.pending.outstanding(peer) >= self.node.limits.max_pending_per_peer
+
+    def overloaded(self, peer: Peer) -> Overloaded:
+        self.node.count_overload("peer")
+        return Overloaded(f"peer {peer.host}: limits.max_pending_per_peer = {self.node.limits.max_pending_per_peer} reached")
 
     def available(self, host: str) -> Peer | None:
         peer = self.node.peers.get(host.lower())

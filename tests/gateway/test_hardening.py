@@ -266,3 +266,45 @@ def test_a_failure_while_handling_one_message_costs_that_message_only(path):
         assert apps[SERVER_A].calls == 3
     finally:
         yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_new_connections_beyond_max_accept_rate_wait_in_the_backlog():
+    net = Net()
+    idle = []
+    try:
+        node, _ = _serving_node(net, limits=Limits(max_accept_rate=5, max_awaiting_cer=2))
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", net.ports[SERVER_A])
+        for _ in range(3):
+            idle.append((yield connectProtocol(endpoint, _Idle())))
+        yield wait_for(lambda: node._resume_accepting is not None, what="accepting paused")
+        peer = yield net.raw_peer(net.ports[SERVER_A], host=CLIENT)  # accepted once the bucket refills
+        assert peer.connected
+    finally:
+        for protocol in idle:
+            protocol.transport.abortConnection()
+        yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_unknown_peers_cer_is_refused_without_being_decoded(monkeypatch):
+    import gateway.node
+
+    decoded = []
+    real = gateway.node.decode_capabilities
+    monkeypatch.setattr(gateway.node, "decode_capabilities", lambda data: decoded.append(data) or real(data))
+    net = Net()
+    try:
+        _serving_node(net)
+        stranger = yield net.raw_peer(net.ports[SERVER_A], host=None)
+        stranger.send(_cer("stranger.elsewhere.example", realm="elsewhere.example", hop_by_hop=0x42))
+        yield wait_for(lambda: stranger.messages, what="the CEA")
+        cea = decode(stranger.messages[0])
+        assert cea.result_code == 3010 and cea.flags & 0x20 and header_of(stranger.messages[0])[3] == 0x42
+        assert "stranger.elsewhere.example" in cea["Error-Message"]
+        assert decoded == []
+        yield stranger.wait_closed()
+        known = yield net.raw_peer(net.ports[SERVER_A], host=CLIENT)
+        assert known.connected and len(decoded) == 1
+    finally:
+        yield net.stop()
