@@ -1,7 +1,7 @@
 """Realistic sample messages: one builder per message kind, for tests, benchmarks and
 ``cxgw decode``.
 
-The scene is step 16-21 of TR 23.781 solution 2 (see DESIGN.md): a migrated user with
+The scene is step 16-21 of TR 23.781 solution 2 (see docs/architecture.md): a migrated user with
 the inbound identities ``mig-0001@partner.example`` / ``sip:mig-0001@partner.example``
 registers in the partner system; the partner S-CSCF, I-CSCF and HSS talk Cx, the
 partner gateway ``gw.partner.example`` talks to the primary side. Every value is fixed
@@ -251,7 +251,7 @@ def multimedia_auth_request_resync() -> Message:
 
 def multimedia_auth_answer_user_unknown() -> Message:
     """MAA with Experimental-Result 5001 DIAMETER_ERROR_USER_UNKNOWN (TS 29.229 §6.2.2.1),
-    echoing User-Name and Public-Identity as Kamailio expects (DESIGN.md)."""
+    echoing User-Name and Public-Identity as Kamailio expects (docs/interop.md)."""
     return answer_for(
         multimedia_auth_request(),
         origin_host=PARTNER_GATEWAY,
@@ -331,7 +331,7 @@ def capabilities_exchange_request() -> Message:
         product_name="cxgw",
         origin_state_id=1700000000,
         supported_vendor_id=[VENDOR_3GPP],
-        vendor_specific_application_id=[CX_APPLICATION],  # advertise Cx only (DESIGN.md)
+        vendor_specific_application_id=[CX_APPLICATION],  # advertise Cx only (docs/interop.md)
         firmware_revision=100,
     )
 

@@ -3,7 +3,7 @@
 A partner system may migrate a user when one of its agreements covers the user: an
 agreement for ``all`` users, for the ``user`` (by real IMPI), or for a ``group`` the
 subscriber belongs to. No agreement, no binding and no vectors: the primary never
-serves a partner that has no agreement for the user (DESIGN.md, primary role).
+serves a partner that has no agreement for the user (docs/architecture.md, the primary role).
 """
 
 from __future__ import annotations

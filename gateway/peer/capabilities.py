@@ -97,7 +97,7 @@ class Capabilities:
 def decode_capabilities(data: bytes) -> tuple[Message, Capabilities]:
     """Decode a CER or CEA strictly, tolerating a missing Host-IP-Address.
 
-    Kamailio sends no Host-IP-Address on some hosts (DESIGN.md interop notes): accepted
+    Kamailio sends no Host-IP-Address on some hosts (docs/interop.md): accepted
     with a warning in ``Capabilities.warnings``. Other errors raise DecodeError.
     """
     warnings = []

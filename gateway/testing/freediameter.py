@@ -11,7 +11,7 @@ loopback, for the interop tests and the bench.
         fd.port, fd.log_path, fd.log_text()
     # stop(): SIGTERM (freeDiameter sends DPR to its open peers), SIGKILL after a deadline
 
-What freeDiameter 1.2.1 insists on (DESIGN.md, interop notes), and what this does about it:
+What freeDiameter 1.2.1 insists on (docs/interop.md), and what this does about it:
 
 - ``TLS_Cred`` is mandatory even when every peer is ``No_TLS``, and the certificate's CN
   must equal ``Identity``: a throwaway self-signed certificate is generated per run.

@@ -1,4 +1,4 @@
-"""python-diameter as an independent oracle (DESIGN.md, "Library notes").
+"""python-diameter as an independent oracle (docs/interop.md).
 
 - every sample decodes there to the same AVP tree (code, vendor, flags, data; recursively
   for Grouped, parsed by python-diameter's own AVP parser) and re-encodes to our bytes;

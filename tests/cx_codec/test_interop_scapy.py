@@ -1,7 +1,7 @@
 """scapy's ``scapy.contrib.diameter`` as a second independent implementation.
 
 - an MAR and an MAA built with scapy (Cx AVPs by number: scapy's name lookups resolve to
-  the RFC 4740 codes, DESIGN.md) decode strictly in cx_codec to the same values;
+  the RFC 4740 codes, docs/interop.md) decode strictly in cx_codec to the same values;
 - scapy dissects our bytes (every sample) into the same AVP codes, vendors and flags,
   recursively through the Grouped AVPs it knows.
 """

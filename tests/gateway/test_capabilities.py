@@ -136,7 +136,7 @@ def test_decode_capabilities_collects_auth_acct_and_inband_ids():
 
 
 def test_missing_host_ip_address_is_tolerated_with_a_warning():
-    # Kamailio (DESIGN.md interop notes)
+    # Kamailio (docs/interop.md)
     data = cer_bytes(host_ip_address=None)
     with pytest.raises(DecodeError):
         decode(data)

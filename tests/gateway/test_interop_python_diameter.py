@@ -4,7 +4,7 @@ sockets, threads, CER/CEA, DWR, DPR) connects as a client over TCP to our node o
 
 - the capabilities exchange succeeds both ways (its CEA parser accepts ours: Cx in
   Vendor-Specific-Application-Id; our peer goes R-Open);
-- a Cx MAR built by python-diameter (Cx AVPs by number, DESIGN.md library notes) is
+- a Cx MAR built by python-diameter (Cx AVPs by number, docs/interop.md) is
   answered 2001 with a SIP-Auth-Data-Item by a local application registered on our node;
 - a MAR for a realm we have no route for is answered 3002 DIAMETER_UNABLE_TO_DELIVER by
   our node itself;

@@ -199,7 +199,7 @@ def test_inband_tls_only_gets_5017_and_a_close():
 
 @pytest_twisted.inlineCallbacks
 def test_cer_without_host_ip_address_is_accepted_quietly():
-    # Kamailio (DESIGN.md): tolerated, with a warning only
+    # Kamailio (docs/interop.md): tolerated, with a warning only
     net = Net()
     try:
         node, app = server_node(net)
@@ -562,7 +562,7 @@ def test_peer_dpr_cause_decides_when_we_reconnect(cause, hold_min):
 
 @pytest_twisted.inlineCallbacks
 def test_peer_closing_without_dpr_is_handled_quietly():
-    # Kamailio closes without DPR (DESIGN.md)
+    # Kamailio closes without DPR (docs/interop.md)
     net = Net()
     try:
         node, app = server_node(net)
