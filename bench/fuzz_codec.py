@@ -12,7 +12,12 @@ messages; plus purely random byte strings. Each input goes through ``decode``,
 ``decode_lazy`` and a walk of ``.value`` / ``.children`` on the lazy result. The property:
 they succeed or raise ``cx_codec.errors.DecodeError`` with a result code of the
 requirement (and Failed-AVP bytes where RFC 6733 §7.5 wants them), and a successful decode
-re-encodes to the same bytes. Anything else is printed with a reproducer hex.
+re-encodes to the same bytes. Unless ``--decode-only``, each input also goes through
+the byte walkers of ``cx_codec.rewrite`` (``rewrite``, ``top_level``, ``find_base_avp``,
+``first_base_value``: a result or DecodeError 5014/5015; a rewritten valid message stays
+valid), ``error_answer_bytes`` for requests (the answer passes strict decode), and a
+decode with empty caches (the same verdict as the warm default dictionary's). Anything
+else is printed with a reproducer hex.
 
 The test suite loads this file (``load_harness`` in test_properties.py) so the bounded
 CI run and this long run check the same thing.
@@ -32,11 +37,19 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cx_codec.avp import Avp, pack_avp  # noqa: E402
-from cx_codec.build import answer_for, avp, error_answer, new_message, new_request  # noqa: E402
+from cx_codec.build import (  # noqa: E402
+    answer_for,
+    avp,
+    error_answer,
+    error_answer_bytes,
+    new_message,
+    new_request,
+)
 from cx_codec.datatypes import DataType  # noqa: E402
-from cx_codec.dictionary import DEFAULT_DICTIONARY  # noqa: E402
+from cx_codec.dictionary import DEFAULT_DICTIONARY, Dictionary, base, cx, digest, doic  # noqa: E402
 from cx_codec.errors import DecodeError  # noqa: E402
 from cx_codec.message import decode, decode_lazy  # noqa: E402
+from cx_codec.rewrite import find_base_avp, first_base_value, rewrite, top_level  # noqa: E402
 
 # The result codes the requirement lists; the decoder must never report another.
 ALLOWED_CODES = frozenset({3008, 3009, 5001, 5004, 5005, 5008, 5009, 5011, 5014, 5015})
@@ -493,6 +506,66 @@ def check(data: bytes, outcome: Counter[int] | None = None) -> int:
     return full_code
 
 
+# -- the byte walkers, error answers and cache independence (bench only) -------------------------
+
+REWRITTEN = {
+    (1, 0): b"alice@primary.example",
+    (601, 10415): b"sip:alice@primary.example",
+    (264, 0): b"gw.primary.example",
+    (296, 0): b"primary.example",
+    (283, 0): b"primary.example",
+    (293, 0): b"hss.primary.example",
+}
+ROUTING = frozenset({(283, 0), (293, 0), (282, 0)})
+_COLD = Dictionary().load(base, digest, doic, cx)
+
+
+def _verdict(data: bytes, dictionary: Dictionary) -> tuple[object, ...]:
+    try:
+        message = decode(data, dictionary)
+    except DecodeError as error:
+        return (error.result_code, error.failed_avp)
+    return (SUCCESS, message.encode(), [(a.key, a.flags, a.data) for a in message.avps])
+
+
+def check_tools(data: bytes, strict_code: int) -> None:
+    """rewrite / top_level / find_base_avp / first_base_value return or raise DecodeError
+    (5005 5014 5015); a rewritten valid message stays valid and well framed; the error
+    answer to any request (but a CER) passes strict decode; and the warm default
+    dictionary gives the verdict of one whose caches are empty."""
+    for call in (
+        lambda: top_level(data, ROUTING),
+        lambda: top_level(data, ROUTING, complete=False),
+        lambda: find_base_avp(data, 283),
+        lambda: first_base_value(data, 263),
+    ):
+        try:
+            call()
+        except DecodeError as error:
+            if error.result_code not in (5014, 5015):
+                raise PropertyViolation(f"walker: {error}") from None
+    try:
+        out = rewrite(data, REWRITTEN, optional=REWRITTEN.keys(), hop_by_hop=7)
+    except DecodeError as error:
+        if error.result_code not in (5014, 5015):
+            raise PropertyViolation(f"rewrite: {error}") from None
+    else:
+        if int.from_bytes(out[1:4], "big") != len(out):
+            raise PropertyViolation("rewrite: length field is not the length")
+        if strict_code == SUCCESS and _verdict(out, DEFAULT_DICTIONARY)[0] != SUCCESS:
+            raise PropertyViolation("rewrite made a valid message invalid")
+    if data[:1] and data[4:5] and data[4] & 0x80 and data[5:8] != b"\x00\x01\x01":
+        for code in (3008, 5004):
+            answer = error_answer_bytes(data, code, origin_host="gw.home.net", origin_realm="home.net",
+                                        error_message="fuzz", failed=data[20:40] or None)
+            verdict = _verdict(answer, DEFAULT_DICTIONARY)
+            if verdict[0] != SUCCESS:
+                raise PropertyViolation(f"error answer {code} fails strict decode: {verdict[0]}")
+    _COLD.clear_caches()
+    if _verdict(data, _COLD) != _verdict(data, DEFAULT_DICTIONARY):
+        raise PropertyViolation("the verdict depends on what was decoded before")
+
+
 def random_input(rng: random.Random, seeds: list[bytes]) -> bytes:
     """One fuzz input: mostly mutated seeds, sometimes random bytes (with a plausible header)."""
     kind = rng.random()
@@ -524,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-failures", type=int, default=20, help="stop after this many failures"
     )
+    parser.add_argument(
+        "--decode-only", action="store_true",
+        help="skip rewrite/top_level/error answers and the cold-vs-warm cache verdict check",
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     seeds = seed_messages()
@@ -535,7 +612,9 @@ def main(argv: list[str] | None = None) -> int:
         done += 1
         data = random_input(rng, seeds)
         try:
-            check(data, outcome)
+            code = check(data, outcome)
+            if not args.decode_only:
+                check_tools(data, code)
         except Exception as exc:  # noqa: BLE001 - the point is to catch everything
             failures += 1
             kind = "VIOLATION" if isinstance(exc, PropertyViolation) else "CRASH"
