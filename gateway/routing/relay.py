@@ -166,6 +166,7 @@ class StreamRelay:
         find = data.find
         unpack_avp = _AVP_HEADER.unpack_from
         prefix, prefix_realm = connection.relay_prefix
+        prefix_length = len(prefix) if prefix is not None else 0
         high = V1 | node.max_message_size
         buffer = view = None  # a writable copy of ``data``, made for the first answer
         run_to = None  # the connection of the current run of answers: buffer[run_start:run_end]
@@ -214,12 +215,12 @@ class StreamRelay:
                             first_end = offset + 20 + ((first_word & 0xFFFFFF) + 3 & -4)
                             if first_word & 0xFFFFFF < 8 or first_code in _ROUTING_CODES or first_end > stop:
                                 realm = None
-                            elif prefix is not None and data.startswith(prefix, first_end) and first_end + len(prefix) <= stop:
+                            elif prefix is not None and first_end + prefix_length <= stop and data.startswith(prefix, first_end):
                                 # the AVPs up to the Destination-Realm are this connection's usual
                                 # ones, and no Destination-Host or Route-Record is among them:
                                 # are any in the rest? (one byte is found fastest; a length or a
                                 # character of that value costs the full pattern's search)
-                                after = first_end + len(prefix)
+                                after = first_end + prefix_length
                                 if find(b"\x25", after, stop) < 0 and find(b"\x1a", after, stop) < 0 or (
                                     _HOST_OR_ROUTE_RECORD.search(data, after, stop) is None
                                 ):
@@ -229,6 +230,7 @@ class StreamRelay:
                             else:
                                 realm = self.learn_prefix(connection, data, offset, first_end, stop)
                                 prefix, prefix_realm = connection.relay_prefix
+                                prefix_length = len(prefix) if prefix is not None else 0
                             if realm is not None:
                                 if realm is not last_realm or application_id != last_application:
                                     if target is not None:
@@ -284,6 +286,7 @@ class StreamRelay:
                 node.unable_to_comply(connection, data[offset:stop], error)
                 offset = stop
                 prefix, prefix_realm = connection.relay_prefix
+                prefix_length = len(prefix) if prefix is not None else 0
         if run_to is not None:
             _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
         if target is not None:
