@@ -50,15 +50,19 @@ def rewrite(
     hop_by_hop: int | None = None,
     append: bytes = b"",
     optional: Collection[AvpKey] = (),
+    absent: Mapping[AvpKey, bytes] | None = None,
+    remove: Collection[AvpKey] = (),
 ) -> bytes:
     """A copy of ``data`` with new data for the first AVP of each key in ``values``,
     an optional new hop-by-hop id and encoded AVPs appended (e.g. a Route-Record).
 
     Replaced AVPs keep their flags (V, M, P); padding is recomputed. A key of ``values``
     with no AVP in the message raises DecodeError 5005 naming it, unless it is in
-    ``optional`` (then there is nothing to replace, and nothing is inserted). Broken AVP
-    framing up to the last replaced AVP raises 5014; a message shorter than its header
-    or whose length field is not its size raises 5015.
+    ``optional`` (then there is nothing to replace, and nothing is inserted) or in
+    ``absent``, whose encoded AVP is then appended. Every top-level AVP of a key in
+    ``remove`` is left out (the whole message is walked). Broken AVP framing up to the
+    last AVP looked at raises 5014; a message shorter than its header or whose length
+    field is not its size raises 5015.
     """
     end = len(data)
     if end < HEADER_LENGTH:
@@ -73,29 +77,37 @@ def rewrite(
     offset = copied = HEADER_LENGTH
     pending = dict(values) if values else {}
     try:
-        while pending and offset < end:
+        while (pending or remove) and offset < end:
             code, word = _unpack_header(data, offset)
             length = word & 0xFFFFFF
             if length < 8 + ((word >> 29) & 4) or offset + length > end:
                 raise _bad_length(data, offset, length)
             vendor = _unpack_vendor(data, offset + 8)[0] if word & 0x80000000 else 0
             next_offset = offset + ((length + 3) & -4)
-            new_data = pending.pop((code, vendor), None)
+            key = (code, vendor)
+            new_data = pending.pop(key, None)
             if new_data is not None:
                 parts.append(data[copied:offset])
                 parts.append(pack_avp(code, word >> 24, vendor, new_data))
                 copied = next_offset
+            elif key in remove:
+                parts.append(data[copied:offset])
+                copied = next_offset
             offset = next_offset
     except struct.error:  # fewer than 8 bytes left for an AVP header
         raise _bad_length(data, offset) from None
+    inserted = []
     if pending:
-        missing = [key for key in pending if key not in optional]
-        if missing:
-            code, vendor = missing[0]
-            raise DecodeError(
-                ResultCode.DIAMETER_MISSING_AVP, f"no AVP {code} (vendor {vendor}) to rewrite"
-            )
+        for key in pending:
+            if absent is not None and key in absent:
+                inserted.append(absent[key])
+            elif key not in optional:
+                code, vendor = key
+                raise DecodeError(
+                    ResultCode.DIAMETER_MISSING_AVP, f"no AVP {code} (vendor {vendor}) to rewrite"
+                )
     parts.append(data[copied:])
+    parts += inserted
     if append:
         parts.append(append)
     body = b"".join(parts)

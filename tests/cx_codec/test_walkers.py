@@ -257,3 +257,31 @@ def test_walkers_on_mutated_messages(seed, mutations):
     for op, a, b, fix_length in mutations:
         data = HARNESS.mutate(data, op, a, b, fix_length, SEEDS)
         check_walkers(data)
+
+
+# -- rewrite's absent and remove (the Cx translation's needs) ------------------------------
+
+
+def test_rewrite_appends_the_absent_and_leaves_out_the_removed():
+    from cx_codec import decode
+    from cx_codec.build import avp_bytes
+    from cx_codec.rewrite import rewrite
+    from cx_codec.samples import SAMPLE_MAR
+
+    user_name, destination_host, route_record = (1, 0), (293, 0), (282, 0)
+    with_records = rewrite(SAMPLE_MAR, append=avp_bytes("Route-Record", "a.example") + avp_bytes("Route-Record", "b.example"))
+    out = rewrite(
+        with_records,
+        {user_name: b"someone@else.example", destination_host: b"hss.else.example"},
+        absent={destination_host: avp_bytes("Destination-Host", "hss.else.example")},
+        remove={route_record},
+    )
+    message = decode(out)
+    assert message["User-Name"] == "someone@else.example"
+    assert message["Destination-Host"] == "hss.else.example"
+    assert message.find_all("Route-Record") == []
+    # nothing absent, nothing to remove: the bytes of a plain replacement
+    assert decode(SAMPLE_MAR).find("Route-Record") is None
+    assert rewrite(SAMPLE_MAR, {user_name: b"x@y.example"}, remove={route_record}) == rewrite(
+        SAMPLE_MAR, {user_name: b"x@y.example"}
+    )
