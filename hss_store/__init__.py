@@ -21,7 +21,8 @@ def open_store(target: str, **options: Any) -> HssStore:
     """A SQLite store for a path, a PostgreSQL store for a ``postgresql://`` URL.
 
     Options go to the backend (``master_key``, ``clock``, ``busy_timeout``, ``synchronous``
-    for SQLite; ``connect_timeout``, ``reconnect_timeout`` for PostgreSQL).
+    for SQLite; ``timeout``, ``max_connections``, ``connect_timeout``, ``reconnect_timeout`` for
+    PostgreSQL).
     """
     if is_postgres_url(target):
         from hss_store.postgres_store import PostgresStore

@@ -6,10 +6,13 @@ printed in a log line does not leak them.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hss_store import sqn as sqnmod
+from hss_store.aka import AkaVector
 from hss_store.errors import InvalidKey, InvalidRequest
 from hss_store.identities import validate_impi, validate_impu, validate_realm
 from hss_store.milenage import compute_opc
@@ -18,6 +21,11 @@ from hss_store.milenage import compute_opc
 SCHEME_AKA_V1 = "Digest-AKAv1-MD5"
 SCHEME_AKA_V2 = "Digest-AKAv2-SHA-256"
 KNOWN_SCHEMES = (SCHEME_AKA_V1, SCHEME_AKA_V2, "SIP Digest", "Digest-MD5", "NASS-Bundled", "Early-IMS-Security")
+# Schemes whose credentials are AKA vectors (TS 33.203 §6.1; AKAv2 derives its password from
+# the same RES, CK and IK, RFC 4169): the only ones this HSS can answer a MAR for.
+AKA_SCHEMES = (SCHEME_AKA_V1, SCHEME_AKA_V2)
+# TS 29.229 §6.3.9: "Unknown" in a MAR asks the HSS to choose the scheme.
+SCHEME_UNKNOWN = "Unknown"
 DEFAULT_SCHEMES = (SCHEME_AKA_V1,)
 DEFAULT_AMF = b"\x80\x00"  # TS 33.102 Annex H: separation bit 0 set for E-UTRAN; 8000 is customary
 
@@ -197,3 +205,87 @@ class Agreement:
 
 def check_partner_id(partner_id: str) -> str:
     return _token("partner id", partner_id)
+
+
+class AuthResult(NamedTuple):
+    """The HSS side of a Multimedia-Auth-Answer (TS 29.228 §6.3.1, TS 29.229 §6.1.8).
+
+    A NamedTuple because it is built once per MAR on the hot path.
+    """
+
+    scheme: str  # the SIP-Authentication-Scheme used, as provisioned ("Unknown" resolved)
+    vectors: list[AkaVector]  # SIP-Auth-Data-Items, numbered 1.. (SQNs committed already)
+    impi: str
+    impu: str  # the Public-Identity of the MAR, or the subscriber's default IMPU if it had none
+
+
+class ServerAssignmentType(enum.IntEnum):
+    """Server-Assignment-Type values (TS 29.229 §6.3.15)."""
+
+    NO_ASSIGNMENT = 0
+    REGISTRATION = 1
+    RE_REGISTRATION = 2
+    UNREGISTERED_USER = 3
+    TIMEOUT_DEREGISTRATION = 4
+    USER_DEREGISTRATION = 5
+    TIMEOUT_DEREGISTRATION_STORE_SERVER_NAME = 6
+    USER_DEREGISTRATION_STORE_SERVER_NAME = 7
+    ADMINISTRATIVE_DEREGISTRATION = 8
+    AUTHENTICATION_FAILURE = 9
+    AUTHENTICATION_TIMEOUT = 10
+    DEREGISTRATION_TOO_MUCH_DATA = 11
+    AAA_USER_DATA_REQUEST = 12
+    PGW_UPDATE = 13
+    RESTORATION = 14
+
+
+SAT = ServerAssignmentType
+# TS 29.228 §6.1.2.1: what an SAR of each type does to the stored S-CSCF name. Registrations
+# store the SAR's Server-Name; de-registrations clear it, except the two "_STORE_SERVER_NAME"
+# ones, for which the HSS may keep it (this one does). Every other type leaves it as it is.
+STORES_SERVER_NAME = frozenset({SAT.REGISTRATION, SAT.RE_REGISTRATION, SAT.UNREGISTERED_USER})
+CLEARS_SERVER_NAME = frozenset({
+    SAT.TIMEOUT_DEREGISTRATION,
+    SAT.USER_DEREGISTRATION,
+    SAT.ADMINISTRATIVE_DEREGISTRATION,
+    SAT.DEREGISTRATION_TOO_MUCH_DATA,
+})
+
+
+def server_assignment_type(value: int) -> ServerAssignmentType:
+    """The Server-Assignment-Type of a value, or InvalidRequest naming the valid ones."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return ServerAssignmentType(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"Server-Assignment-Type {value!r} is not one of TS 29.229 §6.3.15 "
+            f"(0 NO_ASSIGNMENT to 14 RESTORATION); the S-CSCF sent a value this HSS does not know"
+        ) from None
+
+
+def check_server_name(server_name: str) -> str:
+    """A Server-Name (SIP URI of an S-CSCF, TS 29.229 §6.3.3) fit to store."""
+    if not isinstance(server_name, str) or not server_name or any(c.isspace() for c in server_name):
+        raise InvalidRequest(f"S-CSCF name {server_name!r} must be a SIP URI without spaces")
+    return server_name
+
+
+BINDING_EVENTS = ("allocated", "revoked")
+
+
+class BindingEvent(NamedTuple):
+    """One entry of the migration bindings' change log (``binding_events``).
+
+    Written in the transaction that allocates or revokes the binding, so a gateway that
+    polls :meth:`HssStore.binding_events_since` learns of a revocation made by another
+    process (``cxgw provision ... revoke``) without re-reading every binding.
+    """
+
+    id: int  # increasing; poll with the last one seen
+    direction: str  # "inbound" or "outbound"
+    impi: str  # the migration IMPI (inbound_impi / outbound_impi)
+    impu: str  # the migration IMPU bound to it
+    event: str  # one of BINDING_EVENTS
+    at: int  # Unix time of the change

@@ -88,6 +88,21 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         """CREATE UNIQUE INDEX outbound_binding_impu ON outbound_binding(impu_key)""",
         """CREATE INDEX outbound_binding_request ON outbound_binding(request_key)""",
     ],
+    # 2: the bindings' change log (a gateway polls it for revocations made by another
+    # process) and the S-CSCF that registered an inbound identity (for the RTR that follows
+    # its revocation, TS 29.228 §6.1.3). AUTOINCREMENT: an id is never reused, even after the
+    # newest rows are deleted, so "events after id N" stays exact.
+    [
+        """CREATE TABLE binding_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            direction TEXT NOT NULL,
+            impi TEXT NOT NULL,
+            impu TEXT NOT NULL,
+            event TEXT NOT NULL,
+            at INTEGER NOT NULL
+        )""",
+        """ALTER TABLE inbound_binding ADD COLUMN server_name TEXT""",
+    ],
 ]
 
 POSTGRES_MIGRATIONS: list[list[str]] = [
@@ -157,6 +172,20 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
             revoked_at BIGINT
         )""",
         """CREATE INDEX outbound_binding_request ON outbound_binding(request_key)""",
+    ],
+    # 2: as SQLite's 2. Sequence values are taken in transactions that may commit out of
+    # order; writers take an advisory lock before inserting (PostgresStore._event_lock) so
+    # ids become visible in increasing order and a reader polling by id misses none.
+    [
+        """CREATE TABLE binding_events (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            direction TEXT NOT NULL,
+            impi TEXT NOT NULL,
+            impu TEXT NOT NULL,
+            event TEXT NOT NULL,
+            at BIGINT NOT NULL
+        )""",
+        """ALTER TABLE inbound_binding ADD COLUMN server_name TEXT""",
     ],
 ]
 

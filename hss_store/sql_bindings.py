@@ -7,6 +7,9 @@ binding. Migration identities are unique by primary key and unique index; a pool
 is marked used in the same transaction that binds it (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL) and is never handed out again, even after revocation, because a device may
 still hold it.
+
+Every allocation and revocation appends to ``binding_events`` in its own transaction: a
+revocation that rolls back leaves no event, and one that commits cannot lose its event.
 """
 
 from __future__ import annotations
@@ -17,9 +20,22 @@ from typing import Any
 
 from hss_store.agreements import no_agreement
 from hss_store.allocation import AllocationPolicy, check_direction, request_key
-from hss_store.errors import NoAllocationPolicy, PoolExhausted, StoreError, UnknownBinding
+from hss_store.errors import (
+    InvalidRequest,
+    NoAllocationPolicy,
+    PoolExhausted,
+    StoreError,
+    UnknownBinding,
+)
 from hss_store.identities import identity_key, validate_impi, validate_impu
-from hss_store.records import InboundBinding, OutboundBinding, PrimaryDatabase, check_partner_id
+from hss_store.records import (
+    BindingEvent,
+    InboundBinding,
+    OutboundBinding,
+    PrimaryDatabase,
+    check_partner_id,
+    check_server_name,
+)
 from hss_store.sqlstore import Conflict, Row, SqlStore, _limit, chunks, operation
 
 _IN_COLUMNS = "inbound_impi, inbound_impu, primary_db, primary_impi, primary_impu, created_at, expires_at, revoked_at"
@@ -191,6 +207,7 @@ class BindingsSqlStore(SqlStore):
             try:
                 with self._txn(lock_key=key):
                     now = self._now()
+                    revoked: list[tuple[str, str]] = []  # bindings a rotation ends
                     rows = self._q(f"SELECT {columns} FROM {table} WHERE request_key = ? AND revoked_at IS NULL", (key,))
                     for row in filter(matches, rows):
                         record = self._record(direction, row)
@@ -200,6 +217,7 @@ class BindingsSqlStore(SqlStore):
                             f"UPDATE {table} SET revoked_at = ? WHERE impi_key = ? AND {key_column} = ?",
                             (now, identity_key(row[0]), row[0]),
                         )
+                        revoked.append((row[0], row[1]))
                     impi, impu = self._new_identities(policy)
                     expires = now + policy.ttl_seconds if policy.ttl_seconds else None
                     row = values(impi, impu, now, expires)
@@ -207,6 +225,10 @@ class BindingsSqlStore(SqlStore):
                         f"INSERT INTO {table} ({columns}, request_key, impi_key, impu_key) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (*row, key, identity_key(impi), identity_key(impu)),
+                    )
+                    self._events(
+                        direction, [(old_impi, old_impu, "revoked") for old_impi, old_impu in revoked]
+                        + [(impi, impu, "allocated")], now,
                     )
                     return self._record(direction, row)
             except Conflict:
@@ -300,9 +322,10 @@ class BindingsSqlStore(SqlStore):
             if row is None:
                 validate_impi(impi)
                 raise UnknownBinding(f"no {direction} migration binding for IMPI {impi!r} to revoke")
-            if row[7] is None:
+            if row[7] is None:  # a second revocation changes nothing and logs nothing
                 row = (*row[:7], self._now())
                 self._x(f"UPDATE {table} SET revoked_at = ? {where}", (row[7], identity_key(impi), impi))
+                self._events(direction, [(row[0], row[1], "revoked")], row[7])
             return self._record(direction, row)
 
     @operation
@@ -328,3 +351,61 @@ class BindingsSqlStore(SqlStore):
     @operation
     def list_inbound(self, *, after: str | None = None, limit: int = 100) -> list[InboundBinding]:
         return self._list("inbound", after, limit)
+
+    # -- registration of inbound identities (partner side) -----------------------------------
+    @operation
+    def set_inbound_registration(self, inbound_impi: str, server_name: str | None) -> None:
+        if server_name is not None:
+            check_server_name(server_name)
+        if not self._x(
+            "UPDATE inbound_binding SET server_name = ? WHERE impi_key = ? AND inbound_impi = ?",
+            (server_name, identity_key(inbound_impi), inbound_impi),
+        ):
+            validate_impi(inbound_impi)
+            raise UnknownBinding(
+                f"no inbound migration binding for IMPI {inbound_impi!r} to record a registration on; "
+                "the S-CSCF registered an identity this partner never allocated"
+            )
+
+    @operation
+    def inbound_registration(self, inbound_impi: str) -> str | None:
+        row = self._one(
+            "SELECT server_name FROM inbound_binding WHERE impi_key = ? AND inbound_impi = ?",
+            (identity_key(inbound_impi), inbound_impi),
+        )
+        if row is None:
+            validate_impi(inbound_impi)
+            raise UnknownBinding(f"no inbound migration binding for IMPI {inbound_impi!r}")
+        return row[0]
+
+    # -- change log --------------------------------------------------------------------------
+    def _event_lock(self) -> None:
+        """Hook: make event ids visible in the order they were taken (see PostgresStore)."""
+
+    def _event_written(self, event_id: int) -> None:
+        """Hook: tell listeners (PostgreSQL NOTIFY); called inside the writing transaction."""
+
+    def _events(self, direction: str, events: list[tuple[str, str, str]], at: int) -> None:
+        """Append to the change log; inside the caller's transaction, as its last writes."""
+        self._event_lock()
+        for impi, impu, event in events:
+            row = self._q(
+                "INSERT INTO binding_events (direction, impi, impu, event, at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (direction, impi, impu, event, at),
+            )
+            self._event_written(int(row[0][0]))
+
+    @operation
+    def binding_events_since(self, after_id: int, limit: int = 1000) -> list[BindingEvent]:
+        if not isinstance(after_id, int) or isinstance(after_id, bool) or after_id < 0:
+            raise InvalidRequest(f"after_id {after_id!r} must be an event id (0 for the start of the log)")
+        rows = self._q(
+            "SELECT id, direction, impi, impu, event, at FROM binding_events WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, _limit(limit)),
+        )
+        return [BindingEvent(int(r[0]), r[1], r[2], r[3], r[4], int(r[5])) for r in rows]
+
+    @operation
+    def last_binding_event_id(self) -> int:
+        row = self._one("SELECT MAX(id) FROM binding_events")
+        return int(row[0]) if row and row[0] is not None else 0

@@ -22,13 +22,14 @@ from typing import Any, ParamSpec, TypeVar
 
 from hss_store import sqn as sqnmod
 from hss_store.agreements import covering_agreement
-from hss_store.aka import AkaVector, build_vectors, verify_auts
+from hss_store.aka import AkaVector, build_vectors, split_rand_auts, verify_auts
 from hss_store.errors import (
     DuplicateSubscriber,
     IdentitiesDontMatch,
     InvalidKey,
     InvalidRequest,
     SchemeNotAllowed,
+    StoreCorrupt,
     StoreError,
     StoreLocked,
     UnknownSubscriber,
@@ -36,7 +37,18 @@ from hss_store.errors import (
 from hss_store.identities import validate_impi, validate_impu
 from hss_store.keywrap import MasterKey
 from hss_store.milenage import Milenage, require_count
-from hss_store.records import Agreement, Subscriber, check_partner_id
+from hss_store.records import (
+    AKA_SCHEMES,
+    CLEARS_SERVER_NAME,
+    SCHEME_UNKNOWN,
+    STORES_SERVER_NAME,
+    Agreement,
+    AuthResult,
+    Subscriber,
+    check_partner_id,
+    check_server_name,
+    server_assignment_type,
+)
 from hss_store.store import MAX_VECTORS_PER_REQUEST, HssStore
 
 P = ParamSpec("P")
@@ -44,10 +56,21 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 MAX_SQN_RACE_RETRIES = 1000
 _SUBSCRIBER_COLUMNS = "impi, k, opc, amf, sqn, schemes, scscf_name, groups, wrapped"
+# The MAR's one read: the keys, the SQN, the schemes and, in the same statement, the IMPU
+# (the one asked about if it belongs to the IMPI, else the default: the first by position).
+_MAR_READ = "SELECT s.k, s.opc, s.amf, s.sqn, s.wrapped, s.schemes, (SELECT i.impu FROM impu i WHERE i.impi = s.impi "
+_MAR_WITH_IMPU = _MAR_READ + "AND i.impu = ?) FROM subscriber s WHERE s.impi = ?"
+_MAR_DEFAULT_IMPU = _MAR_READ + "ORDER BY i.position LIMIT 1) FROM subscriber s WHERE s.impi = ?"
+_SQN_CAS = "UPDATE subscriber SET sqn = ? WHERE impi = ? AND sqn = ?"
+_SQN_CAS_NAME = "UPDATE subscriber SET sqn = ?, scscf_name = ? WHERE impi = ? AND sqn = ?"
 
 
 class Conflict(Exception):
     """Internal: a unique constraint was violated (backends raise it, the logic maps it)."""
+
+
+class _SqnMoved(Exception):
+    """Internal: the compare-and-set of the SQN matched no row; the transaction starts again."""
 
 
 def operation(method: Callable[P, T]) -> Callable[P, T]:
@@ -65,6 +88,9 @@ class SqlStore(HssStore):
 
     #: Appended to the pool's SELECT so concurrent allocators skip each other's rows.
     _lock_clause = ""
+    #: Appended to a read of the subscriber row that is about to be written in the same
+    #: transaction (PostgreSQL: FOR UPDATE; SQLite's BEGIN IMMEDIATE locks the file already).
+    _row_lock = ""
     #: True while a backend runs an operation again after reconnecting (see PostgresStore._run).
     _retrying = False
 
@@ -142,10 +168,7 @@ class SqlStore(HssStore):
     def _subscriber_row(self, impi: str, columns: str = _SUBSCRIBER_COLUMNS) -> Row:
         row = self._one(f"SELECT {columns} FROM subscriber WHERE impi = ?", (impi,))
         if row is None:
-            validate_impi(impi)
-            raise UnknownSubscriber(
-                f"no subscriber with IMPI {impi!r}; add it with: cxgw provision subscriber add {impi} ..."
-            )
+            raise self._unknown_subscriber(impi)
         return row
 
     @operation
@@ -215,11 +238,7 @@ class SqlStore(HssStore):
         if self._one("SELECT 1 FROM impu WHERE impi = ? AND impu = ?", (impi, impu)) is not None:
             return
         self._subscriber_row(impi, "impi")
-        validate_impu(impu)
-        raise IdentitiesDontMatch(
-            f"IMPU {impu!r} is not in the implicit registration set of {impi!r}; "
-            "add it to the subscriber's --impu list if it should be"
-        )
+        raise self._identities_dont_match(impi, impu)
 
     @operation
     def check_scheme(self, impi: str, scheme: str) -> None:
@@ -232,14 +251,105 @@ class SqlStore(HssStore):
 
     @operation
     def set_scscf_name(self, impi: str, scscf_name: str | None) -> None:
-        if scscf_name is not None and (not scscf_name or any(c.isspace() for c in scscf_name)):
-            raise InvalidRequest(f"S-CSCF name {scscf_name!r} must be a SIP URI without spaces")
+        if scscf_name is not None:
+            check_server_name(scscf_name)
         if self._x("UPDATE subscriber SET scscf_name = ? WHERE impi = ?", (scscf_name, impi)) == 0:
             self._subscriber_row(impi, "impi")
 
     @operation
     def get_scscf_name(self, impi: str) -> str | None:
         return self._subscriber_row(impi, "scscf_name")[0]
+
+    def _unknown_subscriber(self, impi: str) -> UnknownSubscriber:
+        validate_impi(impi)
+        return UnknownSubscriber(
+            f"no subscriber with IMPI {impi!r}; add it with: cxgw provision subscriber add {impi} ..."
+        )
+
+    @staticmethod
+    def _identities_dont_match(impi: str, impu: str) -> IdentitiesDontMatch:
+        validate_impu(impu)
+        return IdentitiesDontMatch(
+            f"IMPU {impu!r} is not in the implicit registration set of {impi!r}; "
+            "add it to the subscriber's --impu list if it should be"
+        )
+
+    # -- Cx procedures (one transaction each) ----------------------------------------------
+    @operation
+    def multimedia_auth(
+        self,
+        impi: str,
+        impu: str | None,
+        scheme: str,
+        count: int,
+        *,
+        rand_auts: bytes | None = None,
+        server_name: str | None = None,
+        max_count: int = MAX_VECTORS_PER_REQUEST,
+    ) -> AuthResult:
+        count = _vector_count(count, max_count)
+        if rand_auts is not None:
+            split_rand_auts(rand_auts)  # a malformed one is InvalidRequest before any read
+        if server_name is not None:
+            check_server_name(server_name)
+        if impu is None:
+            read, params = _MAR_DEFAULT_IMPU + self._row_lock, (impi,)
+        else:
+            read, params = _MAR_WITH_IMPU + self._row_lock, (impu, impi)
+        for _ in range(MAX_SQN_RACE_RETRIES):
+            try:
+                with self._txn():
+                    row = self._one(read, params)
+                    if row is None:
+                        raise self._unknown_subscriber(impi)
+                    k, opc, amf, old, wrapped, schemes, found_impu = row
+                    if found_impu is None:  # TS 29.228 §6.3.1: the IMPU must belong to the IMPI
+                        if impu is None:
+                            raise StoreCorrupt(f"subscriber {impi!r} has no IMPU; remove it and provision it again")
+                        raise self._identities_dont_match(impi, impu)
+                    used = _resolve_scheme(impi, scheme, schemes)
+                    k, opc = self._open_keys(impi, k, opc, wrapped)
+                    milenage = Milenage(k, opc)
+                    last = int(old)
+                    if rand_auts is not None:  # TS 33.102 §6.3.5; raises before any write
+                        last = sqnmod.after_resync(last, verify_auts(milenage, rand_auts, who=repr(impi)))
+                    sqns = sqnmod.next_sqns(last, count)
+                    if server_name is None:
+                        written = self._x(_SQN_CAS, (sqns[-1], impi, old))
+                    else:
+                        written = self._x(_SQN_CAS_NAME, (sqns[-1], server_name, impi, old))
+                    if written != 1:
+                        raise _SqnMoved
+                # committed: only now may vectors carrying these SQNs be computed
+                return AuthResult(used, build_vectors(milenage, sqns, bytes(amf)), impi, found_impu)
+            except _SqnMoved:
+                continue
+        raise StoreLocked(f"SQN of {impi!r} changed under us {MAX_SQN_RACE_RETRIES} times in a row; too many writers")
+
+    @operation
+    def server_assignment(
+        self, impi: str, impu: str | None, server_name: str | None, assignment_type: int
+    ) -> Subscriber:
+        kind = server_assignment_type(assignment_type)
+        if kind in STORES_SERVER_NAME:
+            if server_name is None:
+                raise InvalidRequest(
+                    f"Server-Assignment-Type {kind.name} for {impi!r} stores the S-CSCF name, "
+                    "but no Server-Name was given; pass the SAR's Server-Name (TS 29.228 §6.1.2)"
+                )
+            check_server_name(server_name)
+        with self._txn():
+            row = self._one(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscriber WHERE impi = ?{self._row_lock}", (impi,))
+            if row is None:
+                raise self._unknown_subscriber(impi)
+            impus = tuple(r[0] for r in self._q("SELECT impu FROM impu WHERE impi = ? ORDER BY position", (impi,)))
+            if impu is not None and impu not in impus:
+                raise self._identities_dont_match(impi, impu)
+            if kind in STORES_SERVER_NAME or kind in CLEARS_SERVER_NAME:
+                name = server_name if kind in STORES_SERVER_NAME else None
+                self._x("UPDATE subscriber SET scscf_name = ? WHERE impi = ?", (name, impi))
+                row = (*row[:6], name, *row[7:])
+        return self._subscriber_from(row, impus)
 
     # -- AKA ---------------------------------------------------------------------------
     def _claim_sqns(self, impi: str, first_guess: Row, plan: Callable[[int], list[int]]) -> tuple[Row, list[int]]:
@@ -318,6 +428,45 @@ class SqlStore(HssStore):
     @operation
     def may_migrate(self, partner_id: str, impi: str) -> bool:
         return self._may_migrate(partner_id, impi)
+
+
+def _vector_count(count: int, max_count: int) -> int:
+    """SIP-Number-Auth-Items (TS 29.229 §6.3.8) brought into 1..max_count: a MAR asking for
+    more than the HSS hands out gets fewer (TS 29.228 §6.3.1 lets the HSS send fewer), not an error."""
+    if not isinstance(max_count, int) or isinstance(max_count, bool) or not 1 <= max_count <= MAX_VECTORS_PER_REQUEST:
+        raise InvalidRequest(
+            f"max_count {max_count!r} must be 1 to {MAX_VECTORS_PER_REQUEST} (one vector per IND slot, "
+            "TS 33.102 Annex C.3.2)"
+        )
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise InvalidRequest(f"number of vectors {count!r} must be an integer (SIP-Number-Auth-Items)")
+    return min(max(count, 1), max_count)
+
+
+def _resolve_scheme(impi: str, scheme: str, stored: str) -> str:
+    """The scheme to answer with, as provisioned: "Unknown" means the subscriber's default
+    (its first, TS 29.229 §6.3.9); any other must be allowed (compared without case)."""
+    schemes = stored.split(",")
+    if scheme.casefold() == SCHEME_UNKNOWN.casefold():
+        used = schemes[0]
+    else:
+        folded = scheme.casefold()
+        for allowed in schemes:
+            if allowed.casefold() == folded:
+                used = allowed
+                break
+        else:
+            raise SchemeNotAllowed(
+                f"subscriber {impi!r} may not use authentication scheme {scheme!r} "
+                f"(allowed: {', '.join(schemes)}); change it with --scheme at provisioning"
+            )
+    if used not in AKA_SCHEMES:
+        raise SchemeNotAllowed(
+            f"subscriber {impi!r} uses authentication scheme {used!r}, for which this HSS has no "
+            f"credentials (it generates AKA vectors only: {', '.join(AKA_SCHEMES)}); "
+            "provision the subscriber with --scheme Digest-AKAv1-MD5"
+        )
+    return used
 
 
 def _limit(limit: int) -> int:

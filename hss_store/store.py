@@ -6,8 +6,10 @@ a path or a ``postgresql://`` URL.
 
 Every call is synchronous. On SQLite the calls are short in-process operations meant to
 be made straight from the Twisted reactor thread (``in_process`` is True); on PostgreSQL
-each call is a network round trip, so the gateway should run them in a thread
-(``in_process`` is False). Errors are :class:`hss_store.errors.StoreError` subclasses.
+each call is a network round trip, so the gateway should run them in a thread pool
+(``in_process`` is False; the store may be called from several threads at once, and each
+call ends within the store's ``timeout``). Errors are :class:`hss_store.errors.StoreError`
+subclasses.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from hss_store.aka import AkaVector
 from hss_store.allocation import AllocationPolicy
 from hss_store.records import (
     Agreement,
+    AuthResult,
+    BindingEvent,
     InboundBinding,
     OutboundBinding,
     PrimaryDatabase,
@@ -88,6 +92,45 @@ class HssStore(abc.ABC):
 
     @abc.abstractmethod
     def get_scscf_name(self, impi: str) -> str | None: ...
+
+    # -- Cx procedures, one call and one transaction each (HSS role) -------------------
+    @abc.abstractmethod
+    def multimedia_auth(
+        self,
+        impi: str,
+        impu: str | None,
+        scheme: str,
+        count: int,
+        *,
+        rand_auts: bytes | None = None,
+        server_name: str | None = None,
+        max_count: int = MAX_VECTORS_PER_REQUEST,
+    ) -> AuthResult:
+        """The HSS side of a Multimedia-Auth-Request (TS 29.228 §6.3.1, TS 29.229 §6.1.7).
+
+        In one transaction: UnknownSubscriber (5001) without the IMPI; IdentitiesDontMatch
+        (5002) when ``impu`` is given and not in its implicit registration set; the scheme
+        ``"Unknown"`` (TS 29.229 §6.3.9) resolved to the subscriber's first scheme, any
+        other one checked (SchemeNotAllowed, 5006, also for a non-AKA scheme); ``count``
+        brought into 1..``max_count`` (asking for more is not an error); with ``rand_auts``
+        (RAND || AUTS, TS 29.229 §6.3.11) a re-synchronisation first (ResyncFailure, SQN
+        and Server-Name unchanged, when MAC-S fails, TS 33.102 §6.3.5); ``server_name``
+        stored when given. The SQNs are committed before the vectors are computed.
+        """
+
+    @abc.abstractmethod
+    def server_assignment(
+        self, impi: str, impu: str | None, server_name: str | None, assignment_type: int
+    ) -> Subscriber:
+        """The HSS side of a Server-Assignment-Request (TS 29.228 §6.1.2), one transaction.
+
+        Registration types (REGISTRATION, RE_REGISTRATION, UNREGISTERED_USER) store
+        ``server_name`` (InvalidRequest without one); de-registrations clear it, except
+        TIMEOUT_/USER_DEREGISTRATION_STORE_SERVER_NAME, which keep it; other types change
+        nothing (see ``records.ServerAssignmentType``). Identity errors as for
+        :meth:`multimedia_auth`. Returns the subscriber afterwards (its IMPUs make the
+        user profile).
+        """
 
     # -- agreements (primary side) -------------------------------------------------
     @abc.abstractmethod
@@ -175,3 +218,29 @@ class HssStore(abc.ABC):
 
     @abc.abstractmethod
     def list_inbound(self, *, after: str | None = None, limit: int = 100) -> list[InboundBinding]: ...
+
+    @abc.abstractmethod
+    def set_inbound_registration(self, inbound_impi: str, server_name: str | None) -> None:
+        """Record (None: clear) the S-CSCF that registered an inbound identity (its SAR's Server-Name).
+
+        Kept on the binding, revoked or not, so that a revocation can be followed by a
+        Registration-Termination-Request to that S-CSCF (TS 29.228 §6.1.3). UnknownBinding
+        if the IMPI was never bound.
+        """
+
+    @abc.abstractmethod
+    def inbound_registration(self, inbound_impi: str) -> str | None:
+        """The S-CSCF name recorded for an inbound identity, None if not registered; UnknownBinding."""
+
+    # -- change log of the bindings ------------------------------------------------------
+    @abc.abstractmethod
+    def binding_events_since(self, after_id: int, limit: int = 1000) -> list[BindingEvent]:
+        """Allocations and revocations with an id above ``after_id``, oldest first.
+
+        Ids grow in commit order on both backends, so a reader that remembers the last id
+        it saw misses nothing (start from :meth:`last_binding_event_id`).
+        """
+
+    @abc.abstractmethod
+    def last_binding_event_id(self) -> int:
+        """The id of the newest event, 0 when there is none."""
