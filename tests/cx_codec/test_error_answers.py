@@ -135,13 +135,11 @@ def test_header_only_requests_get_valid_answers(name, code):
         check_answer(error_answer(header_only(data[:cut]), code, **ORIGIN).encode(), data[:cut], code)
 
 
-@pytest.mark.parametrize("name", sorted(REQUESTS))
+@pytest.mark.parametrize("name", sorted(name for name, data in REQUESTS.items() if decode_lazy(data).avps[0].key == SESSION_ID))
 def test_session_id_is_read_from_a_request_broken_after_it(name):
     data = REQUESTS[name]
     request = decode_lazy(data)
     session = request.avps[0]
-    if session.key != SESSION_ID:
-        pytest.skip("no Session-Id")
     # the second AVP claims more bytes than there are: decode_lazy refuses the message
     broken = bytearray(data)
     second = 20 + len(session.encode())
