@@ -11,8 +11,9 @@ are picked ``FOR UPDATE SKIP LOCKED``, a MAR locks its subscriber row ``FOR UPDA
 Deadline: a call ends within ``timeout`` seconds (default 2, below the Diameter Tx of 4 s)
 of its start, whatever the server does, with a result or a StoreError:
 
-- each connection carries ``statement_timeout = timeout``, so the server cancels a statement
-  that runs or waits for a lock too long (StoreUnavailable; the connection stays usable);
+- each connection carries a ``statement_timeout`` a little shorter than ``timeout``, so the
+  server cancels a statement that runs or waits for a lock too long before the watchdog
+  below has to cut the connection (StoreUnavailable; the connection stays usable);
 - a watchdog thread shuts down the socket of a call still running at its deadline (a
   server that stopped answering cannot cancel anything itself); the call fails with
   StoreUnavailable and that connection is dropped;
@@ -56,6 +57,7 @@ _MIGRATION_LOCK = 0x63786777  # "cxgw": one migrating instance at a time
 _EVENTS_LOCK = 0x63786765  # "cxge": writers of binding_events, one at a time (see _event_lock)
 NOTIFY_CHANNEL = "cxgw_bindings"  # LISTEN on it to learn of a new binding event early
 DEFAULT_TIMEOUT = 2.0
+STATEMENT_TIMEOUT_MARGIN = 0.25  # seconds; statement_timeout = timeout - margin (at most a quarter)
 DEFAULT_MAX_CONNECTIONS = 10  # Twisted's reactor thread pool has at most 10 threads by default
 
 
@@ -239,8 +241,11 @@ class PostgresStore(BindingsSqlStore):
                 "check that the server runs and the --db URL (host, port, user, database)"
             ) from None
         if statement_timeout:
+            # shorter than the call's deadline by a margin, so that on a live server it fires
+            # first (for a lock wait, say) and the connection survives
+            margin = min(STATEMENT_TIMEOUT_MARGIN, self.timeout / 4)
             try:
-                conn.execute(f"SET statement_timeout = {max(1, round(self.timeout * 1000))}")
+                conn.execute(f"SET statement_timeout = {max(1, round((self.timeout - margin) * 1000))}")
             except psycopg.Error as exc:
                 conn.close()
                 raise StoreUnavailable(f"PostgreSQL at {self.where} failed right after connecting ({_text(exc)})") from None
