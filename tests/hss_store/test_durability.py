@@ -1,4 +1,5 @@
-"""SQN durability: kill -9 a process generating vectors, at any moment; no SQN is ever issued twice.
+"""SQN durability: kill -9 a process generating vectors (generate_vectors or a whole MAR,
+multimedia_auth), at any moment; no SQN is ever issued twice.
 
 Two child processes generate vectors for the same subscriber in a loop and write the SQN
 of every vector they got to stdout as soon as the call returns ("handed out"). The test
@@ -33,22 +34,30 @@ mode = sys.argv[2]
 if mode == "non-durable":  # negative control: writes sit in an open transaction
     store._conn.execute("BEGIN")
 os.write(1, b"ready\n")
+mar = sys.argv[4] == "multimedia_auth"
 while True:
-    for vector in store.generate_vectors(sys.argv[3], random.randint(1, 5)):
+    count = random.randint(1, 5)
+    if mar:
+        vectors = store.multimedia_auth(sys.argv[3], None, "Unknown", count, server_name="sip:scscf.example").vectors
+    else:
+        vectors = store.generate_vectors(sys.argv[3], count)
+    for vector in vectors:
         os.write(1, b"%d\n" % vector.sqn)
 """
 
 
-def _spawn(target: str, mode: str) -> subprocess.Popen:
+def _spawn(target: str, mode: str, call: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, target, mode, IMPI], stdout=subprocess.PIPE, env=env, cwd=REPO
+        [sys.executable, "-c", CHILD, target, mode, IMPI, call], stdout=subprocess.PIPE, env=env, cwd=REPO
     )
 
 
-def _load_and_kill(target: str, mode: str, children: int, rng: random.Random) -> list[int]:
+def _load_and_kill(
+    target: str, mode: str, children: int, rng: random.Random, call: str = "generate_vectors"
+) -> list[int]:
     """Run the children, SIGKILL each after a random number of vectors; all SQNs handed out."""
-    procs = [_spawn(target, mode) for _ in range(children)]
+    procs = [_spawn(target, mode, call) for _ in range(children)]
     kill_after = {p.pid: rng.randint(150, 600) for p in procs}
     seen: dict[int, list[int]] = {p.pid: [] for p in procs}
     buffers = {p.pid: b"" for p in procs}
@@ -88,13 +97,14 @@ def target(backend, tmp_path, request) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-def test_kill_9_never_reissues_a_sqn(target):
+@pytest.mark.parametrize("call", ["generate_vectors", "multimedia_auth"])
+def test_kill_9_never_reissues_a_sqn(target, call):
     with open_store(target) as store:
         store.add_subscriber(Subscriber.new(IMPI, [f"sip:{IMPI}"], bytes(16), opc=bytes(16)))
     rng = random.Random()
     handed_out: list[int] = []
     for _ in range(3):
-        handed_out += _load_and_kill(target, "durable", children=2, rng=rng)
+        handed_out += _load_and_kill(target, "durable", children=2, rng=rng, call=call)
         assert len(handed_out) == len(set(handed_out)), "a SQN was handed out twice"
         with open_store(target) as store:
             stored = store.get_subscriber(IMPI).sqn
