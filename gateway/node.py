@@ -35,7 +35,7 @@ from gateway.peer.capabilities import (
 from gateway.peer.executor import Peer
 from gateway.routing.local import DuplicateCache, LocalApplication
 from gateway.routing.pending import PendingRequest, PendingRequests
-from gateway.routing.proxy import Proxy
+from gateway.routing.proxy import LOCAL_GRACE, Proxy
 from gateway.routing.relay import StreamRelay
 from gateway.routing.table import Route, RoutingTable
 from gateway.settings import Limits, PeerSettings, Timers
@@ -136,7 +136,7 @@ class DiameterNode:
         deadline = self.clock.seconds() + self.timers.tx
 
         def drained() -> None:
-            if len(self.pending) and self.clock.seconds() < deadline:
+            if (len(self.pending) or self.proxy.serving) and self.clock.seconds() < deadline + LOCAL_GRACE:
                 self.clock.callLater(0.05, drained)
                 return
             waits = [self._disconnect(peer, cause) for peer in list(self.peers.values())]

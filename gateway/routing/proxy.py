@@ -28,6 +28,7 @@ from twisted.logger import Logger
 
 from cx_codec import DecodeError, Message, decode, error_answer_bytes
 from cx_codec.build import avp_bytes
+from cx_codec.dictionary import APPLICATION_RELAY
 from cx_codec.errors import ResultCode
 from cx_codec.rewrite import first_base_value, top_level, with_flags, with_hop_by_hop
 from cx_codec.rewrite import forwarded as forward
@@ -61,6 +62,7 @@ _HOST_OR_ROUTE_RECORD = re.compile(rb"\x01[\x1a\x25]")
 _HEADER = struct.Struct(">IIIII")
 _U32 = struct.Struct(">I")
 FLAG_T = 0x10
+LOCAL_GRACE = 1.0  # seconds a local application may take beyond Tx before 5012
 
 
 class ProxyHost(Protocol):
@@ -98,9 +100,12 @@ class Proxy:
         self.node = node
         self.identity = node.local.origin_host.lower().encode()
         self.realm = node.local.origin_realm.lower().encode()
+        self.advertised = node.local.application_ids  # what the CER/CEA said we support
         self._route_records: dict[str, bytes] = {}
         # (Origin-Host, End-to-End id) -> [(connection, hop-by-hop)] of requests being served
         self._serving: dict[tuple[str, int], list[tuple[DiameterConnection, int]]] = {}
+        self.serving = 0  # requests being served by local applications (limits, stop())
+        self._serving_per_peer: dict[Any, int] = {}
 
     # -- requests from peers -----------------------------------------------------------
     def request(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
@@ -145,6 +150,11 @@ class Proxy:
         node = self.node
         _, command, application_id, hop_by_hop_in, _ = _HEADER.unpack_from(data)
         command &= 0xFFFFFF
+        if application_id not in self.advertised and APPLICATION_RELAY not in self.advertised:
+            # RFC 6733 §6.1.4 / §7.1.3: an application we did not advertise in the CER/CEA
+            self.answer_error(connection, data, ResultCode.DIAMETER_APPLICATION_UNSUPPORTED,
+                              f"application {application_id} is not supported by this node")
+            return
         if realm is None or destination_host is not None and destination_host[0].lower() == self.identity:
             self.local(connection, data, application_id)
             return
@@ -320,14 +330,33 @@ class Proxy:
             log.info("request from {host} arrived again while being served: one answer for both", host=key[0])
             waiting.append((connection, message.hop_by_hop))
             return
+        # local work is pending work: it counts against the limits and has a deadline
+        peer = connection.peer
+        if self.serving >= node.limits.max_pending or self._serving_per_peer.get(peer, 0) >= node.limits.max_pending_per_peer:
+            node.count_overload("local")
+            self.answer_error(connection, data, ResultCode.DIAMETER_TOO_BUSY,
+                              f"{self.serving} requests being served here; limits.max_pending(_per_peer) reached")
+            return
         self._serving[key] = [(connection, message.hop_by_hop)]
+        self.serving += 1
+        self._serving_per_peer[peer] = self._serving_per_peer.get(peer, 0) + 1
         handle_message = getattr(application, "handle_message", None)
         if handle_message is not None:
-            result = maybeDeferred(handle_message, message, connection.peer)
+            result = maybeDeferred(handle_message, message, peer)
         else:
-            result = maybeDeferred(application.handle_request, data, connection.peer)
+            result = maybeDeferred(application.handle_request, data, peer)
+        # a backstop past Tx: forwarded work of the application gets its 3002 before it
+        result.addTimeout(node.pending.tx + LOCAL_GRACE, node.clock)
+        result.addBoth(self._local_done, peer)
         result.addCallback(self._local_answered, key)
         result.addErrback(self._local_failed, key, data)
+
+    def _local_done(self, result: Any, peer: Any) -> Any:
+        self.serving -= 1
+        self._serving_per_peer[peer] -= 1
+        if not self._serving_per_peer[peer]:
+            del self._serving_per_peer[peer]
+        return result
 
     def _local_answered(self, answer: bytes | Message, key: Any) -> None:
         if isinstance(answer, Message):
@@ -338,8 +367,13 @@ class Proxy:
                 connection.queue(with_hop_by_hop(answer, hop_by_hop))
 
     def _local_failed(self, failure: Any, key: Any, data: bytes) -> None:
-        log.failure("local application failed on a request", failure)
-        answer = self.error_bytes(data, ResultCode.DIAMETER_UNABLE_TO_COMPLY, "internal error")
+        if failure.check(TimeoutError):
+            log.warn("a request served here was not answered within Tx + {grace} s", grace=LOCAL_GRACE)
+            reason = "not answered in time"
+        else:
+            log.failure("local application failed on a request", failure)
+            reason = "internal error"
+        answer = self.error_bytes(data, ResultCode.DIAMETER_UNABLE_TO_COMPLY, reason)
         for connection, hop_by_hop in self._serving.pop(key, ()):
             if connection.connected:
                 connection.queue(with_hop_by_hop(answer, hop_by_hop))

@@ -131,8 +131,10 @@ class StreamRelay:
         targets, nothing available: answers, failover choices and limits are its)."""
         node = self.node
         route = node.routing.lookup_raw(realm, application_id)
-        if route is None or route.action is _LOCAL or len(route.targets) != 1 or application_id in node.applications:
+        if route is None or route.action is _LOCAL or len(route.targets) != 1:
             return None, None
+        if application_id in node.applications and realm.lower() == node.proxy.realm:
+            return None, None  # served here (RFC 6733 §6.1.4); other realms keep the fast path
         target = node.peers.get(route.targets[0].key)
         if target is None or target is peer or not target.available:
             return None, None
