@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 EXIT_ERROR = 1
+PROVISIONING_TIMEOUT = 600.0  # seconds a provisioning call may take on PostgreSQL (the store's default is 2)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -376,7 +377,7 @@ def _pool_status(store: Any, args: argparse.Namespace, out: Output) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hss_store import open_store
+    from hss_store import is_postgres_url, open_store
     from hss_store.errors import StoreError
     from hss_store.keywrap import MasterKey
 
@@ -388,7 +389,10 @@ def run(args: argparse.Namespace) -> int:
 
             raise InvalidRequest("no store given; pass --db PATH.db or --db postgresql://... (or set $CXGW_DB)")
         master_key = MasterKey.from_file(args.master_key_file) if args.master_key_file else MasterKey.from_environment()
-        with open_store(args.db, master_key=master_key) as store:
+        options: dict[str, Any] = {"master_key": master_key}
+        if is_postgres_url(args.db):  # bulk loads (pool add) take longer than a Cx call's deadline
+            options["timeout"] = PROVISIONING_TIMEOUT
+        with open_store(args.db, **options) as store:
             return handler(store, args, out)
     except StoreError as exc:
         if args.json:

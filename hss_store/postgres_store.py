@@ -222,9 +222,12 @@ class PostgresStore(BindingsSqlStore):
         migrator = self._connect_before(time.monotonic() + max(connect_timeout, 1.0), statement_timeout=False)
         try:
             self._within(migrator, self._migrate)
+            self._run(self._init_master_key)
+        except BaseException:
+            self.close()
+            raise
         finally:
             migrator.close()
-        self._run(self._init_master_key)
 
     # -- connections ------------------------------------------------------------------------------
     def _open_connection(self, statement_timeout: bool = True) -> Connection:
@@ -397,6 +400,10 @@ class PostgresStore(BindingsSqlStore):
                 conn = call.conn = self._reconnect(call.deadline)
                 self._retrying = True
                 continue
+            except psycopg.Error as exc:  # from outside _execute: a COMMIT refused, for one
+                self._watchdog.disarm(call)
+                self._release(conn, reusable=not call.cut)
+                raise StoreError(f"PostgreSQL at {self.where}: {_text(exc)}") from exc
             except BaseException:
                 self._watchdog.disarm(call)
                 self._release(conn, reusable=not call.cut)

@@ -4,7 +4,7 @@ Backends supply a handful of hooks (``_q``, ``_x``, ``_xmany``, ``_txn``, ``_run
 SQL here is written with ``?`` placeholders and the common subset of SQLite and
 PostgreSQL. Bindings, pools and policies live in :mod:`hss_store.sql_bindings`.
 
-SQN durability (TS 33.102 Annex C, and the brief): a vector is computed only after the
+SQN durability (TS 33.102 Annex C.1.2: never issue a SQN twice): a vector is computed only after the
 conditional ``UPDATE subscriber SET sqn = new WHERE impi = ? AND sqn = old`` has
 committed. If the process dies after that commit, the SQNs are skipped, never reissued;
 if two writers race, the loser's update matches no row and it starts again from the

@@ -54,7 +54,7 @@ def after_resync(sqn_he: int, sqn_ms: int, ind_bits: int = IND_BITS) -> int:
 
     SQN_MS is the highest SQN the USIM accepted (Annex C.2.1). The next vector must have a
     SEQ above SEQ_MS, so SEQ_HE moves up to SEQ_MS when it is behind. It never moves down:
-    going back would hand out a SQN already issued, which the brief forbids.
+    going back would hand out a SQN already issued, which the HE must never do (Annex C.1.2).
     """
     seq_he, ind_he = split(sqn_he, ind_bits)
     seq_ms, _ = split(sqn_ms, ind_bits)

@@ -14,7 +14,7 @@ from hss_store import open_store
 from hss_store.allocation import AllocationPolicy
 from hss_store.errors import InvalidRequest, StoreError, StoreUnavailable
 from hss_store.pgserver import DEFAULT_BINDIR, TemporaryPostgres, free_port
-from hss_store.postgres_store import PostgresStore, describe_url
+from hss_store.postgres_store import NOTIFY_CHANNEL, PostgresStore, describe_url
 from hss_store.records import PrimaryDatabase, Subscriber
 
 IMPI = "alice@ims.example.net"
@@ -289,3 +289,19 @@ def test_timeout_option_is_checked(postgres_url):
         PostgresStore(postgres_url, timeout=0)
     with pytest.raises(InvalidRequest, match="max_connections"):
         PostgresStore(postgres_url, max_connections=0)
+
+
+def test_a_revocation_notifies_listeners(postgres_url):
+    """NOTIFY cxgw_bindings, payload the event id, delivered when the revocation commits."""
+    import psycopg
+
+    store = PostgresStore(postgres_url)
+    store.set_policy(AllocationPolicy("inbound", "random", "m-{random}@p.example", "sip:m-{random}@p.example"))
+    binding = store.allocate_inbound(PrimaryDatabase("primary.example"), "a@primary.example", "sip:a@primary.example")
+    with psycopg.connect(postgres_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        store.revoke_inbound(binding.inbound_impi)
+        notes = list(listener.notifies(timeout=10, stop_after=1))  # liveness bound; it is there already
+    assert [(n.channel, int(n.payload)) for n in notes] == [(NOTIFY_CHANNEL, store.last_binding_event_id())]
+    assert store.binding_events_since(int(notes[0].payload) - 1)[0].event == "revoked"
+    store.close()
