@@ -446,6 +446,8 @@ def _vector_count(count: int, max_count: int) -> int:
 def _resolve_scheme(impi: str, scheme: str, stored: str) -> str:
     """The scheme to answer with, as provisioned: "Unknown" means the subscriber's default
     (its first, TS 29.229 §6.3.9); any other must be allowed (compared without case)."""
+    if not isinstance(scheme, str):
+        raise InvalidRequest(f"SIP-Authentication-Scheme {scheme!r} must be a string (\"Unknown\" lets the HSS choose)")
     schemes = stored.split(",")
     if scheme.casefold() == SCHEME_UNKNOWN.casefold():
         used = schemes[0]

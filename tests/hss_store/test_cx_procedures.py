@@ -144,6 +144,12 @@ def test_mar_bad_count_or_cap(store, count, max_count):
         store.multimedia_auth(IMPI, None, SCHEME_AKA_V1, count, max_count=max_count)
 
 
+def test_mar_scheme_must_be_a_string(store):
+    add_alice(store)
+    with pytest.raises(InvalidRequest, match="SIP-Authentication-Scheme"):
+        store.multimedia_auth(IMPI, None, None, 1)
+
+
 def test_mar_resync_with_auts_from_the_usim(store):
     add_alice(store)
     usim = Usim()
