@@ -1,0 +1,225 @@
+"""Cx (TS 29.228, TS 29.229) as the applications use it: codes, what they read from a
+request, and the answers they build. No I/O, no store: tests drive it without a reactor.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from cx_codec import Message, answer_for
+from cx_codec.build import avp_bytes
+from hss_store.aka import AkaVector
+
+CX = 16777216  # TS 29.229 §6.1: the Cx application
+VENDOR_3GPP = 10415
+
+# AVP keys (code, vendor) the translation touches on the wire
+SESSION_ID = (263, 0)
+USER_NAME = (1, 0)
+ORIGIN_HOST = (264, 0)
+ORIGIN_REALM = (296, 0)
+DESTINATION_HOST = (293, 0)
+DESTINATION_REALM = (283, 0)
+ROUTE_RECORD = (282, 0)
+PUBLIC_IDENTITY = (601, VENDOR_3GPP)
+SERVER_NAME = (602, VENDOR_3GPP)
+
+
+class Command(IntEnum):
+    """TS 29.229 §6.1 command codes."""
+
+    UAR = 300
+    SAR = 301
+    LIR = 302
+    MAR = 303
+    RTR = 304
+    PPR = 305
+
+
+class CxResult(IntEnum):
+    """Experimental-Result-Code values of TS 29.229 §6.2 (vendor 10415): not the base
+    protocol's Result-Code, whose numbers mean other things."""
+
+    FIRST_REGISTRATION = 2001
+    SUBSEQUENT_REGISTRATION = 2002
+    UNREGISTERED_SERVICE = 2003
+    SUCCESS_SERVER_NAME_NOT_STORED = 2004
+    ERROR_USER_UNKNOWN = 5001
+    ERROR_IDENTITIES_DONT_MATCH = 5002
+    ERROR_IDENTITY_NOT_REGISTERED = 5003
+    ERROR_ROAMING_NOT_ALLOWED = 5004
+    ERROR_IDENTITY_ALREADY_REGISTERED = 5005
+    ERROR_AUTH_SCHEME_NOT_SUPPORTED = 5006
+    ERROR_IN_ASSIGNMENT_TYPE = 5007
+    ERROR_TOO_MUCH_DATA = 5008
+    ERROR_NOT_SUPPORTED_USER_DATA = 5009
+    ERROR_FEATURE_UNSUPPORTED = 5011
+
+
+# TS 29.229 §6.3.9: schemes whose credentials bind the user name (HA1 = MD5(user:realm:
+# password)): they cannot survive a translation of the user name, unlike IMS-AKA, whose
+# RAND, AUTN, XRES, CK and IK depend on K and SQN only.
+DIGEST_SCHEMES = frozenset(
+    scheme.casefold()
+    for scheme in ("SIP Digest", "Digest-MD5", "Digest", "HTTP_DIGEST_MD5", "NASS-Bundled", "Early-IMS-Security", "Early-IMS")
+)
+UNKNOWN_SCHEME = "Unknown"  # TS 29.229 §6.3.9: the HSS picks the subscriber's scheme
+
+
+def is_digest(scheme: str) -> bool:
+    return scheme.casefold() in DIGEST_SCHEMES
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """What a MAR asks (TS 29.229 §6.1.7, TS 29.228 §6.3.1)."""
+
+    impi: str
+    impu: str
+    scheme: str
+    count: int
+    rand_auts: bytes | None  # SIP-Authorization of a re-synchronisation: RAND || AUTS
+    server_name: str
+
+
+def auth_request(message: Message) -> AuthRequest:
+    """The fields of a strictly decoded MAR (its grammar guarantees each one is there)."""
+    item = message.find("SIP-Auth-Data-Item")
+    scheme = str(item.get("SIP-Authentication-Scheme", UNKNOWN_SCHEME)) if item is not None else UNKNOWN_SCHEME
+    authorization = item.get("SIP-Authorization") if item is not None else None
+    return AuthRequest(
+        impi=str(message["User-Name"]),
+        impu=str(message["Public-Identity"]),
+        scheme=scheme,
+        count=int(message.get("SIP-Number-Auth-Items", 1)),  # type: ignore[call-overload]
+        rand_auts=bytes(authorization) if authorization else None,  # type: ignore[arg-type]
+        server_name=str(message.get("Server-Name", "")),
+    )
+
+
+def identities(message: Message) -> tuple[str | None, list[str]]:
+    """User-Name and the Public-Identity values of a request (SAR may carry several)."""
+    user = message.get("User-Name")
+    return (str(user) if user is not None else None), [str(avp.value) for avp in message.find_all("Public-Identity")]
+
+
+# -- answers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """Who answers: the Origin-Host and Origin-Realm of this node."""
+
+    host: str
+    realm: str
+
+
+def multimedia_auth_answer(
+    request: Message, local: Local, impi: str, impu: str, scheme: str, vectors: Sequence[AkaVector]
+) -> bytes:
+    """MAA with one SIP-Auth-Data-Item per vector (TS 29.229 §6.3.13: RAND || AUTN in
+    SIP-Authenticate, XRES in SIP-Authorization, CK and IK), echoing the identities the
+    S-CSCF stores them under."""
+    items = [
+        {
+            "sip_item_number": vector.sip_item_number,
+            "sip_authentication_scheme": scheme,
+            "sip_authenticate": vector.sip_authenticate,
+            "sip_authorization": vector.xres,
+            "confidentiality_key": vector.ck,
+            "integrity_key": vector.ik,
+        }
+        for vector in vectors
+    ]
+    return answer_for(
+        request, origin_host=local.host, origin_realm=local.realm, result_code=2001,
+        user_name=impi, public_identity=impu, sip_number_auth_items=len(items), sip_auth_data_item=items,
+    ).encode()
+
+
+def experimental_answer(request: Message, local: Local, code: int, message: str | None = None) -> bytes:
+    """An answer with Experimental-Result (vendor 10415), echoing User-Name and
+    Public-Identity where the answer grammar has them: Kamailio reads User-Name before
+    the result (docs/interop.md)."""
+    fields: dict[str, object] = {}
+    user, impus = identities(request)
+    grammar_fields = _answer_fields(request)
+    if user is not None and "user_name" in grammar_fields:
+        fields["user_name"] = user
+    if impus and "public_identity" in grammar_fields:
+        fields["public_identity"] = impus[0]
+    if message and "error_message" in grammar_fields:
+        fields["error_message"] = message[:200]
+    return answer_for(
+        request, origin_host=local.host, origin_realm=local.realm,
+        experimental_result=(VENDOR_3GPP, int(code)), **fields,
+    ).encode()
+
+
+def _answer_fields(request: Message) -> frozenset[str]:
+    from cx_codec.build import _fields
+
+    grammar = request.dictionary.grammar_for(request.command_code, request.application_id, False)
+    return frozenset(_fields(grammar)) if grammar is not None else frozenset()
+
+
+def server_assignment_answer(request: Message, local: Local, impi: str, impus: Sequence[str], with_profile: bool) -> bytes:
+    """SAA 2001 (TS 29.229 §6.1.4) with an IMS user profile in User-Data where the
+    assignment asks for one (TS 29.228 §6.1.2: registration types without
+    USER_DATA_ALREADY_AVAILABLE)."""
+    fields: dict[str, object] = {"user_name": impi}
+    if with_profile:
+        fields["user_data"] = ims_subscription(impi, impus)
+    return answer_for(request, origin_host=local.host, origin_realm=local.realm, result_code=2001, **fields).encode()
+
+
+def user_authorization_answer(request: Message, local: Local, code: int, server_name: str | None) -> bytes:
+    """UAA (TS 29.229 §6.1.2) with Experimental-Result FIRST/SUBSEQUENT_REGISTRATION and
+    the S-CSCF's name where one is assigned."""
+    fields: dict[str, object] = {}
+    if server_name:
+        fields["server_name"] = server_name
+    return answer_for(
+        request, origin_host=local.host, origin_realm=local.realm,
+        experimental_result=(VENDOR_3GPP, int(code)), **fields,
+    ).encode()
+
+
+def location_info_answer(request: Message, local: Local, server_name: str | None) -> bytes:
+    """LIA (TS 29.229 §6.1.6): the S-CSCF serving the user, or 5003 when none is."""
+    if not server_name:
+        return experimental_answer(request, local, CxResult.ERROR_IDENTITY_NOT_REGISTERED)
+    return answer_for(
+        request, origin_host=local.host, origin_realm=local.realm, result_code=2001, server_name=server_name
+    ).encode()
+
+
+def ims_subscription(impi: str, impus: Sequence[str]) -> bytes:
+    """A minimal IMS user profile (TS 29.228 Annex E, the CxDataType schema): the private
+    identity and one service profile with every public identity, barring off."""
+    public = "".join(
+        f"<PublicIdentity><BarringIndication>0</BarringIndication><Identity>{_xml(impu)}</Identity></PublicIdentity>"
+        for impu in impus
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><IMSSubscription>'
+        f"<PrivateID>{_xml(impi)}</PrivateID><ServiceProfile>{public}</ServiceProfile>"
+        "</IMSSubscription>"
+    ).encode()
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def encoded(name: str, value: object) -> bytes:
+    """One AVP as bytes, flags from the dictionary (for translation's insertions)."""
+    return avp_bytes(name, value)
+
+
+def nonce(vector: AkaVector) -> str:
+    """What an S-CSCF puts in the 401's nonce: base64(RAND || AUTN) (RFC 3310 §3.2)."""
+    return base64.b64encode(vector.sip_authenticate).decode()

@@ -1,0 +1,50 @@
+"""The node's one Cx application: each request goes to the role that serves the peer it
+came from. A partner gateway's requests go to the `primary` role; any other peer's (the
+partner's S-CSCFs, or a plain IMS core's) to the `partner` role, else to the `hss` role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+
+from cx_codec import Message
+from cx_codec.errors import ResultCode
+from gateway.applications.cx import Local
+from gateway.applications.hss import HssApplication, failure_answer
+from gateway.applications.partner import PartnerApplication
+from gateway.applications.primary import PrimaryApplication
+
+
+class CxService:
+    def __init__(
+        self,
+        local: Local,
+        *,
+        hss: HssApplication | None = None,
+        partner: PartnerApplication | None = None,
+        primary: PrimaryApplication | None = None,
+    ) -> None:
+        self.local = local
+        self.hss, self.partner, self.primary = hss, partner, primary
+        self.others = partner or hss  # the role of every peer that is not a partner gateway
+
+    def handle_message(self, message: Message, peer: Any) -> Deferred[bytes]:
+        if self.primary is not None and self.primary.serves(peer):
+            return self.primary.handle_message(message, peer)
+        if self.others is None:
+            return succeed(failure_answer(
+                message, self.local, ResultCode.DIAMETER_APPLICATION_UNSUPPORTED,
+                f"peer {getattr(peer, 'host', '?')} is not a partner gateway of this primary role",
+            ))
+        return self.others.handle_message(message, peer)
+
+    def outcomes(self) -> dict[tuple[str, str], int]:
+        """Translation outcomes by (role, result), for metrics."""
+        found: dict[tuple[str, str], int] = {}
+        for role, application in (("partner", self.partner), ("primary", self.primary)):
+            if application is not None:
+                for result, count in application.outcomes.items():
+                    found[role, result] = count
+        return found

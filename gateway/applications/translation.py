@@ -1,0 +1,112 @@
+"""Where identities are translated: pure functions on message bytes (TR 23.781 solution 2,
+steps 17-20), driven by tests without a reactor.
+
+A translated request is rewritten in one walk of its top-level AVPs (cx_codec.rewrite):
+User-Name and Public-Identity become the other system's identities, Destination-Realm and
+Destination-Host name where it goes and, with topology hiding (on by default on the
+inter-operator leg), Session-Id, Origin-Host and Origin-Realm become the gateway's own and
+Route-Records are dropped, so that neither operator sees the other's internal host names.
+What was replaced is kept in a ``Restore`` and put back on the answer, whoever generated
+it (the other system, or this node's own 3002 for a request that got no answer).
+Everything else passes byte for byte: RAND, AUTN, XRES, CK and IK of the
+SIP-Auth-Data-Items, Proxy-Info, vendors' AVPs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cx_codec.commands import new_session_id
+from cx_codec.rewrite import rewrite, top_level
+from gateway.applications.cx import (
+    DESTINATION_HOST,
+    DESTINATION_REALM,
+    ORIGIN_HOST,
+    ORIGIN_REALM,
+    PUBLIC_IDENTITY,
+    ROUTE_RECORD,
+    SERVER_NAME,
+    SESSION_ID,
+    USER_NAME,
+    Local,
+    encoded,
+)
+
+_REMOVE_ROUTE_RECORDS = frozenset({ROUTE_RECORD})
+_SESSION = frozenset({SESSION_ID})
+
+
+@dataclass(frozen=True, slots=True)
+class Identities:
+    """A private and a public identity (IMPI, IMPU)."""
+
+    impi: str
+    impu: str
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a translated request goes: a realm, and a host when one is named."""
+
+    realm: str
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """What the answer must carry again on the way back: the identities and the
+    Session-Id the requester sent."""
+
+    identities: Identities
+    session_id: bytes | None  # None: the Session-Id was not replaced
+
+
+def translate_request(
+    request: bytes, to: Identities, destination: Destination | None, local: Local, *, hide_topology: bool
+) -> bytes:
+    """The request with ``to``'s identities, for ``destination`` (None: as it was);
+    with topology hiding, from this node (Origin-Host/Realm, a Session-Id of ours, a
+    Server-Name naming this node, no Route-Record)."""
+    values: dict[tuple[int, int], bytes] = {USER_NAME: to.impi.encode(), PUBLIC_IDENTITY: to.impu.encode()}
+    absent: dict[tuple[int, int], bytes] = {}
+    remove: frozenset[tuple[int, int]] = frozenset()
+    if destination is not None:
+        values[DESTINATION_REALM] = destination.realm.encode()
+        if destination.host is not None:
+            values[DESTINATION_HOST] = destination.host.encode()
+            absent[DESTINATION_HOST] = encoded("Destination-Host", destination.host)
+        else:
+            remove = frozenset({DESTINATION_HOST})
+    if hide_topology:
+        values[SESSION_ID] = new_session_id(local.host).encode()
+        values[ORIGIN_HOST] = local.host.encode()
+        values[ORIGIN_REALM] = local.realm.encode()
+        values[SERVER_NAME] = f"sip:{local.host}".encode()
+        remove = remove | _REMOVE_ROUTE_RECORDS
+    return rewrite(request, values, optional=(SERVER_NAME, PUBLIC_IDENTITY), absent=absent, remove=remove)
+
+
+def restore_of(request: bytes, original: Identities, hide_topology: bool) -> Restore:
+    """What to put back on the answer of ``request`` (before it was translated)."""
+    session_id = top_level(request, _SESSION, complete=False).get(SESSION_ID, [None])[0] if hide_topology else None
+    return Restore(original, session_id)
+
+
+def translate_answer(answer: bytes, restore: Restore, local: Local, *, hide_topology: bool) -> bytes:
+    """The answer with the requester's identities (added where the answer lacked them:
+    Kamailio reads User-Name before the result, docs/interop.md) and Session-Id; with
+    topology hiding, from this node. SIP-Auth-Data-Items and results untouched."""
+    who = restore.identities
+    values: dict[tuple[int, int], bytes] = {USER_NAME: who.impi.encode(), PUBLIC_IDENTITY: who.impu.encode()}
+    absent = {
+        USER_NAME: encoded("User-Name", who.impi),
+        PUBLIC_IDENTITY: encoded("Public-Identity", who.impu),
+    }
+    remove: frozenset[tuple[int, int]] = frozenset()
+    if restore.session_id is not None:
+        values[SESSION_ID] = restore.session_id
+    if hide_topology:
+        values[ORIGIN_HOST] = local.host.encode()
+        values[ORIGIN_REALM] = local.realm.encode()
+        remove = _REMOVE_ROUTE_RECORDS
+    return rewrite(answer, values, optional=(SESSION_ID, ORIGIN_HOST, ORIGIN_REALM), absent=absent, remove=remove)

@@ -1,0 +1,236 @@
+"""The migration's steps 16-21 over loopback: an S-CSCF (a raw peer) -> the partner core
+(partner role) -> the primary core (primary + hss roles), each with its own SQLite store
+provisioned as an operator would (TR 23.781 steps 4-6 and 9-11).
+
+Every MAA's vectors are checked by a software ISIM holding the subscriber's K and OPc
+(MAC-A, SQN freshness, RES = XRES, CK, IK), and the bytes on each leg are checked: no
+primary identity reaches the S-CSCF's connection, no inbound identity reaches the primary.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from cx_codec import decode
+from cx_codec.commands import MultimediaAuthRequest, new_session_id
+from gateway.applications.cx import Local
+from gateway.applications.hss import HssApplication
+from gateway.applications.partner import PartnerApplication
+from gateway.applications.primary import PrimaryApplication
+from gateway.applications.service import CxService
+from gateway.applications.storage import StoreAccess
+from gateway.settings import PeerSettings
+from gateway.testing.diamtest import CX, Net, header_of, route, wait_for
+from gateway.testing.isim import Isim
+from hss_store import open_store
+from hss_store.allocation import AllocationPolicy
+from hss_store.records import Agreement, PrimaryDatabase, Subscriber
+
+K = bytes.fromhex("465b5ce8b199b49faa5f0a2ee238a6bc")
+OPC = bytes.fromhex("cd63cb71954a9f4e48a5994e37a02baf")
+PRIMARY, PARTNER = "primary.example", "partner.example"
+PRIMARY_GW, PARTNER_GW, SCSCF = "gw.primary.example", "gw.partner.example", "scscf.partner.example"
+REAL_IMPI, REAL_IMPU = "alice@primary.example", "sip:alice@primary.example"
+AKA = "Digest-AKAv1-MD5"
+
+
+class Cores:
+    """Both cores, provisioned: alice in the primary, outbound identities for partner-a,
+    inbound identities in the partner bound to them."""
+
+    def __init__(self, net: Net, tmp_path) -> None:
+        self.net = net
+        self.primary_store = open_store(str(tmp_path / "primary.sqlite"))
+        self.partner_store = open_store(str(tmp_path / "partner.sqlite"))
+        primary, partner = self.primary_store, self.partner_store
+        primary.add_subscriber(Subscriber.new(REAL_IMPI, [REAL_IMPU], K, opc=OPC))
+        primary.add_agreement(Agreement("partner-a", "all"))
+        primary.set_policy(AllocationPolicy("outbound", impi_pattern="out-<random>@primary.example",
+                                            impu_pattern="sip:out-<random>@primary.example"))
+        partner.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
+                                            impu_pattern="sip:mig-<random>@partner.example"))
+        self.outbound = primary.allocate_outbound(REAL_IMPI, REAL_IMPU, "partner-a")
+        self.inbound = partner.allocate_inbound(
+            PrimaryDatabase(PRIMARY, PRIMARY_GW), self.outbound.outbound_impi, self.outbound.outbound_impu
+        )
+        # the primary core: primary + hss in one process, the HSS in-process
+        self.primary = net.node(PRIMARY_GW, PRIMARY, peers=[PeerSettings(PARTNER_GW, PARTNER, connect=False)])
+        access = StoreAccess(primary, reactor)
+        local = Local(PRIMARY_GW, PRIMARY)
+        self.hss = HssApplication(access, local, max_vectors=5)
+        self.primary_role = PrimaryApplication(access, local, {PARTNER_GW: "partner-a"}, hss=self.hss)
+        self.primary.applications[CX] = CxService(local, hss=self.hss, primary=self.primary_role)
+        # the partner core
+        self.partner = net.node(
+            PARTNER_GW, PARTNER,
+            peers=[PeerSettings(SCSCF, PARTNER, connect=False),
+                   PeerSettings(PRIMARY_GW, PRIMARY, "127.0.0.1", net.ports[PRIMARY_GW])],
+            routes=[route(PRIMARY, PRIMARY_GW)],
+        )
+        partner_local = Local(PARTNER_GW, PARTNER)
+        self.partner_role = PartnerApplication(StoreAccess(partner, reactor), partner_local, self.partner.send_request)
+        self.partner.applications[CX] = CxService(partner_local, partner=self.partner_role)
+        # what the primary receives from the partner, for the checks on the wire
+        self.primary_leg: list[bytes] = []
+        receive = self.primary.receive
+        self.primary.receive = lambda connection, data: (self.primary_leg.append(data), receive(connection, data))[1]
+
+    def scscf(self):
+        return self.net.raw_peer(self.net.ports[PARTNER_GW], host=SCSCF, realm=PARTNER)
+
+    def close(self) -> None:
+        self.primary_store.close()
+        self.partner_store.close()
+
+
+@pytest.fixture
+def cores(tmp_path):
+    net = Net()
+    built = Cores(net, tmp_path)
+    yield built
+    pytest_twisted.blockon(net.stop())
+    built.close()
+
+
+def _mar(cores: Cores, hop: int, *, impi: str | None = None, impu: str | None = None, scheme: str = AKA,
+         authorization: bytes | None = None, count: int = 1) -> bytes:
+    """The MAR Kamailio's S-CSCF sends at a registration (to its own realm, no Destination-Host)."""
+    item: dict[str, object] = {"sip_authentication_scheme": scheme}
+    if authorization is not None:
+        item["sip_authorization"] = authorization
+    return MultimediaAuthRequest(
+        hop_by_hop=hop, end_to_end=hop, session_id=new_session_id(SCSCF), origin_host=SCSCF, origin_realm=PARTNER,
+        destination_realm=PARTNER, user_name=impi or cores.inbound.inbound_impi,
+        public_identity=impu or cores.inbound.inbound_impu, sip_auth_data_item=item, sip_number_auth_items=count,
+        server_name="sip:scscf.partner.example:6060",
+    ).encode()
+
+
+def _vectors(answer):
+    items = answer.find_all("SIP-Auth-Data-Item")
+    return [tuple(bytes(item.get(name)) for name in ("SIP-Authenticate", "SIP-Authorization", "Confidentiality-Key",
+                                                     "Integrity-Key")) for item in items]
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_migrated_user_gets_vectors_its_isim_accepts_with_the_inbound_identities(cores):
+    yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
+    scscf = yield cores.scscf()
+    scscf.send(_mar(cores, 1, count=3))
+    answer = yield scscf.next()
+    raw = scscf.messages[-1]
+    answer = decode(raw)  # strictly: what the S-CSCF gets is valid Cx
+    assert answer.result_code == 2001 and header_of(raw)[3] == 1
+    assert answer["User-Name"] == cores.inbound.inbound_impi  # step 20: the inbound identities again
+    assert answer["Public-Identity"] == cores.inbound.inbound_impu
+    assert answer["Origin-Host"] == PARTNER_GW
+    isim = Isim(K, OPC)
+    vectors = _vectors(answer)
+    assert len(vectors) == 3
+    for authenticate, xres, ck, ik in vectors:
+        response = isim.challenge(authenticate[:16], authenticate[16:])
+        assert response.result == "ok"
+        assert (response.res, response.ck, response.ik) == (xres, ck, ik)  # IMS-AKA survives translation
+    # on the wire: no primary identity towards the S-CSCF, no inbound one towards the primary
+    towards_scscf = b"".join(scscf.messages)
+    for secret in (cores.outbound.outbound_impi, cores.outbound.outbound_impu, REAL_IMPI, REAL_IMPU, PRIMARY_GW):
+        assert secret.encode() not in towards_scscf, secret
+    towards_primary = b"".join(cores.primary_leg)
+    for secret in (cores.inbound.inbound_impi, cores.inbound.inbound_impu, SCSCF):
+        assert secret.encode() not in towards_primary, secret
+
+
+@pytest_twisted.inlineCallbacks
+def test_resynchronisation_goes_through_both_gateways(cores):
+    yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
+    scscf = yield cores.scscf()
+    isim = Isim(K, OPC)
+    isim.advance(1000)  # the card has seen SQNs the HSS has not issued
+    scscf.send(_mar(cores, 1))
+    first = decode((yield scscf.next()) and scscf.messages[-1])
+    authenticate = _vectors(first)[0][0]
+    response = isim.challenge(authenticate[:16], authenticate[16:])
+    assert response.result == "synch failure"
+    scscf.send(_mar(cores, 2, authorization=authenticate[:16] + response.auts))
+    yield scscf.next()
+    second = decode(scscf.messages[-1])
+    assert second.result_code == 2001
+    authenticate, xres, _, _ = _vectors(second)[0]
+    assert isim.challenge(authenticate[:16], authenticate[16:]).res == xres
+
+
+@pytest.mark.parametrize("case", ["unknown inbound", "revoked", "other partner's user", "no agreement", "impu not bound"])
+@pytest_twisted.inlineCallbacks
+def test_users_the_chain_must_not_serve_get_5001_or_5002_with_the_inbound_identities(cores, case):
+    yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
+    impi, impu, expected = cores.inbound.inbound_impi, cores.inbound.inbound_impu, 5001
+    if case == "unknown inbound":
+        impi, impu = "mig-nobody@partner.example", "sip:mig-nobody@partner.example"
+    elif case == "revoked":
+        cores.partner_store.revoke_inbound(impi)
+    elif case == "other partner's user":
+        cores.primary_role.partners[PARTNER_GW.lower()] = "partner-b"  # the binding is partner-a's
+        cores.primary_store.add_agreement(Agreement("partner-b", "all"))
+    elif case == "no agreement":
+        cores.primary_store.revoke_outbound(cores.outbound.outbound_impi)
+        cores.primary_store.remove_agreement(Agreement("partner-a", "all"))
+        inbound = cores.partner_store.allocate_inbound(PrimaryDatabase(PRIMARY, PRIMARY_GW), REAL_IMPI, REAL_IMPU)
+        impi, impu = inbound.inbound_impi, inbound.inbound_impu
+    else:
+        impu, expected = "sip:someone-else@partner.example", 5002
+    scscf = yield cores.scscf()
+    scscf.send(_mar(cores, 7, impi=impi, impu=impu))
+    yield scscf.next()
+    answer = decode(scscf.messages[-1])
+    assert answer.find("Experimental-Result").get("Experimental-Result-Code") == expected
+    assert answer["User-Name"] == impi and answer.find_all("SIP-Auth-Data-Item") == []
+    assert REAL_IMPI.encode() not in scscf.messages[-1]
+
+
+@pytest_twisted.inlineCallbacks
+def test_refusals_at_the_primary_say_nothing_of_why(cores):
+    """An unknown user and another partner's user get the same answer (TS 29.229 5001)."""
+    yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
+    scscf = yield cores.scscf()
+    unknown = cores.partner_store.allocate_inbound(
+        PrimaryDatabase(PRIMARY, PRIMARY_GW), "out-nobody@primary.example", "sip:out-nobody@primary.example"
+    )
+    scscf.send(_mar(cores, 1, impi=unknown.inbound_impi, impu=unknown.inbound_impu))
+    yield scscf.next()
+    cores.primary_role.partners[PARTNER_GW.lower()] = "partner-b"
+    scscf.send(_mar(cores, 2))
+    yield scscf.next()
+    first, second = (decode(raw) for raw in scscf.messages[-2:])
+    assert first.get("Error-Message") == second.get("Error-Message")
+    assert first.find("Experimental-Result") == second.find("Experimental-Result")
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_digest_scheme_is_refused_at_the_partner_and_never_forwarded(cores):
+    yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
+    scscf = yield cores.scscf()
+    before = len(cores.primary_leg)
+    scscf.send(_mar(cores, 3, scheme="SIP Digest"))
+    yield scscf.next()
+    answer = decode(scscf.messages[-1])
+    assert answer.find("Experimental-Result").get("Experimental-Result-Code") == 5006
+    assert answer["User-Name"] == cores.inbound.inbound_impi
+    assert len(cores.primary_leg) == before  # nothing went to the primary
+
+
+@pytest_twisted.inlineCallbacks
+def test_with_the_primary_core_down_the_scscf_gets_a_server_error_at_once(cores):
+    yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
+    yield cores.primary.stop()
+    yield wait_for(lambda: not cores.partner.peers[PRIMARY_GW].available, what="the interconnect down")
+    scscf = yield cores.scscf()
+    scscf.send(_mar(cores, 4))
+    yield scscf.next()
+    raw = scscf.messages[-1]
+    answer = decode(raw)
+    assert answer.result_code == 3002  # DIAMETER_UNABLE_TO_DELIVER, from the partner gateway
+    # with the inbound User-Name: Kamailio reports a server error, not "identity not found"
+    assert answer["User-Name"] == cores.inbound.inbound_impi
+    assert cores.outbound.outbound_impi.encode() not in raw
