@@ -7,11 +7,17 @@ Every rule is checked and every broken one reported, all together, in one
 
 Array indexes in key paths count from 0, in file order (``peers[0]`` is the first
 ``[[peers]]``). Unknown keys are errors too (a typo must not silently fall back to a
-default). Relative TLS file paths are resolved against the directory of the file.
+default). Relative TLS file paths and SQLite store paths are resolved against the
+directory of the file.
 
 Sections (``gateway/examples/*.toml`` shows them all): ``[node]``, ``[[listen]]``,
 ``[tls]``, ``[timers]``, ``[limits]``, ``[[peers]]``, ``[unknown_peers]``, ``[[routes]]``,
-``[metrics]``, ``[logging]``. :func:`diff` compares two configurations for a reload
+``[metrics]``, ``[logging]``, and for the Cx roles (``node.role``: ``"relay"`` alone, or
+one or several of ``"hss"``, ``"partner"``, ``"primary"``) ``[store]``, ``[hss]``,
+``[partner]``, ``[primary]`` with ``[[primary.partners]]``. ``GatewayConfig.store`` is set
+whenever a Cx role runs (the embedded SQLite file ``cxgw.sqlite`` next to the configuration
+when ``[store]`` is absent); ``hss``, ``partner`` and ``primary`` are set exactly when
+``node.roles`` holds that role. :func:`diff` compares two configurations for a reload
 (SIGHUP): which peers and routes were added, removed or changed.
 """
 
@@ -19,19 +25,26 @@ from gateway.config.checks import is_diameter_identity
 from gateway.config.load import ConfigDiff, diff, load_config, parse_config
 from gateway.config.schema import (
     APPLICATIONS,
+    CX_ROLES,
     DIAMETER_PORT,
     DIAMETER_TLS_PORT,
+    ROLES,
     Application,
     ConfigError,
     GatewayConfig,
+    HssConfig,
     LimitsConfig,
     ListenConfig,
     LoggingConfig,
     MetricsConfig,
     NodeConfig,
+    PartnerConfig,
+    PartnerPeerConfig,
     PeerConfig,
+    PrimaryConfig,
     RouteConfig,
     RouteTargetConfig,
+    StoreConfig,
     TimersConfig,
     TlsConfig,
     UnknownPeersConfig,
@@ -40,20 +53,27 @@ from gateway.config.schema import (
 
 __all__ = [
     "APPLICATIONS",
+    "CX_ROLES",
     "DIAMETER_PORT",
     "DIAMETER_TLS_PORT",
+    "ROLES",
     "Application",
     "ConfigDiff",
     "ConfigError",
     "GatewayConfig",
+    "HssConfig",
     "LimitsConfig",
     "ListenConfig",
     "LoggingConfig",
     "MetricsConfig",
     "NodeConfig",
+    "PartnerConfig",
+    "PartnerPeerConfig",
     "PeerConfig",
+    "PrimaryConfig",
     "RouteConfig",
     "RouteTargetConfig",
+    "StoreConfig",
     "TimersConfig",
     "TlsConfig",
     "UnknownPeersConfig",

@@ -16,6 +16,7 @@ from typing import Any
 from gateway.config.schema import (
     APPLICATIONS,
     DEFAULT_ROUTE_REALM,
+    POSTGRES_SCHEMES,
     UINT32_MAX,
     Application,
     RouteTargetConfig,
@@ -32,6 +33,7 @@ MISSING: Any = object()  # "this key is required"
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 # RFC 6733 §4.3.1 DiameterIdentity: an FQDN (a single label such as "localhost" is allowed).
 _IDENTITY = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+_TOKEN = re.compile(r"[A-Za-z0-9._-]+")  # a partner_id as hss_store keeps it
 _TYPE_NAMES = {
     bool: "a boolean",
     int: "an integer",
@@ -47,16 +49,16 @@ def is_diameter_identity(value: str) -> bool:
     return len(value) <= 255 and _IDENTITY.fullmatch(value) is not None
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A value as it would be written in TOML, shortened."""
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
         text = json.dumps(value, ensure_ascii=False)
     elif isinstance(value, list):
-        text = "[" + ", ".join(_show(v) for v in value) + "]"
+        text = "[" + ", ".join(show(v) for v in value) + "]"
     elif isinstance(value, dict):
-        text = "{ " + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + " }"
+        text = "{ " + ", ".join(f"{k} = {show(v)}" for k, v in value.items()) + " }"
     else:
         text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -82,7 +84,7 @@ class Checker:
         self.errors.append(f"{self.source}: {text}")
 
     def bad(self, path: str, value: Any, problem: str, fix: str) -> None:
-        self.error(f"{path} = {_show(value)} {problem}; {fix}")
+        self.error(f"{path} = {show(value)} {problem}; {fix}")
 
     def missing(self, path: str, fix: str) -> None:
         self.error(f"{path} is missing; {fix}")
@@ -318,6 +320,35 @@ class Checker:
                 self.wrong_type(path, value, f"{known} or an Application-Id")
         return app
 
+    def one_of_item(self, path: str, value: Any, choices: Iterable[str]) -> str | None:
+        """A string among ``choices`` (case-insensitive), with a "did you mean" for a typo."""
+        choices = tuple(choices)
+        options = ", ".join(f'"{c}"' for c in choices)
+        if not isinstance(value, str):
+            self.wrong_type(path, value, f"one of {options}")
+            return None
+        if value.lower() in choices:
+            return value.lower()
+        close = difflib.get_close_matches(value.lower(), choices, n=1)
+        hint = f'did you mean "{close[0]}"? ({options})' if close else f"use one of {options}"
+        self.bad(path, value, "is not supported", hint)
+        return None
+
+    def token_item(self, path: str, value: Any, example: str) -> str | None:
+        """An identifier of letters, digits, '.', '_' and '-' (no spaces, not empty)."""
+        if not isinstance(value, str):
+            self.wrong_type(path, value, f'a name in quotes such as "{example}"')
+            return None
+        if _TOKEN.fullmatch(value) is None or len(value) > 255:
+            self.bad(
+                path,
+                value,
+                "is not a valid name",
+                f"use letters, digits, '.', '_' and '-' only, such as \"{example}\"",
+            )
+            return None
+        return value
+
     def route_target_item(self, path: str, value: Any) -> RouteTargetConfig | None:
         if isinstance(value, str):  # shorthand: peers = ["hss.b.net"]
             value = {"host": value}
@@ -390,6 +421,46 @@ class Checker:
                 min_items=1,
             )
         return tuple(p for p in paths if p is not None)
+
+    def store_target(self, path: str, value: Any, base: Path) -> str | None:
+        """A PostgreSQL URL as is, or an SQLite file whose directory exists (resolved)."""
+        if not isinstance(value, str):
+            self.wrong_type(path, value, 'a file path or a "postgresql://..." URL in quotes')
+            return None
+        if not value.strip():
+            self.bad(
+                path, value, "is empty", 'use a file such as "cxgw.sqlite" or a postgresql:// URL'
+            )
+            return None
+        if value.startswith(POSTGRES_SCHEMES):
+            return value
+        if "://" in value:
+            self.bad(
+                path,
+                value,
+                "is a URL of a kind the store does not open",
+                'use "postgresql://user@host/dbname" or the path of an SQLite file',
+            )
+            return None
+        resolved = (base / value).resolve() if not os.path.isabs(value) else Path(value)
+        if resolved.is_dir():
+            self.bad(
+                path,
+                value,
+                f"is a directory ({resolved})",
+                f'name an SQLite file in it, such as "{Path(value) / "cxgw.sqlite"}"',
+            )
+            return None
+        if not resolved.parent.is_dir():
+            self.bad(
+                path,
+                value,
+                f"is in a directory that does not exist ({resolved.parent})",
+                "create the directory or fix the path (relative paths start at the config "
+                "file; the file itself is created)",
+            )
+            return None
+        return str(resolved)
 
     def pem_item(self, path: str, value: Any, base: Path, kind: str, need: bool) -> Path | None:
         if not isinstance(value, str):

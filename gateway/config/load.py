@@ -69,11 +69,14 @@ class ConfigDiff:
 
     @property
     def restart_required(self) -> tuple[str, ...]:
-        """Changed sections a running node cannot apply (sockets, identity, TLS)."""
+        """Changed sections a running node cannot apply (sockets, identity and roles, TLS,
+        the store and the Cx applications built on it)."""
         return tuple(s for s in self.sections_changed if s in RESTART_SECTIONS)
 
 
-RESTART_SECTIONS = frozenset({"node", "listen", "tls", "metrics"})
+RESTART_SECTIONS = frozenset(
+    {"node", "listen", "tls", "metrics", "store", "hss", "partner", "primary"}
+)
 
 
 def diff(old: GatewayConfig, new: GatewayConfig) -> ConfigDiff:
@@ -96,6 +99,10 @@ def diff(old: GatewayConfig, new: GatewayConfig) -> ConfigDiff:
         "unknown_peers",
         "metrics",
         "logging",
+        "store",
+        "hss",
+        "partner",
+        "primary",
     ):
         before, after = getattr(old, name), getattr(new, name)
         if name == "node":
@@ -121,4 +128,3 @@ def _diff_keyed(
     removed = [value for key, value in old.items() if key not in new]
     changed = [value for key, value in new.items() if key in old and old[key] != value]
     return added, removed, changed
-

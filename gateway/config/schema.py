@@ -14,6 +14,11 @@ METRICS_PORT = 9090  # a Prometheus convention, not a registered port
 TWINIT_MINIMUM = 6  # RFC 3539 §3.4.1: Twinit MUST NOT be set lower than 6 s
 
 ROLES = ("relay", "partner", "primary", "hss")
+CX_ROLES = ("hss", "partner", "primary")  # the roles that serve Cx (TS 29.229) from a SIP database
+STORE_DEFAULT_FILE = "cxgw.sqlite"  # the embedded SQLite store, next to the configuration file
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")  # a [store] target taken as a URL, as is
+MAX_VECTORS_MAX = 32  # SIP-Auth-Data-Items per MAA (TS 29.228 §6.3.1 lets the HSS cap the number)
+STORE_THREADS_MAX = 64
 TRANSPORTS = ("tcp", "tls")
 ROUTE_ACTIONS = ("proxy", "relay", "local")  # RFC 6733 §2.8: local, relay, proxy (no redirect)
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -63,7 +68,7 @@ class NodeConfig:
 
     origin_host: str
     origin_realm: str
-    role: str = "relay"
+    roles: tuple[str, ...] = ("relay",)  # one or several of ROLES; "relay" only alone
     product_name: str = "cxgw"
     vendor_id: int = 0
     firmware_revision: int | None = None
@@ -183,6 +188,59 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """``[store]``: the SIP database of the hss, partner and primary roles (hss_store)."""
+
+    # An SQLite file path (relative paths resolved against the config file's directory, so
+    # absolute here) or a postgresql:// URL, as given.
+    target: str
+    deadline: float = 2.0  # seconds a PostgreSQL call may take; below timers.tx
+    threads: int = 4  # threads calling a PostgreSQL store (1-64)
+
+
+@dataclass(frozen=True, slots=True)
+class HssConfig:
+    """``[hss]``: the primary SIP database's answers (TS 29.228 §6.3)."""
+
+    max_vectors: int = 5  # SIP-Auth-Data-Items per MAA at most (1-32; more asked for is capped)
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerConfig:
+    """``[partner]``: the partner role (HSS of migrated users for the partner's S-CSCFs)."""
+
+    # The forwarded MAR carries this gateway's Origin-Host/Realm and Session-Id, no
+    # Route-Record (RFC 6733 §6.1.9 would otherwise name the partner's S-CSCF).
+    hide_topology: bool = True
+    revocation_poll: float = 1.0  # seconds between looks at the store's binding change log
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerPeerConfig:
+    """One ``[[primary.partners]]``: a partner gateway peer and its hss_store partner_id."""
+
+    host: str  # the peer's Diameter identity (Origin-Host, RFC 6733 §6.3)
+    partner_id: str  # as in `cxgw provision agreement add <partner_id> ...`
+
+
+@dataclass(frozen=True, slots=True)
+class PrimaryConfig:
+    """``[primary]``: the primary role, facing partner gateways across the interconnect."""
+
+    partners: tuple[PartnerPeerConfig, ...] = ()
+    hide_topology: bool = (
+        True  # the MAA to the partner carries our Origin-Host/Realm, not the HSS's
+    )
+    hss_realm: str | None = None  # where the HSS is when the hss role does not run in this process
+    hss_host: str | None = None  # its Destination-Host (TS 29.228 §6.3), when one HSS is meant
+
+    def partner_id(self, host: str) -> str | None:
+        """The partner_id of a partner gateway (case-insensitive Origin-Host), or None."""
+        wanted = host.lower()
+        return next((p.partner_id for p in self.partners if p.host.lower() == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration."""
 
@@ -197,6 +255,12 @@ class GatewayConfig:
     routes: tuple[RouteConfig, ...] = ()
     metrics: MetricsConfig | None = None
     logging: LoggingConfig = LoggingConfig()
+    # Set iff a role needs it: store for any of CX_ROLES (the embedded SQLite default when
+    # [store] is absent), hss/partner/primary iff that role is in node.roles.
+    store: StoreConfig | None = None
+    hss: HssConfig | None = None
+    partner: PartnerConfig | None = None
+    primary: PrimaryConfig | None = None
 
     def peer(self, host: str) -> PeerConfig | None:
         """The configured peer with this Diameter identity (case-insensitive), or None."""

@@ -7,29 +7,40 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.config.checks import MISSING, Checker
+from gateway.config.checks import MISSING, Checker, show
 from gateway.config.schema import (
+    APPLICATIONS,
+    CX_ROLES,
+    DEFAULT_ROUTE_REALM,
     DIAMETER_PORT,
     DIAMETER_TLS_PORT,
     LOG_FORMATS,
     LOG_LEVELS,
+    MAX_VECTORS_MAX,
     MESSAGE_SIZE_MAX,
     MESSAGE_SIZE_MIN,
     METRICS_PORT,
     ROLES,
     ROUTE_ACTIONS,
+    STORE_DEFAULT_FILE,
+    STORE_THREADS_MAX,
     TRANSPORTS,
     TWINIT_MINIMUM,
     UINT32_MAX,
     Application,
     GatewayConfig,
+    HssConfig,
     LimitsConfig,
     ListenConfig,
     LoggingConfig,
     MetricsConfig,
     NodeConfig,
+    PartnerConfig,
+    PartnerPeerConfig,
     PeerConfig,
+    PrimaryConfig,
     RouteConfig,
+    StoreConfig,
     TimersConfig,
     TlsConfig,
     UnknownPeersConfig,
@@ -46,7 +57,12 @@ _SECTIONS = {
     "routes": "array",
     "metrics": "table",
     "logging": "table",
+    "store": "table",
+    "hss": "table",
+    "partner": "table",
+    "primary": "table",
 }
+_ROLE_SECTIONS = ("hss", "partner", "primary")  # [hss], [partner], [primary]: one per role
 
 
 class _Parser:
@@ -56,6 +72,7 @@ class _Parser:
         self.check = check
         self.base_dir = base_dir
         self.now = now
+        self.roles_valid = True  # node.role parsed without error: the role rules can be judged
 
     def gateway(self, data: dict[str, Any]) -> GatewayConfig | None:
         check = self.check
@@ -67,6 +84,9 @@ class _Parser:
         uses_tls = [f"listen[{i}]" for i, li in enumerate(listen) if li.transport == "tls"]
         uses_tls += [f"peers[{i}]" for i, p in enumerate(peers) if p.transport == "tls"]
         tls = self.tls(data.get("tls"), sections["tls"], uses_tls)
+        unknown_peers = self.unknown_peers(sections["unknown_peers"])
+        present = {name for name in ("store", *_ROLE_SECTIONS) if name in data}
+        plays = set(node.roles) if self.roles_valid else set(ROLES)  # no cascade of errors
         config = GatewayConfig(
             source=check.source,
             node=node,
@@ -75,17 +95,28 @@ class _Parser:
             timers=self.timers(sections["timers"]),
             limits=self.limits(sections["limits"]),
             peers=peers,
-            unknown_peers=self.unknown_peers(sections["unknown_peers"]),
+            unknown_peers=unknown_peers,
             routes=self.routes(sections["routes"], node, peers),
             metrics=self.metrics(sections["metrics"]) if "metrics" in data else None,
             logging=self.logging(sections["logging"]),
+            store=self.store(sections["store"], "store" in present, plays),
+            hss=self.hss(sections["hss"]) if "hss" in plays | present else None,
+            partner=self.partner(sections["partner"]) if "partner" in plays | present else None,
+            primary=(
+                self.primary(sections["primary"], node, peers, unknown_peers)
+                if "primary" in plays | present
+                else None
+            ),
         )
         self.cross_checks(config)
+        if self.roles_valid:
+            self.role_checks(config, present, sections)
         return config
 
     def node(self, t: dict[str, Any]) -> NodeConfig:
         c = self.check
-        c.unknown_keys(t, "node", {f.name for f in dataclasses.fields(NodeConfig)})
+        keys = {f.name for f in dataclasses.fields(NodeConfig)} - {"roles"} | {"role"}
+        c.unknown_keys(t, "node", keys)
         origin_host = c.identity(t, "node", "origin_host", example="gw.partner.example")
         origin_realm = c.identity(t, "node", "origin_realm", example="partner.example")
         ips = c.array(t, "node", "host_ip_addresses", ["127.0.0.1"], c.ip_item, min_items=1)
@@ -94,7 +125,7 @@ class _Parser:
         return NodeConfig(
             origin_host=origin_host or "",
             origin_realm=origin_realm or "",
-            role=c.choice(t, "node", "role", "relay", ROLES),
+            roles=self.roles(t),
             product_name=c.string(t, "node", "product_name", "cxgw", nonempty=True),
             vendor_id=c.integer(t, "node", "vendor_id", 0, 0, UINT32_MAX),
             firmware_revision=c.integer(t, "node", "firmware_revision", None, 0, UINT32_MAX),
@@ -102,6 +133,37 @@ class _Parser:
             applications=tuple(_unique_apps(apps)),
             origin_state_id=int(self.now) & UINT32_MAX if state_id is None else state_id,
         )
+
+    def roles(self, t: dict[str, Any]) -> tuple[str, ...]:
+        """``role = "partner"`` or ``role = ["primary", "hss"]``: the roles this node plays."""
+        c = self.check
+        value = t.get("role", "relay")
+        errors = len(c.errors)
+        if isinstance(value, str):
+            found = [c.one_of_item("node.role", value, ROLES)]
+        elif isinstance(value, list) and value:
+            found = [c.one_of_item(f"node.role[{i}]", v, ROLES) for i, v in enumerate(value)]
+        elif isinstance(value, list):
+            c.bad("node.role", value, "is empty", 'name at least one role, such as "relay"')
+            found = []
+        else:
+            options = ", ".join(f'"{r}"' for r in ROLES)
+            c.wrong_type("node.role", value, f"one of {options} or an array of them")
+            found = []
+        roles = tuple(dict.fromkeys(r for r in found if r is not None))
+        if "relay" in roles and len(roles) > 1:
+            # RFC 6733 §2.8.1: a relay forwards by routing AVPs only; the Cx roles answer and
+            # rewrite Cx requests (TS 29.229 §6.1.3), so one node cannot be both.
+            others = [r for r in roles if r != "relay"]
+            keep = f'"{others[0]}"' if len(others) == 1 else show(others)
+            c.bad(
+                "node.role",
+                value,
+                'combines "relay" with other roles (a relay serves no application itself)',
+                f'use role = "relay" alone, or drop "relay": role = {keep}',
+            )
+        self.roles_valid = len(c.errors) == errors
+        return roles if self.roles_valid else ("relay",)
 
     def listener(self, t: dict[str, Any], path: str) -> ListenConfig:
         c = self.check
@@ -359,6 +421,256 @@ class _Parser:
             level=c.choice(t, "logging", "level", "info", LOG_LEVELS),
             format=c.choice(t, "logging", "format", "text", LOG_FORMATS),
         )
+
+    def store(self, t: dict[str, Any], present: bool, plays: set[str]) -> StoreConfig | None:
+        """``[store]``; absent, the embedded SQLite file next to the configuration."""
+        c = self.check
+        if not present:
+            if plays.isdisjoint(CX_ROLES):
+                return None
+            return StoreConfig(target=str((self.base_dir / STORE_DEFAULT_FILE).resolve()))
+        c.unknown_keys(t, "store", {f.name for f in dataclasses.fields(StoreConfig)})
+        d = StoreConfig(target="")
+        if "target" in t:
+            target = c.store_target("store.target", t["target"], self.base_dir)
+        else:
+            c.missing(
+                "store.target",
+                f'add target = "{STORE_DEFAULT_FILE}" (an SQLite file; relative paths start at '
+                'this file) or target = "postgresql://user@host/dbname"',
+            )
+            target = None
+        return StoreConfig(
+            target=target or "",
+            deadline=c.seconds(t, "store", "deadline", d.deadline),
+            threads=c.integer(t, "store", "threads", d.threads, 1, STORE_THREADS_MAX),
+        )
+
+    def hss(self, t: dict[str, Any]) -> HssConfig:
+        c = self.check
+        c.unknown_keys(t, "hss", {f.name for f in dataclasses.fields(HssConfig)})
+        d = HssConfig()
+        return HssConfig(
+            max_vectors=c.integer(t, "hss", "max_vectors", d.max_vectors, 1, MAX_VECTORS_MAX)
+        )
+
+    def partner(self, t: dict[str, Any]) -> PartnerConfig:
+        c = self.check
+        c.unknown_keys(t, "partner", {f.name for f in dataclasses.fields(PartnerConfig)})
+        d = PartnerConfig()
+        return PartnerConfig(
+            hide_topology=c.boolean(t, "partner", "hide_topology", d.hide_topology),
+            revocation_poll=c.seconds(t, "partner", "revocation_poll", d.revocation_poll),
+        )
+
+    def primary(
+        self,
+        t: dict[str, Any],
+        node: NodeConfig,
+        peers: tuple[PeerConfig, ...],
+        unknown_peers: UnknownPeersConfig,
+    ) -> PrimaryConfig:
+        c = self.check
+        c.unknown_keys(t, "primary", {f.name for f in dataclasses.fields(PrimaryConfig)})
+        d = PrimaryConfig()
+        partners: list[PartnerPeerConfig] = []
+        seen: dict[str, str] = {}
+        for i, item in enumerate(self._partner_tables(t)):
+            path = f"primary.partners[{i}]"
+            partner = self.partner_peer(item, path, node, peers, unknown_peers)
+            if partner is None:
+                continue
+            key = partner.host.lower()
+            if key in seen:
+                c.bad(
+                    f"{path}.host",
+                    partner.host,
+                    f"is already listed by {seen[key]}",
+                    "list each partner gateway once",
+                )
+                continue
+            seen[key] = path
+            partners.append(partner)
+        return PrimaryConfig(
+            partners=tuple(partners),
+            hide_topology=c.boolean(t, "primary", "hide_topology", d.hide_topology),
+            hss_realm=c.identity(t, "primary", "hss_realm", None, example="primary.example"),
+            hss_host=c.identity(t, "primary", "hss_host", None, example="hss.primary.example"),
+        )
+
+    def _partner_tables(self, t: dict[str, Any]) -> list[dict[str, Any]]:
+        c = self.check
+        value = t.get("partners", [])
+        if not isinstance(value, list):
+            c.wrong_type("primary.partners", value, "[[primary.partners]] (an array of tables)")
+            return []
+        tables = []
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                tables.append(item)
+            else:
+                c.wrong_type(f"primary.partners[{i}]", item, "a table under [[primary.partners]]")
+        return tables
+
+    def partner_peer(
+        self,
+        t: dict[str, Any],
+        path: str,
+        node: NodeConfig,
+        peers: tuple[PeerConfig, ...],
+        unknown_peers: UnknownPeersConfig,
+    ) -> PartnerPeerConfig | None:
+        c = self.check
+        c.unknown_keys(t, path, {f.name for f in dataclasses.fields(PartnerPeerConfig)})
+        host = c.identity(t, path, "host", example="gw.partner.example")
+        if "partner_id" in t:
+            partner_id = c.token_item(f"{path}.partner_id", t["partner_id"], "partner-a")
+        else:
+            c.missing(
+                f"{path}.partner_id",
+                'add partner_id = "partner-a", the name its agreements have in the store '
+                "(cxgw provision agreement add partner-a ...)",
+            )
+            partner_id = None
+        if host is not None:
+            known = any(peer.host.lower() == host.lower() for peer in peers)
+            if host.lower() == node.origin_host.lower():
+                c.bad(
+                    f"{path}.host",
+                    host,
+                    "is this node's own node.origin_host",
+                    "list the partner gateways' Origin-Hosts here",
+                )
+                host = None
+            elif not known and not unknown_peers.accept_realms:
+                # RFC 6733 §5.3: a peer not in [[peers]] connects only if its realm is accepted
+                c.bad(
+                    f"{path}.host",
+                    host,
+                    "is not defined in [[peers]] and unknown_peers.accept_realms is empty, "
+                    "so it can never connect",
+                    "add a [[peers]] with this host (connect = false if it connects to us) "
+                    "or its realm to unknown_peers.accept_realms",
+                )
+                host = None
+        if host is None or partner_id is None:
+            return None
+        return PartnerPeerConfig(host=host, partner_id=partner_id)
+
+    def role_checks(
+        self, config: GatewayConfig, present: set[str], sections: Mapping[str, Any]
+    ) -> None:
+        """Rules between node.role and the sections the roles use."""
+        c = self.check
+        roles = config.node.roles
+        role_text = show(roles[0]) if len(roles) == 1 else show(list(roles))
+        cx_roles = [r for r in roles if r in CX_ROLES]
+        for name in _ROLE_SECTIONS:
+            if name in present and name not in roles:
+                c.error(
+                    f"[{name}] is set but node.role is {role_text}; remove the section or "
+                    f'add "{name}" to node.role'
+                )
+        if "store" in present and not cx_roles:
+            c.error(
+                f"[store] is set but node.role is {role_text}, which uses no SIP database; "
+                'remove the section or play a role that does: "hss", "partner" or "primary"'
+            )
+        if cx_roles and APPLICATIONS["cx"] not in config.node.applications:
+            names = [int(a.name) if a.name.isdigit() else a.name for a in config.node.applications]
+            c.bad(
+                "node.applications",
+                names,
+                f'does not include "cx", which node.role {role_text} serves (TS 29.229)',
+                'add "cx" to node.applications',
+            )
+        store = config.store
+        if store is not None and store.deadline >= config.timers.tx:
+            default = "" if "deadline" in sections["store"] else " (the default)"
+            c.error(
+                f"store.deadline = {show(store.deadline)}{default} is not below timers.tx = "
+                f"{show(config.timers.tx)}: a store call must end before the request it serves "
+                "times out; lower store.deadline or raise timers.tx"
+            )
+        if config.primary is not None and "primary" in roles:
+            self.primary_checks(config, config.primary, sections["primary"], "hss" in roles)
+
+    def primary_checks(
+        self, config: GatewayConfig, primary: PrimaryConfig, raw: Mapping[str, Any], local_hss: bool
+    ) -> None:
+        c = self.check
+        if not primary.partners and "partners" not in raw:
+            c.missing(
+                "primary.partners",
+                "a primary with no partner serves nobody: add [[primary.partners]] with "
+                'host = "gw.partner.example" and partner_id = "partner-a"',
+            )
+        elif raw.get("partners") == []:
+            c.bad(
+                "primary.partners",
+                [],
+                "is empty: a primary with no partner serves nobody",
+                'add [[primary.partners]] with host = "gw.partner.example" and '
+                'partner_id = "partner-a"',
+            )
+        if local_hss:
+            # The HSS answers in this process: nothing to route to.
+            for key in ("hss_realm", "hss_host"):
+                if key in raw:
+                    c.bad(
+                        f"primary.{key}",
+                        raw[key],
+                        "is set but the hss role runs in this process",
+                        f'remove primary.{key}, or remove "hss" from node.role',
+                    )
+            return
+        if primary.hss_realm is None:
+            if "hss_realm" not in raw:
+                c.missing(
+                    "primary.hss_realm",
+                    'the hss role does not run in this process: add hss_realm = "primary.example" '
+                    '(the HSS\'s realm, with a [[routes]] to it) or add "hss" to node.role',
+                )
+            return
+        self.hss_route_check(config, primary.hss_realm, primary.hss_host)
+
+    def hss_route_check(self, config: GatewayConfig, realm: str, host: str | None) -> None:
+        """The HSS's realm must be routed (RFC 6733 §6.1.6), as the routing table looks up."""
+        c = self.check
+        cx = APPLICATIONS["cx"].application_id
+        relay = APPLICATIONS["relay"].application_id
+        by_key = {route.key: (i, route) for i, route in enumerate(config.routes)}
+        found = next(
+            (
+                by_key[key]
+                for key in (
+                    (realm.lower(), cx),
+                    (realm.lower(), relay),
+                    (DEFAULT_ROUTE_REALM, cx),
+                    (DEFAULT_ROUTE_REALM, relay),
+                )
+                if key in by_key
+            ),
+            None,
+        )
+        target = host or "hss.primary.example"
+        if found is None:
+            c.bad(
+                "primary.hss_realm",
+                realm,
+                "has no [[routes]] for application cx, so no MAR can reach the HSS",
+                f'add [[routes]] with realm = "{realm}", action = "proxy", '
+                f'peers = ["{target}"] (a [[peers]] host)',
+            )
+            return
+        i, route = found
+        if route.action == "local":
+            c.bad(
+                f"routes[{i}].action",
+                "local",
+                f'routes primary.hss_realm "{realm}" to this node, where no hss role runs',
+                f'use action = "proxy" with peers = ["{target}"], or add "hss" to node.role',
+            )
 
     def cross_checks(self, config: GatewayConfig) -> None:
         """Rules that span sections."""

@@ -79,7 +79,8 @@ def test_minimal_config_gets_rfc_defaults():
     assert node.product_name == "cxgw" and node.vendor_id == 0 and node.firmware_revision is None
     assert node.host_ip_addresses == ("127.0.0.1",)
     assert node.applications == (cfg.Application("cx", 16777216, 10415),)
-    assert node.role == "relay"
+    assert node.roles == ("relay",)
+    assert config.store is config.hss is config.partner is config.primary is None  # a relay
     assert node.origin_state_id == 1_000_000_000  # derived from the start time
     assert config.listen == () and config.peers == () and config.routes == ()
     assert config.tls is None and config.metrics is None
@@ -127,7 +128,7 @@ role = "hss"
     assert node.host_ip_addresses == ("192.0.2.1", "2001:db8::1")
     assert [a.application_id for a in node.applications] == [16777216, 0xFFFFFFFF, 42]
     assert node.applications[2] == cfg.Application("42", 42, 0)
-    assert node.origin_state_id == 5 and node.role == "hss"
+    assert node.origin_state_id == 5 and node.roles == ("hss",)
 
 
 def test_tls_port_default_and_metrics_and_logging():
@@ -404,14 +405,16 @@ def test_unreadable_tls_file(pem_dir):
     assert 'tls.certificate = "dir.pem" cannot be read (Is a directory' in one_error(text, base_dir=pem_dir)
 
 
-@pytest.mark.parametrize("name", ["partner.toml", "primary.toml"])
-def test_example_files_load(name, tmp_path):  # the TLS examples, with test certificates
+@pytest.mark.parametrize(("name", "roles"), [("partner.toml", ("partner",)), ("primary.toml", ("primary", "hss"))])
+def test_example_files_load(name, roles, tmp_path):  # the TLS examples, with test certificates
     shutil.copy(EXAMPLES / name, tmp_path / name)
     write_pems(tmp_path)
     config = load_config(tmp_path / name)
-    assert config.node.role == name.removesuffix(".toml")
+    assert config.node.roles == roles
     assert config.tls is not None and config.tls.certificate.is_file()
     assert config.metrics is not None
+    stem = name.removesuffix(".toml")
+    assert config.store == cfg.StoreConfig(str(tmp_path / f"{stem}.sqlite"), 2.0, 4)
 
 
 def test_example_needs_its_tls_files(tmp_path):
@@ -463,6 +466,354 @@ def test_diff_route_removed_and_case_insensitive_hosts():
 
 def test_relay_example_loads_as_shipped():
     config = load_config(EXAMPLES / "relay.toml")
-    assert config.node.role == "relay" and config.tls is None
+    assert config.node.roles == ("relay",) and config.tls is None
     assert [route.realm for route in config.routes] == ["primary.example"]
     assert config.unknown_peers.accept_realms == ("partner.example",)
+
+
+# --- the Cx roles: node.role, [store], [hss], [partner], [primary]
+
+PRIMARY_HEAD = """
+[node]
+origin_host = "gw.primary.example"
+origin_realm = "primary.example"
+role = ["primary", "hss"]
+
+[[listen]]
+port = 0
+
+[[peers]]
+host = "gw.partner.example"
+realm = "partner.example"
+connect = false
+"""
+PARTNERS = """
+[[primary.partners]]
+host = "gw.partner.example"
+partner_id = "partner-a"
+"""
+PRIMARY = PRIMARY_HEAD + PARTNERS
+
+# the primary role alone: the HSS is elsewhere, reached through a route
+PRIMARY_REMOTE_HSS = PRIMARY.replace('role = ["primary", "hss"]', 'role = "primary"') + """
+[[peers]]
+host = "hss.primary.example"
+realm = "primary.example"
+[[routes]]
+realm = "primary.example"
+action = "proxy"
+peers = ["hss.primary.example"]
+[primary]
+hss_realm = "primary.example"
+hss_host = "hss.primary.example"
+"""
+
+
+def with_role(role: str) -> str:
+    return MINIMAL + f"role = {role}\n"
+
+
+def test_role_forms_and_defaults_of_the_role_sections(pem_dir):
+    config = parse_config(PRIMARY, base_dir=pem_dir)
+    assert config.node.roles == ("primary", "hss")
+    assert config.store == cfg.StoreConfig(str(pem_dir / "cxgw.sqlite"), 2.0, 4)  # the default
+    assert config.hss == cfg.HssConfig(5)
+    assert config.primary == cfg.PrimaryConfig(
+        partners=(cfg.PartnerPeerConfig("gw.partner.example", "partner-a"),), hide_topology=True)
+    assert config.partner is None
+    assert config.primary.partner_id("GW.Partner.example") == "partner-a"
+    assert config.primary.partner_id("gw.other.example") is None
+
+    partner = parse_config(with_role('"Partner"'), base_dir=pem_dir)
+    assert partner.node.roles == ("partner",)
+    assert partner.partner == cfg.PartnerConfig(True, 1.0)
+    assert partner.hss is partner.primary is None
+    assert partner.store == cfg.StoreConfig(str(pem_dir / "cxgw.sqlite"))
+
+    hss = parse_config(with_role('["hss", "HSS"]'), base_dir=pem_dir)  # repeats are merged
+    assert hss.node.roles == ("hss",) and hss.hss == cfg.HssConfig()
+    assert hss.partner is hss.primary is None and hss.store is not None
+
+    relay = parse_config(with_role('["relay"]'))
+    assert relay.node.roles == ("relay",) and relay.store is None
+
+
+def test_all_roles_but_relay_together(pem_dir):
+    config = parse_config(PRIMARY.replace('role = ["primary", "hss"]', 'role = ["hss", "partner", "primary"]'),
+                          base_dir=pem_dir)
+    assert config.node.roles == ("hss", "partner", "primary")
+    assert config.hss is not None and config.partner is not None and config.primary is not None
+
+
+def test_explicit_role_sections(pem_dir):
+    (pem_dir / "db").mkdir()
+    config = parse_config(PRIMARY_HEAD + """
+[store]
+target = "db/hss.sqlite"
+deadline = 1.5
+threads = 64
+[hss]
+max_vectors = 32
+[primary]
+hide_topology = false
+""" + PARTNERS, base_dir=pem_dir)
+    assert config.store == cfg.StoreConfig(str(pem_dir / "db" / "hss.sqlite"), 1.5, 64)
+    assert config.hss == cfg.HssConfig(32)
+    assert config.primary is not None and config.primary.hide_topology is False
+    partner = parse_config(with_role('"partner"') + "[partner]\nhide_topology = false\nrevocation_poll = 0.25\n",
+                           base_dir=pem_dir)
+    assert partner.partner == cfg.PartnerConfig(False, 0.25)
+
+
+@pytest.mark.parametrize("url", ["postgresql://cxgw@db.primary.example/hss", "postgres://localhost/hss?sslmode=require"])
+def test_store_postgres_url_is_taken_as_is(url):
+    config = parse_config(with_role('"hss"') + f'[store]\ntarget = "{url}"\n', base_dir="/nonexistent")
+    assert config.store is not None and config.store.target == url
+
+
+def test_store_absolute_path_and_load_config_resolves_against_the_file(pem_dir):
+    config = parse_config(with_role('"hss"') + f'[store]\ntarget = "{pem_dir}/abs.sqlite"\n', base_dir="/nonexistent")
+    assert config.store is not None and config.store.target == str(pem_dir / "abs.sqlite")
+    (pem_dir / "etc" / "data").mkdir(parents=True)
+    (pem_dir / "etc" / "gw.toml").write_text(with_role('"hss"') + '[store]\ntarget = "data/../data/hss.sqlite"\n')
+    config = load_config(pem_dir / "etc" / "gw.toml")
+    assert config.store is not None and config.store.target == str(pem_dir / "etc" / "data" / "hss.sqlite")
+    assert not (pem_dir / "etc" / "data" / "hss.sqlite").exists()  # checking creates nothing
+    (pem_dir / "etc" / "plain.toml").write_text(with_role('"partner"'))
+    default = load_config(pem_dir / "etc" / "plain.toml")
+    assert default.store is not None and default.store.target == str(pem_dir / "etc" / "cxgw.sqlite")
+
+
+HSS = with_role('"hss"')
+PARTNER = with_role('"partner"')
+
+CX_RULES = [
+    # node.role
+    (with_role('"hs"'), 'node.role = "hs" is not supported; did you mean "hss"? ("relay", "partner", "primary", "hss")'),
+    (with_role('["primary", "hsss"]'), 'node.role[1] = "hsss" is not supported; did you mean "hss"?'),
+    (with_role('["primary", 5]'), 'node.role[1] = 5 is an integer; use one of "relay", "partner", "primary", "hss"'),
+    (with_role("[]"), 'node.role = [] is empty; name at least one role, such as "relay"'),
+    (with_role("5"), 'node.role = 5 is an integer; use one of "relay", "partner", "primary", "hss" or an array of them'),
+    (with_role('["relay", "hss"]'),
+     'node.role = ["relay", "hss"] combines "relay" with other roles (a relay serves no application itself); '
+     'use role = "relay" alone, or drop "relay": role = "hss"'),
+    (with_role('["hss", "relay", "partner"]'), 'or drop "relay": role = ["hss", "partner"]'),
+    (MINIMAL + 'roles = ["hss"]', "node.roles is not a known key; did you mean role?"),
+    # a wrong role is reported alone: no error about the sections it would have used
+    (with_role('"hs"') + "[hss]\n[store]\ntarget = \"x.sqlite\"\n", 'node.role = "hs" is not supported'),
+    # any Cx role serves Cx
+    (HSS + "applications = [42]",
+     'node.applications = [42] does not include "cx", which node.role "hss" serves (TS 29.229); add "cx" to node.applications'),
+    # a section for a role not played
+    (PRIMARY + "[partner]\n",
+     '[partner] is set but node.role is ["primary", "hss"]; remove the section or add "partner" to node.role'),
+    (PARTNER + "[hss]\nmax_vectors = 5\n", '[hss] is set but node.role is "partner"; remove the section or add "hss" to node.role'),
+    (HSS + "[primary]\n", '[primary] is set but node.role is "hss"; remove the section or add "primary" to node.role'),
+    (MINIMAL + '[store]\ntarget = "x.sqlite"\n',
+     '[store] is set but node.role is "relay", which uses no SIP database; remove the section or play a role that does'),
+    # [store]
+    (HSS + "[store]\nthreads = 2\n", 'store.target is missing; add target = "cxgw.sqlite" (an SQLite file; relative paths start at this file) or target = "postgresql://'),
+    (HSS + '[store]\ntarget = ""\n', 'store.target = "" is empty; use a file such as "cxgw.sqlite" or a postgresql:// URL'),
+    (HSS + "[store]\ntarget = 5\n", 'store.target = 5 is an integer; use a file path or a "postgresql://..." URL in quotes'),
+    (HSS + '[store]\ntarget = "nodir/hss.sqlite"\n',
+     'store.target = "nodir/hss.sqlite" is in a directory that does not exist ('),
+    (HSS + '[store]\ntarget = "."\n', 'store.target = "." is a directory ('),
+    (HSS + '[store]\ntarget = "mysql://db/hss"\n', 'store.target = "mysql://db/hss" is a URL of a kind the store does not open; use "postgresql://'),
+    (HSS + '[store]\ntarget = "x.sqlite"\ndeadline = 0\n', "store.deadline = 0 is not a valid duration; use more than 0 seconds"),
+    (HSS + '[store]\ntarget = "x.sqlite"\ndeadline = 4\n',
+     "store.deadline = 4.0 is not below timers.tx = 4.0: a store call must end before the request it serves times out; "
+     "lower store.deadline or raise timers.tx"),
+    (HSS + "[timers]\ntx = 1.5\n", "store.deadline = 2.0 (the default) is not below timers.tx = 1.5"),
+    (HSS + '[store]\ntarget = "x.sqlite"\nthreads = 0\n', "store.threads = 0 is out of range; use 1-64"),
+    (HSS + '[store]\ntarget = "x.sqlite"\nthreads = 65\n', "store.threads = 65 is out of range; use 1-64"),
+    (HSS + '[store]\ntarget = "x.sqlite"\ndeadlin = 1\n', "store.deadlin is not a known key; did you mean deadline?"),
+    (HSS + 'store = "x.sqlite"\n', 'node.store is not a known key'),
+    # [hss]
+    (HSS + "[hss]\nmax_vectors = 0\n", "hss.max_vectors = 0 is out of range; use 1-32"),
+    (HSS + "[hss]\nmax_vectors = 33\n", "hss.max_vectors = 33 is out of range; use 1-32"),
+    (HSS + "[hss]\nmax_vector = 3\n", "hss.max_vector is not a known key; did you mean max_vectors?"),
+    # [partner]
+    (PARTNER + "[partner]\nrevocation_poll = 0\n", "partner.revocation_poll = 0 is not a valid duration"),
+    (PARTNER + '[partner]\nhide_topology = "yes"\n', 'partner.hide_topology = "yes" is a string; use true or false'),
+    (PARTNER + "[partner]\nhide_topolgy = true\n", "partner.hide_topolgy is not a known key; did you mean hide_topology?"),
+    # [primary]
+    (PRIMARY_HEAD, 'primary.partners is missing; a primary with no partner serves nobody: add [[primary.partners]] with '
+     'host = "gw.partner.example" and partner_id = "partner-a"'),
+    (PRIMARY_HEAD + "[primary]\npartners = []\n",
+     'primary.partners = [] is empty: a primary with no partner serves nobody; add [[primary.partners]] with host'),
+    (PRIMARY_HEAD + '[primary]\npartners = "gw.partner.example"\n',
+     'primary.partners = "gw.partner.example" is a string; use [[primary.partners]] (an array of tables)'),
+    (PRIMARY_HEAD + "[primary]\npartners = [1]\n", "primary.partners[0] = 1 is an integer; use a table under [[primary.partners]]"),
+    (PRIMARY + '[[primary.partners]]\nhost = "gw.other.example"\npartner_id = "partner-b"\n',
+     'primary.partners[1].host = "gw.other.example" is not defined in [[peers]] and unknown_peers.accept_realms is empty, '
+     "so it can never connect; add a [[peers]] with this host (connect = false if it connects to us) or its realm to "
+     "unknown_peers.accept_realms"),
+    (PRIMARY + '[[primary.partners]]\nhost = "GW.partner.example"\npartner_id = "partner-b"\n',
+     'primary.partners[1].host = "GW.partner.example" is already listed by primary.partners[0]; list each partner gateway once'),
+    (PRIMARY + '[[primary.partners]]\nhost = "gw.primary.example"\npartner_id = "self"\n',
+     'primary.partners[1].host = "gw.primary.example" is this node\'s own node.origin_host'),
+    (PRIMARY_HEAD + '[[primary.partners]]\nhost = "gw partner"\npartner_id = "partner-a"\n',
+     'primary.partners[0].host = "gw partner" is not a Diameter identity'),
+    (PRIMARY_HEAD + '[[primary.partners]]\npartner_id = "partner-a"\n',
+     'primary.partners[0].host is missing; add host = "gw.partner.example"'),
+    (PRIMARY_HEAD + '[[primary.partners]]\nhost = "gw.partner.example"\n',
+     'primary.partners[0].partner_id is missing; add partner_id = "partner-a", the name its agreements have in the store'),
+    (PRIMARY_HEAD + '[[primary.partners]]\nhost = "gw.partner.example"\npartner_id = "partner a"\n',
+     "primary.partners[0].partner_id = \"partner a\" is not a valid name; use letters, digits, '.', '_' and '-' only"),
+    (PRIMARY_HEAD + '[[primary.partners]]\nhost = "gw.partner.example"\npartner_id = ""\n',
+     'primary.partners[0].partner_id = "" is not a valid name'),
+    (PRIMARY_HEAD + '[[primary.partners]]\nhost = "gw.partner.example"\npartner_id = 7\n',
+     'primary.partners[0].partner_id = 7 is an integer; use a name in quotes such as "partner-a"'),
+    (PRIMARY + 'partner = "partner-a"\n', "primary.partners[0].partner is not a known key; did you mean partner_id?"),
+    (PRIMARY_HEAD + '[primary]\nhide_topology = 1\n' + PARTNERS, "primary.hide_topology = 1 is an integer; use true or false"),
+    (PRIMARY_HEAD + '[primary]\npartner = []\n' + PARTNERS, "primary.partner is not a known key; did you mean partners?"),
+    # the HSS in this process, or elsewhere
+    (PRIMARY_HEAD + '[primary]\nhss_realm = "primary.example"\n' + PARTNERS,
+     'primary.hss_realm = "primary.example" is set but the hss role runs in this process; remove primary.hss_realm, '
+     'or remove "hss" from node.role'),
+    (PRIMARY_HEAD + '[primary]\nhss_host = "hss.primary.example"\n' + PARTNERS,
+     'primary.hss_host = "hss.primary.example" is set but the hss role runs in this process; remove primary.hss_host'),
+    (PRIMARY.replace('["primary", "hss"]', '"primary"'),
+     'primary.hss_realm is missing; the hss role does not run in this process: add hss_realm = "primary.example" '
+     '(the HSS\'s realm, with a [[routes]] to it) or add "hss" to node.role'),
+    (PRIMARY_REMOTE_HSS.replace('hss_realm = "primary.example"', 'hss_realm = "hss.example"'),
+     'primary.hss_realm = "hss.example" has no [[routes]] for application cx, so no MAR can reach the HSS; '
+     'add [[routes]] with realm = "hss.example", action = "proxy", peers = ["hss.primary.example"] (a [[peers]] host)'),
+    (PRIMARY_REMOTE_HSS.replace('action = "proxy"\npeers = ["hss.primary.example"]', 'action = "local"'),
+     'routes[0].action = "local" routes primary.hss_realm "primary.example" to this node, where no hss role runs; '
+     'use action = "proxy" with peers = ["hss.primary.example"], or add "hss" to node.role'),
+    (PRIMARY_REMOTE_HSS.replace('hss_realm = "primary.example"', 'hss_realm = "hss example"'),
+     'primary.hss_realm = "hss example" is not a Diameter identity'),
+    (PRIMARY_REMOTE_HSS.replace("[[routes]]\n", "[[routes]]\napplication = 42\n").replace(
+        'role = "primary"', 'role = "primary"\napplications = ["cx", 42]'),
+     'primary.hss_realm = "primary.example" has no [[routes]] for application cx'),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CX_RULES, ids=[r[1][:60] for r in CX_RULES])
+def test_each_cx_rule_reports_path_value_and_fix(text, expected, pem_dir):
+    error = one_error(text, base_dir=pem_dir)
+    assert error.startswith("gateway.toml: ")
+    assert expected in error
+    assert "; " in error
+
+
+def test_primary_with_the_hss_elsewhere(pem_dir):
+    config = parse_config(PRIMARY_REMOTE_HSS, base_dir=pem_dir)
+    assert config.node.roles == ("primary",) and config.hss is None
+    assert config.primary is not None
+    assert (config.primary.hss_realm, config.primary.hss_host) == ("primary.example", "hss.primary.example")
+    # the default route reaches it too, through the relay application as well (RFC 6733 §2.4)
+    for realm, app in (("*", "cx"), ("primary.example", "relay"), ("*", "relay")):
+        text = (PRIMARY_REMOTE_HSS.replace('realm = "primary.example"\naction', f'realm = "{realm}"\napplication = "{app}"\naction')
+                .replace('role = "primary"', 'role = "primary"\napplications = ["cx", "relay"]'))
+        assert parse_config(text, base_dir=pem_dir).routes[0].realm == realm
+    # hss_host is optional: the realm's route picks the HSS
+    config = parse_config(PRIMARY_REMOTE_HSS.replace('hss_host = "hss.primary.example"\n', ""), base_dir=pem_dir)
+    assert config.primary is not None and config.primary.hss_host is None
+
+
+def test_primary_partner_admitted_by_its_realm(pem_dir):
+    text = PRIMARY + '[[primary.partners]]\nhost = "gw.partner2.example"\npartner_id = "partner-b"\n' \
+        '[unknown_peers]\naccept_realms = ["partner2.example"]\n'
+    config = parse_config(text, base_dir=pem_dir)
+    assert config.primary is not None
+    assert [(p.host, p.partner_id) for p in config.primary.partners] == [
+        ("gw.partner.example", "partner-a"), ("gw.partner2.example", "partner-b")]
+    # two gateways of one partner share its partner_id
+    text = PRIMARY.replace("connect = false", "connect = false\n[[peers]]\nhost = \"gw2.partner.example\"\n"
+                           'realm = "partner.example"\nconnect = false') + \
+        '[[primary.partners]]\nhost = "gw2.partner.example"\npartner_id = "partner-a"\n'
+    assert parse_config(text, base_dir=pem_dir).primary.partner_id("gw2.partner.example") == "partner-a"
+
+
+def test_role_errors_are_reported_together(pem_dir):
+    text = PRIMARY_HEAD.replace('role = ["primary", "hss"]', 'role = "primary"\napplications = [42]') + """
+[store]
+target = "nodir/x.sqlite"
+threads = 0
+[partner]
+[hss]
+max_vectors = 0
+[[primary.partners]]
+host = "gw.partner.example"
+partner_id = "a b"
+"""
+    errors = [e.removeprefix("gateway.toml: ").split(" = ")[0].split(" is ")[0] for e in errors_of(text, base_dir=pem_dir)]
+    assert errors == [
+        "store.target", "store.threads", "hss.max_vectors", "primary.partners[0].partner_id",
+        "[hss]", "[partner]", "node.applications", "primary.hss_realm",
+    ]  # no "primary.partners is missing": the one listed is wrong, and said so
+
+
+def test_diff_role_sections_need_a_restart(pem_dir):
+    old = parse_config(PRIMARY, base_dir=pem_dir)
+    cases = {
+        PRIMARY_HEAD + "[store]\nthreads = 8\ntarget = \"cxgw.sqlite\"\n" + PARTNERS: ("store",),
+        PRIMARY_HEAD + "[hss]\nmax_vectors = 2\n" + PARTNERS: ("hss",),
+        PRIMARY.replace("partner-a", "partner-z"): ("primary",),
+        PRIMARY.replace('["primary", "hss"]', '["hss", "primary"]'): ("node",),
+    }
+    for text, sections in cases.items():
+        result = diff(old, parse_config(text, base_dir=pem_dir))
+        assert result.sections_changed == sections and result.restart_required == sections
+    partner = parse_config(PARTNER, base_dir=pem_dir)
+    result = diff(partner, parse_config(PARTNER + "[partner]\nrevocation_poll = 5\n", base_dir=pem_dir))
+    assert result.sections_changed == result.restart_required == ("partner",)
+    assert diff(old, parse_config(PRIMARY, base_dir=pem_dir)).empty
+
+
+# --- the examples that run as shipped (what `cxgw gateway --check` does: load the file)
+
+
+@pytest.mark.parametrize(("name", "roles"), [
+    ("relay.toml", ("relay",)),
+    ("primary-core.toml", ("primary", "hss")),
+    ("partner-core.toml", ("partner",)),
+])
+def test_loopback_examples_load_as_shipped(name, roles):
+    config = load_config(EXAMPLES / name)
+    assert config.node.roles == roles
+    assert config.tls is None and all(p.transport == "tcp" for p in config.peers)
+    assert all(li.address == "127.0.0.1" and li.transport == "tcp" for li in config.listen)
+    if roles != ("relay",):
+        stem = name.removesuffix(".toml")
+        assert config.store == cfg.StoreConfig(str((EXAMPLES / f"{stem}.sqlite").resolve()))
+
+
+def test_loopback_examples_fit_together():
+    primary = load_config(EXAMPLES / "primary-core.toml")
+    partner = load_config(EXAMPLES / "partner-core.toml")
+    assert (primary.node.origin_host, primary.node.origin_realm) == ("gw.primary.example", "primary.example")
+    assert (partner.node.origin_host, partner.node.origin_realm) == ("gw.partner.example", "partner.example")
+    # the partner connects to the primary's listener and knows it by its identity
+    to_primary = partner.peer(primary.node.origin_host)
+    assert to_primary is not None and to_primary.connect and to_primary.realm == primary.node.origin_realm
+    assert (to_primary.address, to_primary.port) in {(li.address, li.port) for li in primary.listen}
+    (route,) = [r for r in partner.routes if r.realm == primary.node.origin_realm]
+    assert route.action == "proxy" and [t.host for t in route.peers] == [primary.node.origin_host]
+    # the primary waits for the partner and serves it as partner-a
+    from_partner = primary.peer(partner.node.origin_host)
+    assert from_partner is not None and not from_partner.connect
+    assert from_partner.realm == partner.node.origin_realm
+    assert primary.primary is not None and primary.primary.partner_id(partner.node.origin_host) == "partner-a"
+    assert primary.hss == cfg.HssConfig(5) and primary.primary.hss_realm is None
+    # the S-CSCF reaches the partner on the Diameter port; metrics do not collide
+    assert partner.listen[0].port == 3868 and partner.peer("scscf.partner.example").connect is False
+    assert {primary.metrics.port, partner.metrics.port} == {9090, 9091}
+
+
+def test_tls_examples_fit_together(tmp_path):
+    for name in ("primary.toml", "partner.toml"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    write_pems(tmp_path)
+    primary = load_config(tmp_path / "primary.toml")
+    partner = load_config(tmp_path / "partner.toml")
+    to_primary = partner.peer(primary.node.origin_host)
+    assert to_primary is not None and to_primary.transport == "tls" and to_primary.connect
+    assert to_primary.port in {li.port for li in primary.listen if li.transport == "tls"}
+    from_partner = primary.peer(partner.node.origin_host)
+    assert from_partner is not None and from_partner.transport == "tls" and not from_partner.connect
+    assert primary.primary is not None and primary.primary.partner_id("gw.partner.example") == "partner-a"
+    assert primary.hss == cfg.HssConfig(5) and partner.partner == cfg.PartnerConfig(True, 1.0)
+    assert any(r.realm == "primary.example" and r.peers[0].host == "gw.primary.example" for r in partner.routes)
