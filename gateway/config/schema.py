@@ -228,11 +228,10 @@ class PrimaryConfig:
     """``[primary]``: the primary role, facing partner gateways across the interconnect."""
 
     partners: tuple[PartnerPeerConfig, ...] = ()
-    hide_topology: bool = (
-        True  # the MAA to the partner carries our Origin-Host/Realm, not the HSS's
-    )
+    # The MAA sent back to the partner carries our Origin-Host/Realm, not the HSS's.
+    hide_topology: bool = True
     hss_realm: str | None = None  # where the HSS is when the hss role does not run in this process
-    hss_host: str | None = None  # its Destination-Host (TS 29.228 §6.3), when one HSS is meant
+    hss_host: str | None = None  # its Destination-Host (RFC 6733 §6.5), when one HSS is meant
 
     def partner_id(self, host: str) -> str | None:
         """The partner_id of a partner gateway (case-insensitive Origin-Host), or None."""
