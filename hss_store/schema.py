@@ -103,6 +103,10 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         )""",
         """ALTER TABLE inbound_binding ADD COLUMN server_name TEXT""",
     ],
+    # 3: the subscriber of a public identity (an LIR names only that, TS 29.228 §6.2.1)
+    [
+        """CREATE INDEX impu_by_impu ON impu(impu)""",
+    ],
 ]
 
 POSTGRES_MIGRATIONS: list[list[str]] = [
@@ -186,6 +190,10 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
             at BIGINT NOT NULL
         )""",
         """ALTER TABLE inbound_binding ADD COLUMN server_name TEXT""",
+    ],
+    # 3: as SQLite's 3
+    [
+        """CREATE INDEX impu_by_impu ON impu(impu)""",
     ],
 ]
 

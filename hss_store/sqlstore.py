@@ -32,6 +32,7 @@ from hss_store.errors import (
     StoreCorrupt,
     StoreError,
     StoreLocked,
+    UnknownIdentity,
     UnknownSubscriber,
 )
 from hss_store.identities import validate_impi, validate_impu
@@ -259,6 +260,13 @@ class SqlStore(HssStore):
     @operation
     def get_scscf_name(self, impi: str) -> str | None:
         return self._subscriber_row(impi, "scscf_name")[0]
+
+    @operation
+    def impi_of_impu(self, impu: str) -> str:
+        row = self._one("SELECT impi FROM impu WHERE impu = ?", (validate_impu(impu),))
+        if row is None:
+            raise UnknownIdentity(f"no subscriber has public identity {impu!r}; add it with cxgw provision subscriber add")
+        return str(row[0])
 
     def _unknown_subscriber(self, impi: str) -> UnknownSubscriber:
         validate_impi(impi)

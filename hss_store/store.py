@@ -93,6 +93,11 @@ class HssStore(abc.ABC):
     @abc.abstractmethod
     def get_scscf_name(self, impi: str) -> str | None: ...
 
+    @abc.abstractmethod
+    def impi_of_impu(self, impu: str) -> str:
+        """The IMPI whose implicit registration set holds ``impu`` (an LIR names only the
+        public identity, TS 29.228 §6.2.1), or UnknownIdentity."""
+
     # -- Cx procedures, one call and one transaction each (HSS role) -------------------
     @abc.abstractmethod
     def multimedia_auth(

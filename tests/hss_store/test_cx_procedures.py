@@ -14,6 +14,7 @@ from hss_store.errors import (
     InvalidRequest,
     ResyncFailure,
     SchemeNotAllowed,
+    UnknownIdentity,
     UnknownSubscriber,
 )
 from hss_store.milenage import Milenage
@@ -261,3 +262,10 @@ def test_server_assignment_types_are_those_of_the_cx_dictionary():
     """TS 29.229 §6.3.15 as the codec's dictionary has it (the two are written separately)."""
     cx = pytest.importorskip("cx_codec.dictionary.cx")
     assert {t.value: t.name for t in ServerAssignmentType} == cx.ENUMS["Server-Assignment-Type"]
+
+
+def test_the_subscriber_of_a_public_identity(store):
+    add_alice(store)
+    assert store.impi_of_impu(IMPUS[1]) == IMPI
+    with pytest.raises(UnknownIdentity):
+        store.impi_of_impu("sip:nobody@ims.example.net")
