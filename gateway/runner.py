@@ -74,6 +74,9 @@ class GatewayService:
             tls=TlsPolicy(config.tls) if config.tls is not None else None,
             metrics=self.metrics,
         )
+        from gateway.applications.assemble import install_roles
+
+        self.store = install_roles(config, self.node, reactor)  # the Cx roles, None for a relay
         self.ports: list[Any] = []
 
     def start(self) -> None:
@@ -103,7 +106,12 @@ class GatewayService:
             return
         for port in self.ports[len(self.config.listen):]:  # the HTTP endpoint
             port.stopListening()
-        self.node.stop().addBoth(lambda _: self.reactor.stop())
+        self.node.stop().addBoth(self._stopped)
+
+    def _stopped(self, _: object) -> None:
+        if self.store is not None:
+            self.store.close()
+        self.reactor.stop()
 
     def reload(self) -> None:
         from twisted.logger import Logger

@@ -1,0 +1,41 @@
+"""The Cx roles a configuration asks for, built and registered on a node (`cxgw gateway`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.applications.cx import CX, Local
+from gateway.applications.hss import HssApplication
+from gateway.applications.partner import PartnerApplication
+from gateway.applications.primary import PrimaryApplication
+from gateway.applications.service import CxService
+from gateway.applications.storage import StoreAccess
+from gateway.applications.translation import Destination
+from gateway.config import GatewayConfig
+from hss_store import is_postgres_url, open_store
+
+
+def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> StoreAccess | None:
+    """Open the store and register the roles of ``config.node.roles`` as the node's Cx
+    application; None for a plain relay. The caller closes the StoreAccess at shutdown."""
+    if config.store is None:
+        return None
+    settings = config.store
+    options: dict[str, Any] = {}
+    if is_postgres_url(settings.target):  # a connection per calling thread, each call bounded
+        options = {"timeout": settings.deadline, "max_connections": settings.threads}
+    store = StoreAccess(open_store(settings.target, **options), reactor, settings.deadline, settings.threads)
+    local = Local(config.node.origin_host, config.node.origin_realm)
+    hss = HssApplication(store, local, config.hss.max_vectors) if config.hss is not None else None
+    partner = primary = None
+    if config.partner is not None:
+        partner = PartnerApplication(store, local, node.send_request, hide_topology=config.partner.hide_topology)
+    if config.primary is not None:
+        settings = config.primary
+        destination = Destination(settings.hss_realm, settings.hss_host) if settings.hss_realm else None
+        primary = PrimaryApplication(
+            store, local, {peer.host: peer.partner_id for peer in settings.partners},
+            hss=hss, send=node.send_request, hss_destination=destination, hide_topology=settings.hide_topology,
+        )
+    node.applications[CX] = CxService(local, hss=hss, partner=partner, primary=primary)
+    return store
