@@ -76,7 +76,7 @@ class GatewayService:
         )
         from gateway.applications.assemble import install_roles
 
-        self.store = install_roles(config, self.node, reactor)  # the Cx roles, None for a relay
+        self.roles = install_roles(config, self.node, reactor)  # the Cx roles, None for a relay
         self.ports: list[Any] = []
 
     def start(self) -> None:
@@ -92,6 +92,8 @@ class GatewayService:
                 )
             )
         self.node.start()
+        if self.roles is not None:
+            self.roles.start()
         signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.shutdown))
         signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.shutdown))
         if hasattr(signal, "SIGHUP"):
@@ -109,8 +111,8 @@ class GatewayService:
         self.node.stop().addBoth(self._stopped)
 
     def _stopped(self, _: object) -> None:
-        if self.store is not None:
-            self.store.close()
+        if self.roles is not None:
+            self.roles.stop()
         self.reactor.stop()
 
     def reload(self) -> None:

@@ -8,6 +8,7 @@ from gateway.applications.cx import CX, Local
 from gateway.applications.hss import HssApplication
 from gateway.applications.partner import PartnerApplication
 from gateway.applications.primary import PrimaryApplication
+from gateway.applications.revocation import RevocationWatcher
 from gateway.applications.service import CxService
 from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import Destination
@@ -15,9 +16,26 @@ from gateway.config import GatewayConfig
 from hss_store import is_postgres_url, open_store
 
 
-def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> StoreAccess | None:
+class Roles:
+    """What a node's Cx roles hold that outlives a request: the store, the revocation
+    watch. ``start`` once the node runs, ``stop`` at shutdown."""
+
+    def __init__(self, store: StoreAccess, watcher: RevocationWatcher | None) -> None:
+        self.store, self.watcher = store, watcher
+
+    def start(self) -> None:
+        if self.watcher is not None:
+            self.watcher.start()
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.store.close()
+
+
+def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | None:
     """Open the store and register the roles of ``config.node.roles`` as the node's Cx
-    application; None for a plain relay. The caller closes the StoreAccess at shutdown."""
+    application; None for a plain relay."""
     if config.store is None:
         return None
     settings = config.store
@@ -27,9 +45,12 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> StoreAccess
     store = StoreAccess(open_store(settings.target, **options), reactor, settings.deadline, settings.threads)
     local = Local(config.node.origin_host, config.node.origin_realm)
     hss = HssApplication(store, local, config.hss.max_vectors) if config.hss is not None else None
-    partner = primary = None
+    partner = primary = watcher = None
     if config.partner is not None:
         partner = PartnerApplication(store, local, node.send_request, hide_topology=config.partner.hide_topology)
+        watcher = RevocationWatcher(
+            store, local, node.send_request, reactor, config.partner.revocation_poll, partner.registrars
+        )
     if config.primary is not None:
         settings = config.primary
         destination = Destination(settings.hss_realm, settings.hss_host) if settings.hss_realm else None
@@ -38,4 +59,4 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> StoreAccess
             hss=hss, send=node.send_request, hss_destination=destination, hide_topology=settings.hide_topology,
         )
     node.applications[CX] = CxService(local, hss=hss, partner=partner, primary=primary)
-    return store
+    return Roles(store, watcher)

@@ -62,6 +62,9 @@ class PartnerApplication:
         self.hide_topology = hide_topology
         self.clock = clock
         self.outcomes: dict[str, int] = {}  # translation outcomes, by result (metrics)
+        # inbound IMPI -> (Origin-Host, Origin-Realm) of the S-CSCF that registered it (its
+        # SAR), where a revocation sends the RTR (gateway.applications.revocation)
+        self.registrars: dict[str, tuple[str, str]] = {}
         self._handlers: dict[int, Callable[[Message], Deferred[bytes]]] = {
             Command.MAR: self.multimedia_auth,
             Command.SAR: self.server_assignment,
@@ -130,12 +133,16 @@ class PartnerApplication:
         assignment = int(message["Server-Assignment-Type"])  # type: ignore[call-overload]
         server_name = str(message.get("Server-Name") or "") or None
 
+        registrar = (str(message["Origin-Host"]), str(message["Origin-Realm"]))
+
         def assign() -> InboundBinding:
             binding = self._lookup(impi, impus)
             if assignment in STORES_SERVER_NAME:
                 self.store.store.set_inbound_registration(binding.inbound_impi, server_name)
+                self.registrars[binding.inbound_impi] = registrar
             elif assignment in CLEARS_SERVER_NAME:
                 self.store.store.set_inbound_registration(binding.inbound_impi, None)
+                self.registrars.pop(binding.inbound_impi, None)
             return binding
 
         result = self.store.call(assign)

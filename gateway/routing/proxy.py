@@ -210,10 +210,11 @@ class Proxy:
         return record
 
     def choose(
-        self, route: Route, destination_host: list[bytes] | None, exclude: tuple[Any, ...], moving: bool = False
+        self, route: Route | None, destination_host: list[bytes] | None, exclude: tuple[Any, ...], moving: bool = False
     ) -> Peer:
         """The peer for a request; ``moving``: a pending request being failed over, already
-        counted in the node's limit."""
+        counted in the node's limit. With no route for the realm, only a connected
+        Destination-Host will do (RFC 6733 §6.1.5)."""
         node = self.node
         if not moving and len(node.pending) >= node.limits.max_pending:
             node.count_overload("node")
@@ -234,6 +235,9 @@ class Proxy:
                 return None
             return peer
 
+        if route is None:
+            raise NoRoute(f"Destination-Host {destination_host[0].decode('ascii', 'replace') if destination_host else '?'} "
+                          "is not a connected peer and its realm has no route")
         try:
             return node.routing.select(route, available, exclude)
         except NoRoute:
@@ -387,7 +391,7 @@ class Proxy:
             found = top_level(data, ROUTING_AVPS)
             realm = found.get(DESTINATION_REALM, [b""])[0].decode("ascii", "replace")
             route = node.routing.lookup(realm, int.from_bytes(data[8:12], "big"))
-            if route is None:
+            if route is None and DESTINATION_HOST not in found:
                 raise NoRoute(f"no route for realm {realm}")
             target = self.choose(route, found.get(DESTINATION_HOST), ())
         except (NoRoute, Overloaded, DecodeError) as error:
@@ -417,7 +421,7 @@ class Proxy:
                 found = top_level(entry.data, ROUTING_AVPS)
                 realm = found.get(DESTINATION_REALM, [b""])[0].decode("ascii", "replace")
                 route = node.routing.lookup(realm, int.from_bytes(entry.data[8:12], "big"))
-                if route is None:
+                if route is None and DESTINATION_HOST not in found:
                     raise NoRoute(f"no route for realm {realm}")
                 alternate = self.choose(route, found.get(DESTINATION_HOST), (*entry.tried, entry.peer), moving=True)
             except (NoRoute, Overloaded, DecodeError) as error:

@@ -14,11 +14,13 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from cx_codec import decode
-from cx_codec.commands import MultimediaAuthRequest, new_session_id
+from cx_codec import answer_for
+from cx_codec.commands import MultimediaAuthRequest, ServerAssignmentRequest, new_session_id
 from gateway.applications.cx import Local
 from gateway.applications.hss import HssApplication
 from gateway.applications.partner import PartnerApplication
 from gateway.applications.primary import PrimaryApplication
+from gateway.applications.revocation import RevocationWatcher
 from gateway.applications.service import CxService
 from gateway.applications.storage import StoreAccess
 from gateway.settings import PeerSettings
@@ -72,6 +74,8 @@ class Cores:
         partner_local = Local(PARTNER_GW, PARTNER)
         self.partner_role = PartnerApplication(StoreAccess(partner, reactor), partner_local, self.partner.send_request)
         self.partner.applications[CX] = CxService(partner_local, partner=self.partner_role)
+        self.watcher = RevocationWatcher(StoreAccess(partner, reactor), partner_local, self.partner.send_request,
+                                         reactor, 0.05, self.partner_role.registrars)
         # what the primary receives from the partner, for the checks on the wire
         self.primary_leg: list[bytes] = []
         receive = self.primary.receive
@@ -81,6 +85,7 @@ class Cores:
         return self.net.raw_peer(self.net.ports[PARTNER_GW], host=SCSCF, realm=PARTNER)
 
     def close(self) -> None:
+        self.watcher.stop()
         self.primary_store.close()
         self.partner_store.close()
 
@@ -234,3 +239,31 @@ def test_with_the_primary_core_down_the_scscf_gets_a_server_error_at_once(cores)
     # with the inbound User-Name: Kamailio reports a server error, not "identity not found"
     assert answer["User-Name"] == cores.inbound.inbound_impi
     assert cores.outbound.outbound_impi.encode() not in raw
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_binding_revoked_while_registered_sends_an_rtr_to_the_scscf(cores):
+    """TS 29.228 §6.1.3: the registration ends at once, not at its expiry."""
+    yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
+    cores.watcher.start()
+    yield wait_for(lambda: cores.watcher.last_id is not None, what="the watch started")
+    scscf = yield cores.scscf()
+    inbound = cores.inbound
+    scscf.send(ServerAssignmentRequest(
+        hop_by_hop=5, end_to_end=5, session_id=new_session_id(SCSCF), origin_host=SCSCF, origin_realm=PARTNER,
+        destination_realm=PARTNER, user_name=inbound.inbound_impi, public_identity=[inbound.inbound_impu],
+        server_name="sip:scscf.partner.example:6060", server_assignment_type=1, user_data_already_available=0,
+    ).encode())
+    yield scscf.next()
+    saa = decode(scscf.messages[-1])
+    assert saa.result_code == 2001 and inbound.inbound_impu.encode() in bytes(saa["User-Data"])
+    assert cores.partner_store.inbound_registration(inbound.inbound_impi) == "sip:scscf.partner.example:6060"
+    cores.partner_store.revoke_inbound(inbound.inbound_impi)  # as `cxgw provision binding revoke` would
+    rtr = yield scscf.next(timeout=5.0)
+    assert rtr.command_code == 304 and rtr.flags & 0x80
+    assert rtr["User-Name"] == inbound.inbound_impi and rtr["Destination-Host"] == SCSCF
+    decode(scscf.messages[-1])  # a valid RTR
+    scscf.send(answer_for(rtr, origin_host=SCSCF, origin_realm=PARTNER, result_code=2001).encode())
+    yield wait_for(lambda: cores.partner_store.inbound_registration(inbound.inbound_impi) is None,
+                   what="the registration cleared")
+    assert cores.watcher.terminated == 1
