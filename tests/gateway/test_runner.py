@@ -7,17 +7,15 @@ route, and SIGTERM: the gateway sends DPR and exits 0.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 from twisted.web.client import Agent, readBody
 
 from cx_codec import answer_for, decode
@@ -26,6 +24,7 @@ from gateway.node import DiameterNode
 from gateway.peer.capabilities import Application, LocalIdentity
 from gateway.routing.table import Route, RouteAction, RouteTarget
 from gateway.settings import PeerSettings, Timers
+from gateway.testing.process import GatewayProcess, until
 
 CX = (Application(16777216, 10415),)
 # twisted.web's Agent response transports have no abortConnection; readBody warns about it
@@ -49,48 +48,6 @@ def mar(realm: str) -> bytes:
         sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"}, sip_number_auth_items=1,
         server_name="sip:scscf.partner.example",
     ).encode()
-
-
-class GatewayProcess:
-    """The gateway subprocess; stderr is read by a thread and searched for log lines."""
-
-    def __init__(self, config_path: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "gateway", "--config", config_path],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stderr:  # type: ignore[union-attr]
-            self.lines.append(line)
-
-    def find(self, pattern: str) -> re.Match[str] | None:
-        for line in list(self.lines):
-            match = re.search(pattern, line)
-            if match:
-                return match
-        return None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-
-
-async def until(condition, what: str, process: GatewayProcess | None = None, timeout: float = 15.0):
-    deadline = reactor.seconds() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if reactor.seconds() > deadline:
-            log = "".join(process.lines[-30:]) if process else ""
-            raise AssertionError(f"timed out waiting for {what}\n{log}")
-        await task.deferLater(reactor, 0.05, lambda: None)
 
 
 async def http_get(port: int, path: str) -> tuple[int, str]:

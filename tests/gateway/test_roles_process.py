@@ -1,0 +1,104 @@
+"""The shipped loopback examples as real `cxgw gateway` processes: the primary core
+(gateway/examples/primary-core.toml: primary + hss) and the partner core
+(partner-core.toml), provisioned with `cxgw provision` as an operator would, and an
+S-CSCF (a raw peer) registering a migrated user through both.
+
+The examples run as shipped except for their ports (the OS picks them here: port 0, and
+the partner is pointed at the port the primary got) and where their SQLite files live.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from pathlib import Path
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+from cx_codec import decode
+from cx_codec.commands import MultimediaAuthRequest, new_session_id
+from gateway.testing.diamtest import RawPeer
+from gateway.testing.isim import Isim
+from gateway.testing.process import GatewayProcess, provision, until
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "gateway" / "examples"
+K, OPC = "465b5ce8b199b49faa5f0a2ee238a6bc", "cd63cb71954a9f4e48a5994e37a02baf"
+SCSCF = "scscf.partner.example"
+LISTENING = r"listening on 127\.0\.0\.1:(\d+) \(tcp\)"
+
+
+def _copy(name: str, folder: Path, **ports: int) -> Path:
+    """An example with its listen and metrics ports set to 0 (and, for the partner, the
+    primary's port), next to its store in ``folder``."""
+    text = (EXAMPLES / name).read_text()
+    text = re.sub(r"(?m)^port = \d+", "port = 0", text, count=0)
+    if "primary_port" in ports:  # the [[peers]] entry of gw.primary.example
+        text = re.sub(r'(host = "gw\.primary\.example"\s*\nrealm = "primary\.example"\s*\naddress = "127\.0\.0\.1"\s*\n)port = 0',
+                      rf"\1port = {ports['primary_port']}", text)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def _provision(folder: Path) -> dict[str, str]:
+    primary, partner = str(folder / "primary-core.sqlite"), str(folder / "partner-core.sqlite")
+    provision(primary, "subscriber", "add", "alice@primary.example", "--impu", "sip:alice@primary.example",
+              "--k", K, "--opc", OPC)
+    provision(primary, "agreement", "add", "partner-a", "--all")
+    provision(primary, "policy", "set", "outbound", "--impi-pattern", "out-{random}@primary.example",
+              "--impu-pattern", "sip:out-{random}@primary.example")
+    outbound = json.loads(provision(primary, "binding", "allocate-outbound", "--impi", "alice@primary.example",
+                                    "--impu", "sip:alice@primary.example", "--partner", "partner-a"))
+    provision(partner, "policy", "set", "inbound", "--impi-pattern", "mig-{random}@partner.example",
+              "--impu-pattern", "sip:mig-{random}@partner.example")
+    inbound = json.loads(provision(partner, "binding", "allocate-inbound", "--primary-realm", "primary.example",
+                                   "--primary-host", "gw.primary.example", "--impi", outbound["outbound_impi"],
+                                   "--impu", outbound["outbound_impu"]))
+    return {"impi": inbound["inbound_impi"], "impu": inbound["inbound_impu"], "outbound": outbound["outbound_impi"]}
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_loopback_examples_register_a_migrated_user(tmp_path):
+    identities = _provision(tmp_path)
+    primary = GatewayProcess(str(_copy("primary-core.toml", tmp_path)))
+    partner = None
+    scscf = None
+    try:
+        primary_port = int((await until(lambda: primary.find(LISTENING), "the primary's port", primary)).group(1))
+        partner = GatewayProcess(str(_copy("partner-core.toml", tmp_path, primary_port=primary_port)))
+        partner_port = int((await until(lambda: partner.find(LISTENING), "the partner's port", partner)).group(1))
+        await until(lambda: partner.find(r"peer gw\.primary\.example: open"), "the interconnect", partner)
+        scscf = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", partner_port), RawPeer())
+        cea = await scscf.exchange_cer(SCSCF, "partner.example", vendor_specific_application_id=[
+            {"vendor_id": 10415, "auth_application_id": 16777216}], auth_application_id=[])
+        assert cea.result_code == 2001
+        scscf.send(MultimediaAuthRequest(
+            hop_by_hop=9, end_to_end=9, session_id=new_session_id(SCSCF), origin_host=SCSCF,
+            origin_realm="partner.example", destination_realm="partner.example", user_name=identities["impi"],
+            public_identity=identities["impu"], sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"},
+            sip_number_auth_items=1, server_name="sip:scscf.partner.example:6060",
+        ).encode())
+        await scscf.next(timeout=10.0)
+        answer = decode(scscf.messages[-1])
+        assert answer.result_code == 2001, answer
+        assert answer["User-Name"] == identities["impi"]
+        item = answer.find("SIP-Auth-Data-Item")
+        authenticate = bytes(item.get("SIP-Authenticate"))
+        response = Isim(bytes.fromhex(K), bytes.fromhex(OPC)).challenge(authenticate[:16], authenticate[16:])
+        assert response.result == "ok" and response.res == bytes(item.get("SIP-Authorization"))
+        assert identities["outbound"].encode() not in scscf.messages[-1]
+        # SIGTERM: both stop gracefully
+        for process in (partner, primary):
+            process.process.send_signal(signal.SIGTERM)
+        await until(lambda: partner.process.poll() is not None and primary.process.poll() is not None,
+                    "both processes to exit", primary)
+        assert (partner.process.returncode, primary.process.returncode) == (0, 0)
+    finally:
+        if scscf is not None and scscf.connected:
+            scscf.transport.abortConnection()
+        for process in (partner, primary):
+            if process is not None:
+                process.stop()
