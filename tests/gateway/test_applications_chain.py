@@ -13,8 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from cx_codec import decode
-from cx_codec import answer_for
+from cx_codec import answer_for, decode
 from cx_codec.commands import MultimediaAuthRequest, ServerAssignmentRequest, new_session_id
 from gateway.applications.cx import Local
 from gateway.applications.hss import HssApplication
