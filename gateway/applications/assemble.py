@@ -47,7 +47,8 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | Non
     hss = HssApplication(store, local, config.hss.max_vectors) if config.hss is not None else None
     partner = primary = watcher = None
     if config.partner is not None:
-        partner = PartnerApplication(store, local, node.send_request, hide_topology=config.partner.hide_topology)
+        partner = PartnerApplication(store, local, node.send_request, hide_topology=config.partner.hide_topology,
+                                     new_end_to_end=node.new_end_to_end)
         watcher = RevocationWatcher(
             store, local, node.send_request, reactor, config.partner.revocation_poll, partner.registrars
         )

@@ -15,6 +15,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,15 +55,23 @@ log = Logger(namespace="cxgw.partner")
 Send = Callable[[bytes], Deferred[bytes]]  # DiameterNode.send_request: an answer, never an errback
 
 
+def _end_to_end_ids() -> Callable[[], int]:
+    """RFC 6733 §3: high 12 bits from the clock, low 20 bits a counter started at random."""
+    counter = itertools.count(((int(time.time()) & 0xFFF) << 20) | random.getrandbits(20))
+    return lambda: next(counter) & 0xFFFFFFFF
+
+
 class PartnerApplication:
     def __init__(
-        self, store: StoreAccess, local: Local, send: Send, *, hide_topology: bool = True, clock: Any = None
+        self, store: StoreAccess, local: Local, send: Send, *, hide_topology: bool = True,
+        new_end_to_end: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.local = local
         self.send = send
         self.hide_topology = hide_topology
-        self.clock = clock
+        # this node's End-to-End ids (RFC 6733 §3), for the requests it sends on under its name
+        self.new_end_to_end = new_end_to_end or _end_to_end_ids()
         self.outcomes: dict[str, int] = {}  # translation outcomes, by result (metrics)
         # inbound IMPI -> (Origin-Host, Origin-Realm) of the S-CSCF that registered it (its
         # SAR), where a revocation sends the RTR (gateway.applications.revocation)
@@ -107,9 +118,10 @@ class PartnerApplication:
     def _forward(self, binding: InboundBinding, message: Message, inbound: Identities) -> Deferred[bytes]:
         data = message.encode()  # the bytes as received (cx_codec keeps them)
         primary = Identities(binding.primary_impi, binding.primary_impu)
+        hide = self.hide_topology
         translated = translate_request(
             data, primary, Destination(binding.primary.realm, binding.primary.host), self.local,
-            hide_topology=self.hide_topology,
+            hide_topology=hide, end_to_end=self.new_end_to_end() if hide else None,
         )
         restore = restore_of(data, inbound, self.hide_topology)
         log.debug("MAR for {inbound} goes to {primary} at {database}", inbound=inbound.impi,

@@ -14,6 +14,7 @@ SIP-Auth-Data-Items, Proxy-Info, vendors' AVPs.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from cx_codec.commands import new_session_id
@@ -32,6 +33,7 @@ from gateway.applications.cx import (
     encoded,
 )
 
+_U32 = struct.Struct(">I")
 _REMOVE_ROUTE_RECORDS = frozenset({ROUTE_RECORD})
 _SESSION = frozenset({SESSION_ID})
 
@@ -54,19 +56,24 @@ class Destination:
 
 @dataclass(frozen=True, slots=True)
 class Restore:
-    """What the answer must carry again on the way back: the identities and the
-    Session-Id the requester sent."""
+    """What the answer must carry again on the way back: the identities, the Session-Id
+    and the End-to-End id the requester sent."""
 
     identities: Identities
     session_id: bytes | None  # None: the Session-Id was not replaced
+    end_to_end: bytes | None = None  # None: the End-to-End id was not replaced
 
 
 def translate_request(
-    request: bytes, to: Identities, destination: Destination | None, local: Local, *, hide_topology: bool
+    request: bytes, to: Identities, destination: Destination | None, local: Local, *, hide_topology: bool,
+    end_to_end: int | None = None,
 ) -> bytes:
     """The request with ``to``'s identities, for ``destination`` (None: as it was);
     with topology hiding, from this node (Origin-Host/Realm, a Session-Id of ours, a
-    Server-Name naming this node, no Route-Record)."""
+    Server-Name naming this node, no Route-Record) and with ``end_to_end``, an id of this
+    node: RFC 6733 §3 makes an End-to-End id unique per Origin-Host only, and duplicate
+    detection (§6.1.3) goes by the pair, so requests of several S-CSCFs sent on under one
+    Origin-Host need ids of that host's."""
     values: dict[tuple[int, int], bytes] = {USER_NAME: to.impi.encode(), PUBLIC_IDENTITY: to.impu.encode()}
     absent: dict[tuple[int, int], bytes] = {}
     remove: frozenset[tuple[int, int]] = frozenset()
@@ -83,13 +90,18 @@ def translate_request(
         values[ORIGIN_REALM] = local.realm.encode()
         values[SERVER_NAME] = f"sip:{local.host}".encode()
         remove = remove | _REMOVE_ROUTE_RECORDS
-    return rewrite(request, values, optional=(SERVER_NAME, PUBLIC_IDENTITY), absent=absent, remove=remove)
+    translated = rewrite(request, values, optional=(SERVER_NAME, PUBLIC_IDENTITY), absent=absent, remove=remove)
+    if end_to_end is not None:
+        translated = translated[:16] + _U32.pack(end_to_end) + translated[20:]
+    return translated
 
 
 def restore_of(request: bytes, original: Identities, hide_topology: bool) -> Restore:
     """What to put back on the answer of ``request`` (before it was translated)."""
-    session_id = top_level(request, _SESSION, complete=False).get(SESSION_ID, [None])[0] if hide_topology else None
-    return Restore(original, session_id)
+    if not hide_topology:
+        return Restore(original, None)
+    session_id = top_level(request, _SESSION, complete=False).get(SESSION_ID, [None])[0]
+    return Restore(original, session_id, request[16:20])
 
 
 def translate_answer(answer: bytes, restore: Restore, local: Local, *, hide_topology: bool) -> bytes:
@@ -109,4 +121,7 @@ def translate_answer(answer: bytes, restore: Restore, local: Local, *, hide_topo
         values[ORIGIN_HOST] = local.host.encode()
         values[ORIGIN_REALM] = local.realm.encode()
         remove = _REMOVE_ROUTE_RECORDS
-    return rewrite(answer, values, optional=(SESSION_ID, ORIGIN_HOST, ORIGIN_REALM), absent=absent, remove=remove)
+    translated = rewrite(answer, values, optional=(SESSION_ID, ORIGIN_HOST, ORIGIN_REALM), absent=absent, remove=remove)
+    if restore.end_to_end is not None:  # RFC 6733 §6.2: the answer carries the request's id
+        translated = translated[:16] + restore.end_to_end + translated[20:]
+    return translated

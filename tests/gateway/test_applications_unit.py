@@ -362,7 +362,8 @@ def test_hidden_requests_of_two_originators_do_not_share_origin_host_and_end_to_
     two = mar("mig-2@partner.example", "sip:mig-2@partner.example", origin="scscf2.partner.example",
               realm=PARTNER, hop=77)
     sent = [decode(translate_request(request, Identities(f"out-{n}@primary.example", f"sip:out-{n}@primary.example"),
-                                     Destination(PRIMARY, PRIMARY_GW), local, hide_topology=True))
+                                     Destination(PRIMARY, PRIMARY_GW), local, hide_topology=True,
+                                     end_to_end=0x1000 + n))  # as PartnerApplication gives: ids of its own
             for n, request in ((1, one), (2, two))]
     assert sent[0]["Origin-Host"] == sent[1]["Origin-Host"] == PARTNER_GW
     assert sent[0].end_to_end != sent[1].end_to_end  # else the primary answers both with one answer
