@@ -25,6 +25,7 @@ from twisted.internet.testing import StringTransport  # noqa: E402
 
 from cx_codec import answer_for, decode, samples  # noqa: E402
 from gateway.node import DiameterNode
+from gateway.observe.counts import NodeMetrics  # noqa: E402
 from gateway.peer import WatchdogState  # noqa: E402
 from gateway.peer.capabilities import Application, LocalIdentity  # noqa: E402
 from gateway.routing.table import Route, RouteAction, RouteTarget  # noqa: E402
@@ -34,7 +35,7 @@ from gateway.transport.connection import DiameterConnection  # noqa: E402
 CX = 16777216
 
 
-def relay_node() -> tuple[DiameterNode, DiameterConnection, DiameterConnection]:
+def relay_node(metrics: bool = False) -> tuple[DiameterNode, DiameterConnection, DiameterConnection]:
     realm = str(decode(samples.SAMPLE_MAR)["Destination-Realm"])
     node = DiameterNode(
         LocalIdentity("relay.bench", "bench", applications=(Application(CX, 10415),)),
@@ -43,6 +44,7 @@ def relay_node() -> tuple[DiameterNode, DiameterConnection, DiameterConnection]:
         routes=[Route(realm, CX, RouteAction.RELAY, [RouteTarget("server.bench")])],
         timers=Timers(tx=10.0),
         limits=Limits(max_pending_per_peer=100_000, max_pending=200_000),
+        metrics=NodeMetrics() if metrics else None,
     )
     connections = []
     for host, role in (("client.bench", "R"), ("server.bench", "I")):
@@ -56,8 +58,8 @@ def relay_node() -> tuple[DiameterNode, DiameterConnection, DiameterConnection]:
     return node, connections[0], connections[1]
 
 
-def measure(window: int, rounds: int) -> tuple[float, float]:
-    node, client, server = relay_node()
+def measure(window: int, rounds: int, metrics: bool = False) -> tuple[float, float]:
+    node, client, server = relay_node(metrics)
     request = bytearray(samples.SAMPLE_MAR)
     answer = answer_for(decode(samples.SAMPLE_MAR), origin_host="server.bench", origin_realm="bench",
                         experimental_result=None, result_code=2001).encode()
@@ -100,11 +102,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 16, 128])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--metrics", action="store_true", help="also with metrics on (every message counted)")
     args = parser.parse_args()
-    print(f"{'messages per read':>17}  {'us per request':>14}  {'us per answer':>13}  {'us per pair':>11}")
+    print(f"{'metrics':>7}  {'messages per read':>17}  {'us per request':>14}  {'us per answer':>13}  {'us per pair':>11}")
     for window in args.windows:
-        request, answer = measure(window, args.rounds)
-        print(f"{window:>17}  {request:>14.2f}  {answer:>13.2f}  {request + answer:>11.2f}")
+        for metrics in (False, True) if args.metrics else (False,):
+            request, answer = measure(window, args.rounds, metrics)
+            label = "on" if metrics else "off"
+            print(f"{label:>7}  {window:>17}  {request:>14.2f}  {answer:>13.2f}  {request + answer:>11.2f}")
     return 0
 
 

@@ -288,7 +288,7 @@ class DiameterNode:
         self.now = self.clock.seconds()
         try:
             peer = connection.peer
-            if peer is not None and peer.connection is connection and not self.stopping and not self.counting:
+            if peer is not None and peer.connection is connection and not self.stopping:
                 if self.relay.stream(connection, peer, data):
                     # once per read that completed a message: a sign of life (RFC 3539
                     # §3.4.1); bytes that complete nothing are not one
@@ -480,6 +480,11 @@ class DiameterNode:
     def observe_latency(self, entry: PendingRequest) -> None:
         if self.metrics is not None:
             self.metrics.observe_request(entry.command_code, self.clock.seconds() - self.pending.started(entry))
+
+    def observe_latencies(self, entries: list[PendingRequest]) -> None:
+        """observe_latency for the answers of one read, all received at ``now``."""
+        if self.metrics is not None:
+            self.metrics.observe_requests(entries, self.now + self.pending.tx)
 
     def count_late_answer(self) -> None:
         self.counters.late_answers += 1

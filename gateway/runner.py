@@ -99,9 +99,21 @@ class GatewayService:
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
 
-    def health(self) -> tuple[bool, dict[str, str]]:
-        peers = {peer.host: peer.state for peer in self.node.peers.values()}
-        return (not self.node.stopping, peers)
+    def health(self) -> Any:
+        """/health: unavailable while stopping; degraded, and why, when a realm the node
+        routes to has none of its peers open (the partner role's primary gateway, say)."""
+        from gateway.observe.http import Health
+
+        node = self.node
+        problems = []
+        for route in self.config.routes:
+            hosts = [target.host for target in route.peers]
+            if hosts and not any(node.peers.get(host.lower()) is not None and node.peers[host.lower()].available
+                                 for host in hosts):
+                states = ", ".join(f"{host} {node.peers[host.lower()].state if host.lower() in node.peers else 'unknown'}"
+                                   for host in hosts)
+                problems.append(f"realm {route.realm}: no peer open ({states})")
+        return Health(not node.stopping, {peer.host: peer.state for peer in node.peers.values()}, problems)
 
     def shutdown(self) -> None:
         if self.node.stopping:

@@ -10,7 +10,7 @@ alone. Anything else is 404; methods other than GET and HEAD are 405.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from twisted.internet.interfaces import IListeningPort, IReactorTCP
@@ -29,6 +29,7 @@ class Health(NamedTuple):
 
     healthy: bool
     peers: Mapping[str, Any]  # peer host -> its state (or any JSON-able detail)
+    problems: Sequence[str] = ()  # why the node is degraded: it serves, but not everything
 
 
 HealthCallback = Callable[[], Health | tuple[bool, Mapping[str, Any]]]
@@ -81,11 +82,14 @@ class HealthResource(_Endpoint):
 
     def render_GET(self, request: Request) -> bytes:
         try:
-            healthy, peers = self.health_callback()
+            health = Health(*self.health_callback())
+            healthy = health.healthy
             body: dict[str, Any] = {
-                "status": "ok" if healthy else "unavailable",
-                "peers": dict(peers),
+                "status": "unavailable" if not healthy else "degraded" if health.problems else "ok",
+                "peers": dict(health.peers),
             }
+            if health.problems:
+                body["problems"] = list(health.problems)
         except Exception as exc:  # a broken callback must not look healthy
             log.failure("health callback failed")
             healthy, body = False, {"status": "error", "error": f"{type(exc).__name__}: {exc}"}

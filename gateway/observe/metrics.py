@@ -188,11 +188,11 @@ class HistogramChild:
         self.sum = 0.0
         self.count = 0
 
-    def observe(self, value: float) -> None:
+    def observe(self, value: float, times: int = 1) -> None:
         # le is "less than or equal": a value equal to a bound falls in that bucket
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-        self.count += 1
+        self.counts[bisect.bisect_left(self.bounds, value)] += times
+        self.sum += value * times
+        self.count += times
 
     def cumulative(self) -> list[int]:
         total, result = 0, []
@@ -367,6 +367,12 @@ class GatewayMetrics:
             "diameter_overload_rejections_total",
             "Requests refused because a limit was reached (scope=peer|node|connections).",
             ("scope",),
+        )
+        self.translations = r.counter(
+            "cxgw_translations_total",
+            "Cx requests of migrated users by role (partner, primary) and outcome: forwarded or "
+            "answered, or the Experimental-Result-Code of a refusal (5001, 5002, 5006).",
+            ("role", "result"),
         )
         self._peer_states: dict[str, str] = {}
 

@@ -352,6 +352,9 @@ class Proxy:
         # a backstop past Tx: forwarded work of the application gets its 3002 before it
         result.addTimeout(node.pending.tx + LOCAL_GRACE, node.clock)
         result.addBoth(self._local_done, peer)
+        if node.counting:
+            node.message_counts.count(peer.host, "in", message.command_code, "")
+            result.addCallback(self._count_local, peer, message.command_code)
         result.addCallback(self._local_answered, key)
         result.addErrback(self._local_failed, key, data)
 
@@ -361,6 +364,11 @@ class Proxy:
         if not self._serving_per_peer[peer]:
             del self._serving_per_peer[peer]
         return result
+
+    def _count_local(self, answer: bytes | Message, peer: Any, command: int) -> bytes | Message:
+        data = answer.encode() if isinstance(answer, Message) else answer
+        self.node.message_counts.count(peer.host, "out", command, answer_result(data))
+        return data
 
     def _local_answered(self, answer: bytes | Message, key: Any) -> None:
         if isinstance(answer, Message):

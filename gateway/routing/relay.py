@@ -40,10 +40,11 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cx_codec import DecodeError
 from cx_codec.rewrite import find_base_avp
+from gateway.observe.counts import result_key
 from gateway.routing.pending import PendingRequest
 from gateway.routing.proxy import Proxy, ProxyHost
 from gateway.routing.table import RouteAction
@@ -81,6 +82,8 @@ class RelayHost(ProxyHost):
     def receive_general(self, connection: DiameterConnection, data: bytes) -> None: ...
 
     def unable_to_comply(self, connection: DiameterConnection, data: bytes, error: BaseException) -> None: ...
+
+    def observe_latencies(self, entries: list[PendingRequest]) -> None: ...
 
 
 class StreamRelay:
@@ -170,6 +173,10 @@ class StreamRelay:
         prefix, prefix_realm = connection.relay_prefix
         prefix_length = len(prefix) if prefix is not None else 0
         high = V1 | node.max_message_size
+        counting = node.counting  # metrics on: every message counted, here as on the general path
+        requests: dict[tuple[Any, int], int] = {}  # (target peer, command) -> requests relayed
+        answers: dict[tuple[Any, int, bytes], int] = {}  # (origin connection, command, result) -> answers
+        answered_entries: list[PendingRequest] = []  # for the latency histogram
         buffer = view = None  # a writable copy of ``data``, made for the first answer
         run_to = None  # the connection of the current run of answers: buffer[run_start:run_end]
         run_start = run_end = 0
@@ -199,6 +206,10 @@ class StreamRelay:
                                 del entries[hop_by_hop_in]
                                 answered += 1
                                 origin = entry.origin
+                                if counting:
+                                    key = (origin, command, result_key(data, offset, stop))
+                                    answers[key] = answers.get(key, 0) + 1
+                                    answered_entries.append(entry)
                                 if origin.connected and not origin.closing:
                                     if buffer is None:
                                         buffer = bytearray(data)
@@ -251,6 +262,9 @@ class StreamRelay:
                                         hop_by_hop, hop_by_hop_in, connection, target, forwarded, deadline, command, (), None,
                                     ))
                                     count += 1
+                                    if counting:
+                                        key = (target, command)
+                                        requests[key] = requests.get(key, 0) + 1
                                     if run_to is not None:  # keep the stream's order on every connection
                                         _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
                                         run_to = None
@@ -295,6 +309,10 @@ class StreamRelay:
             per_peer[target] = count
         if answered:
             per_peer[peer] -= answered
+        if counting:
+            node.message_counts.settle(peer.host, requests, answers)
+            if answered_entries:
+                node.observe_latencies(answered_entries)
         pending.arm()
         if offset < end:
             node.receive_general(connection, data[offset:])

@@ -601,8 +601,8 @@ class BatchPlan:
 
 
 class NodeUnderFuzz:
-    """The node under test (``path``: "fast", the relay's hot loop; "general": metrics on,
-    every read through ``receive_general``), its servers and clients, and the batches."""
+    """The node under test (``path``: "fast", the relay's hot loop; "general": every read
+    through ``receive_general``; metrics on for both), its servers and clients, and the batches."""
 
     def __init__(
         self, path: str = "fast", seed: int = 0, timers: Timers = FUZZ_TIMERS, limits: Limits = FUZZ_LIMITS,
@@ -635,11 +635,13 @@ class NodeUnderFuzz:
         peers = [PeerSettings(host, realm, "127.0.0.1", ports[host]) for host, realm in REALMS.items()]
         peers += [PeerSettings(host, PARTNER, connect=False) for host in (CLIENT, CLIENT2, FUZZ_PEER)]
         routes = [Route(realm, CX, RouteAction.PROXY, [RouteTarget(host)]) for realm, host in SERVER_OF.items()]
-        metrics = NodeMetrics() if self.path == "general" else None  # every read through receive_general
+        # metrics on for both: the hot loop counts too; the general path gets every read
         self.node = node = DiameterNode(
             LocalIdentity(PROXY, PARTNER, applications=APPS), reactor=reactor, peers=peers, routes=routes,
-            timers=self.timers, limits=self.limits, metrics=metrics,
+            timers=self.timers, limits=self.limits, metrics=NodeMetrics(),
         )
+        if self.path == "general":
+            node.relay.stream = lambda connection, peer, data: node.receive_general(connection, data)  # type: ignore[method-assign]
         net.nodes.append(node)
         net.ports[PROXY] = node.listen(0).getHost().port
         node.start()

@@ -28,7 +28,7 @@ def health():
     def callback():
         if state.get("raise"):
             raise RuntimeError("store gone")
-        return Health(state["healthy"], state["peers"])
+        return Health(state["healthy"], state["peers"], state.get("problems", ()))
 
     callback.state = state
     return callback
@@ -102,6 +102,16 @@ def test_health_unavailable(server, health):
     response, body = yield fetch(server + "/health")
     assert response.code == 503
     assert json.loads(body) == {"status": "unavailable", "peers": {"hss.b.net": "Closed"}}
+
+
+@pytest_twisted.inlineCallbacks
+def test_health_degraded_says_why(server, health):
+    """It serves (200), but a realm it routes to has no peer open."""
+    problem = "realm primary.example: no peer open (gw.primary.example Closed)"
+    health.state.update(peers={"gw.primary.example": "Closed"}, problems=[problem])
+    response, body = yield fetch(server + "/health")
+    assert response.code == 200
+    assert json.loads(body) == {"status": "degraded", "peers": {"gw.primary.example": "Closed"}, "problems": [problem]}
 
 
 @pytest_twisted.inlineCallbacks

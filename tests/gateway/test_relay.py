@@ -27,6 +27,7 @@ from twisted.internet.testing import StringTransport
 
 from cx_codec.build import avp_bytes
 from gateway.node import DiameterNode
+from gateway.observe.counts import NodeMetrics
 from gateway.peer import WatchdogState
 from gateway.peer.capabilities import Application, LocalIdentity
 from gateway.routing.table import Route, RouteAction, RouteTarget, RoutingTable
@@ -42,7 +43,9 @@ REALMS = (*SERVERS, BOTH, "unknown.test")
 PEERS = (*CLIENTS, *SERVERS.values())
 
 
-def _node(fast: bool, max_pending_per_peer: int, default_route: bool) -> tuple[DiameterNode, dict[str, DiameterConnection]]:
+def _node(
+    fast: bool, max_pending_per_peer: int, default_route: bool, counting: bool = False
+) -> tuple[DiameterNode, dict[str, DiameterConnection]]:
     routes = [Route(realm, CX, RouteAction.RELAY, [RouteTarget(host)]) for realm, host in SERVERS.items()]
     routes.append(Route(BOTH, CX, RouteAction.RELAY, [RouteTarget(host) for host in SERVERS.values()]))
     if default_route:  # then a wrong realm (say a vendor's AVP 283 taken for it) is routed too
@@ -55,6 +58,7 @@ def _node(fast: bool, max_pending_per_peer: int, default_route: bool) -> tuple[D
         routes=routes,
         timers=Timers(tx=30.0),
         limits=Limits(max_pending_per_peer=max_pending_per_peer, max_pending=1000),
+        metrics=NodeMetrics() if counting else None,  # counting must not change a byte, and counts alike
     )
     connections = {}
     for host in PEERS:
@@ -164,6 +168,7 @@ def _state(node: DiameterNode) -> tuple:
         sorted((e.hop_by_hop, e.original_hop_by_hop, e.peer.host, e.data) for e in pending),
         sorted((peer.host, count) for peer, count in pending.per_peer.items() if count),
         pending._next_id,
+        sorted(node.message_counts.items()),
     )
 
 
@@ -172,8 +177,9 @@ def _state(node: DiameterNode) -> tuple:
 def test_the_hot_loop_does_what_the_general_path_does(data: st.DataObject) -> None:
     limit = data.draw(st.sampled_from([3, 1000]), label="max_pending_per_peer")
     default_route = data.draw(st.booleans(), label="default route")
-    fast, fast_connections = _node(True, limit, default_route)
-    reference, reference_connections = _node(False, limit, default_route)
+    counting = data.draw(st.booleans(), label="metrics on")
+    fast, fast_connections = _node(True, limit, default_route, counting)
+    reference, reference_connections = _node(False, limit, default_route, counting)
     both = ((fast, fast_connections), (reference, reference_connections))
 
     # requests from two clients, each stream cut into reads, the reads interleaved

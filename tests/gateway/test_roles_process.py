@@ -14,9 +14,11 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.web.client import Agent, readBody
 
 from cx_codec import decode
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
@@ -24,10 +26,17 @@ from gateway.testing.diamtest import RawPeer
 from gateway.testing.isim import Isim
 from gateway.testing.process import GatewayProcess, provision, until
 
+# twisted.web's Agent response transports have no abortConnection; readBody warns about it
+pytestmark = pytest.mark.filterwarnings("ignore:Using readBody:DeprecationWarning")
 EXAMPLES = Path(__file__).resolve().parents[2] / "gateway" / "examples"
 K, OPC = "465b5ce8b199b49faa5f0a2ee238a6bc", "cd63cb71954a9f4e48a5994e37a02baf"
 SCSCF = "scscf.partner.example"
 LISTENING = r"listening on 127\.0\.0\.1:(\d+) \(tcp\)"
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    response = await Agent(reactor).request(b"GET", f"http://127.0.0.1:{port}{path}".encode())
+    return response.code, (await readBody(response)).decode()
 
 
 def _copy(name: str, folder: Path, **ports: int) -> Path:
@@ -90,12 +99,30 @@ async def test_the_loopback_examples_register_a_migrated_user(tmp_path):
         response = Isim(bytes.fromhex(K), bytes.fromhex(OPC)).challenge(authenticate[:16], authenticate[16:])
         assert response.result == "ok" and response.res == bytes(item.get("SIP-Authorization"))
         assert identities["outbound"].encode() not in scscf.messages[-1]
-        # SIGTERM: both stop gracefully
-        for process in (partner, primary):
-            process.process.send_signal(signal.SIGTERM)
-        await until(lambda: partner.process.poll() is not None and primary.process.poll() is not None,
-                    "both processes to exit", primary)
-        assert (partner.process.returncode, primary.process.returncode) == (0, 0)
+        # what an operator sees: the translation counted, counted on the relay's fast path too
+        http = int((await until(lambda: partner.find(r"http://127\.0\.0\.1:(\d+)/"), "/metrics", partner)).group(1))
+        code, metrics = await http_get(http, "/metrics")
+        assert code == 200
+        assert 'cxgw_translations_total{role="partner",result="forwarded"} 1' in metrics
+        assert 'diameter_messages_total{peer="scscf.partner.example",direction="out",command="MAR/MAA",result="2001"} 1' in metrics
+        # SIGTERM to the primary: the partner says why it is degraded
+        primary.process.send_signal(signal.SIGTERM)
+        await until(lambda: primary.process.poll() is not None, "the primary to exit", primary)
+        assert primary.process.returncode == 0
+
+        async def degraded() -> dict:
+            return json.loads((await http_get(http, "/health"))[1])
+
+        health = await degraded()
+        for _ in range(100):
+            if health["status"] == "degraded":
+                break
+            health = await degraded()
+        assert health["status"] == "degraded", health
+        assert any("primary.example" in problem and "gw.primary.example" in problem for problem in health["problems"])
+        partner.process.send_signal(signal.SIGTERM)
+        await until(lambda: partner.process.poll() is not None, "the partner to exit", partner)
+        assert partner.process.returncode == 0
     finally:
         if scscf is not None and scscf.connected:
             scscf.transport.abortConnection()
