@@ -155,6 +155,7 @@ def test_gateway_metrics_predefined_names_and_types():
         "diameter_request_duration_seconds": "histogram",
         "diameter_answers_generated_total": "counter",
         "diameter_overload_rejections_total": "counter",
+        "cxgw_translations_total": "counter",
     }
     assert metrics.request_duration.bounds == DURATION_BUCKETS
     assert DURATION_BUCKETS[0] == 0.0001 and DURATION_BUCKETS[-1] == 10.0
