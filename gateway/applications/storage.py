@@ -9,6 +9,7 @@ answer at once, never a stalled reactor or a silent request.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -42,7 +43,12 @@ class StoreAccess:
                 return fail(error)
             except Exception as error:  # a bug or a broken file: the caller answers 5012
                 return fail(StoreUnavailable(f"the store failed: {error!r}"))
-        result: Deferred[T] = deferToThreadPool(self.reactor, self._pool, function, *args, **kwargs)
+        # a call still queued when its deadline passes is not made: its request has been
+        # answered 5012 already, and its work (SQNs, a Server-Name) must not happen late
+        started_by = time.monotonic() + self.deadline
+        result: Deferred[T] = deferToThreadPool(
+            self.reactor, self._pool, _unless_late, started_by, function, *args, **kwargs
+        )
         result.addTimeout(self.deadline, self.reactor)
         result.addErrback(self._unavailable)
         return result
@@ -57,3 +63,9 @@ class StoreAccess:
             self._pool.stop()
             self._pool = None
         self.store.close()
+
+
+def _unless_late(started_by: float, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    if time.monotonic() > started_by:
+        raise StoreUnavailable("the call waited past its deadline for a free connection; not made")
+    return function(*args, **kwargs)
