@@ -191,10 +191,16 @@ class TlsPolicy:
 
 
 # -- GatewayConfig -> node settings -------------------------------------------------------------
+RELAY_APPLICATION = 0xFFFFFFFF  # RFC 6733 §2.4
 def local_identity(config: GatewayConfig) -> Any:
     from gateway.peer.capabilities import Application, LocalIdentity
 
     node = config.node
+    applications = [Application(app.application_id, app.vendor_id) for app in node.applications]
+    if "relay" in node.roles and not any(app.application_id == RELAY_APPLICATION for app in applications):
+        # RFC 6733 §2.4: a relay advertises the Relay-Application-Id (beside Cx, which
+        # Kamailio's S-CSCF must see before it sends a MAR: docs/interop.md)
+        applications.append(Application(RELAY_APPLICATION))
     return LocalIdentity(
         origin_host=node.origin_host,
         origin_realm=node.origin_realm,
@@ -203,7 +209,7 @@ def local_identity(config: GatewayConfig) -> Any:
         product_name=node.product_name,
         origin_state_id=node.origin_state_id,
         firmware_revision=node.firmware_revision,
-        applications=tuple(Application(app.application_id, app.vendor_id) for app in node.applications),
+        applications=tuple(applications),
     )
 
 

@@ -105,6 +105,8 @@ async def test_gateway_process_relays_reports_reloads_and_stops_gracefully(tmp_p
         client.start()
         await until(lambda: client.peers["relay.example"].available, "client connected to the gateway", gateway)
         await until(lambda: server.peers["relay.example"].available, "gateway connected to the server", gateway)
+        # RFC 6733 §2.4: the relay role advertises the Relay-Application-Id, and Cx
+        assert {16777216, 0xFFFFFFFF} <= client.peers["relay.example"].capabilities.application_ids
 
         answer = decode(await client.send_request(mar("primary.example")))
         assert answer.result_code == 2001
