@@ -9,6 +9,7 @@ the forwarding. The reactor is passed in (twisted.names style), so tests can giv
 from __future__ import annotations
 
 import gc
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -106,10 +107,14 @@ class DiameterNode:
         self._end_to_end = ((int(time.time()) & 0xFFF) << 20) | (id(self) & 0xFFFFF)
 
     # -- lifecycle ----------------------------------------------------------------------
-    def listen(self, port: int = 0, address: str = "127.0.0.1", tls: bool = False) -> IListeningPort:
+    def listen(
+        self, port: int = 0, address: str = "127.0.0.1", tls: bool = False, reuse_port: bool = False
+    ) -> IListeningPort:
         factory = Factory.forProtocol(lambda: DiameterConnection(self, "R"))
         factory.noisy = False
-        if tls:
+        if reuse_port:  # SO_REUSEPORT: other processes may listen on this port too
+            listening = self._listen_reusing_port(port, address, factory, tls)
+        elif tls:
             listening = self.reactor.listenSSL(port, factory, self.tls.server_context(), interface=address)
         else:
             listening = self.reactor.listenTCP(port, factory, interface=address)
@@ -117,6 +122,23 @@ class DiameterNode:
         log.info("listening on {address}:{port} ({transport})", address=address,
                  port=listening.getHost().port, transport="tls" if tls else "tcp")
         return listening
+
+    def _listen_reusing_port(self, port: int, address: str, factory: Factory, tls: bool) -> IListeningPort:
+        """A listening socket made here with SO_REUSEPORT set, adopted by the reactor (the
+        kernel spreads new connections between the processes listening on the port)."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((address, port))
+            sock.listen(50)
+            sock.setblocking(False)
+            if tls:
+                factory = TLSMemoryBIOFactory(self.tls.server_context(), False, factory)
+            return self.reactor.adoptStreamPort(sock.fileno(), family, factory)  # it keeps a copy
+        finally:
+            sock.close()
 
     def start(self) -> None:
         for peer in self.peers.values():

@@ -81,7 +81,8 @@ class GatewayService:
 
     def start(self) -> None:
         for listen in self.config.listen:
-            self.ports.append(self.node.listen(listen.port, listen.address, tls=listen.transport == "tls"))
+            self.ports.append(self.node.listen(listen.port, listen.address, tls=listen.transport == "tls",
+                                               reuse_port=listen.reuse_port))
         if self.config.metrics is not None:
             from gateway.observe.http import start_http
 

@@ -84,6 +84,7 @@ class ListenConfig:
     address: str = "127.0.0.1"
     port: int = DIAMETER_PORT  # 0: the OS picks one (tests)
     transport: str = "tcp"
+    reuse_port: bool = False  # SO_REUSEPORT: several processes listen on one port, the kernel spreads connections
 
 
 @dataclass(frozen=True, slots=True)

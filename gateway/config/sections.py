@@ -167,13 +167,14 @@ class _Parser:
 
     def listener(self, t: dict[str, Any], path: str) -> ListenConfig:
         c = self.check
-        c.unknown_keys(t, path, {"address", "port", "transport"})
+        c.unknown_keys(t, path, {"address", "port", "transport", "reuse_port"})
         transport = c.choice(t, path, "transport", "tcp", TRANSPORTS)
         default_port = DIAMETER_TLS_PORT if transport == "tls" else DIAMETER_PORT
         return ListenConfig(
             address=c.ip(t, path, "address", "127.0.0.1"),
             port=c.port(t, path, "port", default_port, allow_zero=True),
             transport=transport,
+            reuse_port=c.boolean(t, path, "reuse_port", False),
         )
 
     def tls(self, raw: Any, t: dict[str, Any], users: list[str]) -> TlsConfig | None:

@@ -817,3 +817,11 @@ def test_tls_examples_fit_together(tmp_path):
     assert primary.primary is not None and primary.primary.partner_id("gw.partner.example") == "partner-a"
     assert primary.hss == cfg.HssConfig(5) and partner.partner == cfg.PartnerConfig(True, 1.0)
     assert any(r.realm == "primary.example" and r.peers[0].host == "gw.primary.example" for r in partner.routes)
+
+
+def test_listen_reuse_port():
+    assert parse_config(MINIMAL + "[[listen]]\nport = 0").listen[0].reuse_port is False
+    config = parse_config(MINIMAL + "[[listen]]\nport = 3868\nreuse_port = true")
+    assert config.listen == (cfg.ListenConfig("127.0.0.1", 3868, "tcp", reuse_port=True),)
+    with pytest.raises(ConfigError, match=r"listen\[0\]\.reuse_port"):
+        parse_config(MINIMAL + '[[listen]]\nreuse_port = "yes"')
