@@ -11,88 +11,33 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 
 from cx_codec import answer_for, decode
 from cx_codec.commands import MultimediaAuthRequest, ServerAssignmentRequest, new_session_id
-from gateway.applications.cx import Local
-from gateway.applications.hss import HssApplication
-from gateway.applications.partner import PartnerApplication
-from gateway.applications.primary import PrimaryApplication
-from gateway.applications.revocation import RevocationWatcher
-from gateway.applications.service import CxService
-from gateway.applications.storage import StoreAccess
-from gateway.settings import PeerSettings
-from gateway.testing.diamtest import CX, Net, header_of, route, wait_for
+from gateway.testing.cores import (
+    OPC,
+    PARTNER,
+    PARTNER_GW,
+    PRIMARY,
+    PRIMARY_GW,
+    REAL_IMPI,
+    REAL_IMPU,
+    SCSCF,
+    Cores,
+    K,
+)
+from gateway.testing.diamtest import Net, header_of, wait_for
 from gateway.testing.isim import Isim
 from hss_store import open_store
-from hss_store.allocation import AllocationPolicy
-from hss_store.records import Agreement, PrimaryDatabase, Subscriber
+from hss_store.records import Agreement, PrimaryDatabase
 
-K = bytes.fromhex("465b5ce8b199b49faa5f0a2ee238a6bc")
-OPC = bytes.fromhex("cd63cb71954a9f4e48a5994e37a02baf")
-PRIMARY, PARTNER = "primary.example", "partner.example"
-PRIMARY_GW, PARTNER_GW, SCSCF = "gw.primary.example", "gw.partner.example", "scscf.partner.example"
-REAL_IMPI, REAL_IMPU = "alice@primary.example", "sip:alice@primary.example"
 AKA = "Digest-AKAv1-MD5"
-
-
-class Cores:
-    """Both cores, provisioned: alice in the primary, outbound identities for partner-a,
-    inbound identities in the partner bound to them."""
-
-    def __init__(self, net: Net, tmp_path) -> None:
-        self.net = net
-        self.primary_store = open_store(str(tmp_path / "primary.sqlite"))
-        self.partner_store = open_store(str(tmp_path / "partner.sqlite"))
-        primary, partner = self.primary_store, self.partner_store
-        primary.add_subscriber(Subscriber.new(REAL_IMPI, [REAL_IMPU], K, opc=OPC))
-        primary.add_agreement(Agreement("partner-a", "all"))
-        primary.set_policy(AllocationPolicy("outbound", impi_pattern="out-<random>@primary.example",
-                                            impu_pattern="sip:out-<random>@primary.example"))
-        partner.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
-                                            impu_pattern="sip:mig-<random>@partner.example"))
-        self.outbound = primary.allocate_outbound(REAL_IMPI, REAL_IMPU, "partner-a")
-        self.inbound = partner.allocate_inbound(
-            PrimaryDatabase(PRIMARY, PRIMARY_GW), self.outbound.outbound_impi, self.outbound.outbound_impu
-        )
-        # the primary core: primary + hss in one process, the HSS in-process
-        self.primary = net.node(PRIMARY_GW, PRIMARY, peers=[PeerSettings(PARTNER_GW, PARTNER, connect=False)])
-        access = StoreAccess(primary, reactor)
-        local = Local(PRIMARY_GW, PRIMARY)
-        self.hss = HssApplication(access, local, max_vectors=5)
-        self.primary_role = PrimaryApplication(access, local, {PARTNER_GW: "partner-a"}, hss=self.hss)
-        self.primary.applications[CX] = CxService(local, hss=self.hss, primary=self.primary_role)
-        # the partner core
-        self.partner = net.node(
-            PARTNER_GW, PARTNER,
-            peers=[PeerSettings(SCSCF, PARTNER, connect=False),
-                   PeerSettings(PRIMARY_GW, PRIMARY, "127.0.0.1", net.ports[PRIMARY_GW])],
-            routes=[route(PRIMARY, PRIMARY_GW)],
-        )
-        partner_local = Local(PARTNER_GW, PARTNER)
-        self.partner_role = PartnerApplication(StoreAccess(partner, reactor), partner_local, self.partner.send_request)
-        self.partner.applications[CX] = CxService(partner_local, partner=self.partner_role)
-        self.watcher = RevocationWatcher(StoreAccess(partner, reactor), partner_local, self.partner.send_request,
-                                         reactor, 0.05, self.partner_role.registrars)
-        # what the primary receives from the partner, for the checks on the wire
-        self.primary_leg: list[bytes] = []
-        receive = self.primary.receive
-        self.primary.receive = lambda connection, data: (self.primary_leg.append(data), receive(connection, data))[1]
-
-    def scscf(self):
-        return self.net.raw_peer(self.net.ports[PARTNER_GW], host=SCSCF, realm=PARTNER)
-
-    def close(self) -> None:
-        self.watcher.stop()
-        self.primary_store.close()
-        self.partner_store.close()
 
 
 @pytest.fixture
 def cores(tmp_path):
     net = Net()
-    built = Cores(net, tmp_path)
+    built = Cores(net, open_store(str(tmp_path / "primary.sqlite")), open_store(str(tmp_path / "partner.sqlite")))
     yield built
     pytest_twisted.blockon(net.stop())
     built.close()

@@ -22,29 +22,16 @@ from diameter.message.avp.grouped import VendorSpecificApplicationId
 from diameter.message.commands import MultimediaAuthRequest as PdMultimediaAuthRequest
 from diameter.node import Node as PdNode
 from diameter.node.application import Application as PdApplication
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 
 from cx_codec import decode
-from gateway.applications.cx import Local
-from gateway.applications.hss import HssApplication
-from gateway.applications.partner import PartnerApplication
-from gateway.applications.primary import PrimaryApplication
-from gateway.applications.service import CxService
-from gateway.applications.storage import StoreAccess
-from gateway.settings import PeerSettings
-from gateway.testing.diamtest import CX, Net, route, wait_for
+from gateway.testing.cores import OPC, PARTNER, PARTNER_GW, PRIMARY_GW, REAL_IMPI, SCSCF, Cores, K
+from gateway.testing.diamtest import CX, Net, wait_for
 from gateway.testing.isim import Isim
 from hss_store import open_store
-from hss_store.allocation import AllocationPolicy
-from hss_store.records import Agreement, PrimaryDatabase, Subscriber
 
 pytestmark = pytest.mark.interop
 
-K = bytes.fromhex("465b5ce8b199b49faa5f0a2ee238a6bc")
-OPC = bytes.fromhex("cd63cb71954a9f4e48a5994e37a02baf")
-PRIMARY, PARTNER = "primary.example", "partner.example"
-PRIMARY_GW, PARTNER_GW, SCSCF = "gw.primary.example", "gw.partner.example", "scscf.partner.example"
-REAL_IMPI, REAL_IMPU = "alice@primary.example", "sip:alice@primary.example"
 SERVER_NAME = "sip:scscf.partner.example:6060"
 AKA = "Digest-AKAv1-MD5"
 VENDOR_3GPP = 10415
@@ -54,46 +41,6 @@ TIMEOUT = 5  # seconds, for every blocking python-diameter call
 PUBLIC_IDENTITY, SERVER_NAME_AVP, SIP_NUMBER_AUTH_ITEMS = 601, 602, 607
 SIP_AUTHENTICATION_SCHEME, SIP_AUTHENTICATE, SIP_AUTHORIZATION, SIP_AUTH_DATA_ITEM = 608, 609, 610, 612
 CONFIDENTIALITY_KEY, INTEGRITY_KEY = 625, 626
-
-
-class Cores:
-    """The partner core (partner role) and the primary core (primary + hss roles), each
-    with its own SQLite store provisioned as an operator would (TR 23.781 steps 4-6, 9-11)."""
-
-    def __init__(self, net: Net, tmp_path) -> None:
-        self.net = net
-        self.primary_store = open_store(str(tmp_path / "primary.sqlite"))
-        self.partner_store = open_store(str(tmp_path / "partner.sqlite"))
-        primary, partner = self.primary_store, self.partner_store
-        primary.add_subscriber(Subscriber.new(REAL_IMPI, [REAL_IMPU], K, opc=OPC))
-        primary.add_agreement(Agreement("partner-a", "all"))
-        primary.set_policy(AllocationPolicy("outbound", impi_pattern="out-<random>@primary.example",
-                                            impu_pattern="sip:out-<random>@primary.example"))
-        partner.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
-                                            impu_pattern="sip:mig-<random>@partner.example"))
-        self.outbound = primary.allocate_outbound(REAL_IMPI, REAL_IMPU, "partner-a")
-        self.inbound = partner.allocate_inbound(
-            PrimaryDatabase(PRIMARY, PRIMARY_GW), self.outbound.outbound_impi, self.outbound.outbound_impu
-        )
-        self.primary = net.node(PRIMARY_GW, PRIMARY, peers=[PeerSettings(PARTNER_GW, PARTNER, connect=False)])
-        access = StoreAccess(primary, reactor)
-        local = Local(PRIMARY_GW, PRIMARY)
-        hss = HssApplication(access, local, max_vectors=5)
-        primary_role = PrimaryApplication(access, local, {PARTNER_GW: "partner-a"}, hss=hss)
-        self.primary.applications[CX] = CxService(local, hss=hss, primary=primary_role)
-        self.partner = net.node(
-            PARTNER_GW, PARTNER,
-            peers=[PeerSettings(SCSCF, PARTNER, connect=False),
-                   PeerSettings(PRIMARY_GW, PRIMARY, "127.0.0.1", net.ports[PRIMARY_GW])],
-            routes=[route(PRIMARY, PRIMARY_GW)],
-        )
-        partner_local = Local(PARTNER_GW, PARTNER)
-        self.partner_role = PartnerApplication(StoreAccess(partner, reactor), partner_local, self.partner.send_request)
-        self.partner.applications[CX] = CxService(partner_local, partner=self.partner_role)
-
-    def close(self) -> None:
-        self.primary_store.close()
-        self.partner_store.close()
 
 
 class CxClient(PdApplication):
@@ -109,7 +56,7 @@ class CxClient(PdApplication):
 @pytest.fixture
 def cores(tmp_path):
     net = Net()
-    built = Cores(net, tmp_path)
+    built = Cores(net, open_store(str(tmp_path / "primary.sqlite")), open_store(str(tmp_path / "partner.sqlite")))
     yield built
     pytest_twisted.blockon(net.stop())
     built.close()

@@ -17,34 +17,34 @@ import uuid
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 
 from cx_codec import decode, new_request
 from cx_codec.commands import MultimediaAuthRequest, new_session_id
-from gateway.applications.cx import Local
-from gateway.applications.hss import HssApplication
-from gateway.applications.partner import PartnerApplication
-from gateway.applications.primary import PrimaryApplication
-from gateway.applications.service import CxService
-from gateway.applications.storage import StoreAccess
 from gateway.settings import PeerSettings, Timers
-from gateway.testing.diamtest import CX, Net, header_of, route, wait_for
+from gateway.testing.cores import (
+    OPC,
+    PARTNER,
+    PARTNER_GW,
+    PRIMARY,
+    PRIMARY_GW,
+    REAL_IMPI,
+    SCSCF,
+    Cores,
+    K,
+)
+from gateway.testing.diamtest import Net, header_of, wait_for
 from gateway.testing.isim import Isim
 from hss_store import open_store
 from hss_store import sqn as sqnmod
-from hss_store.allocation import AllocationPolicy
 from hss_store.milenage import Milenage
 from hss_store.pgserver import DEFAULT_BINDIR, TemporaryPostgres
-from hss_store.records import Agreement, PrimaryDatabase, Subscriber
+from hss_store.records import PrimaryDatabase, Subscriber
 
 pytestmark = pytest.mark.interop
 
-K = bytes.fromhex("465b5ce8b199b49faa5f0a2ee238a6bc")
-OPC = bytes.fromhex("cd63cb71954a9f4e48a5994e37a02baf")
-PRIMARY, PARTNER, OTHER = "primary.example", "partner.example", "other.example"
-PRIMARY_GW, PARTNER_GW, OTHER_GW = "gw.primary.example", "gw.partner.example", "gw.other.example"
-SCSCF, SCSCF2 = "scscf.partner.example", "scscf2.partner.example"
-REAL_IMPI, REAL_IMPU = "alice@primary.example", "sip:alice@primary.example"
+OTHER, OTHER_GW = "other.example", "gw.other.example"
+SCSCF2 = "scscf2.partner.example"
 AKA = "Digest-AKAv1-MD5"
 INITDB = f"{DEFAULT_BINDIR}/initdb"
 # Tx above the store's deadlines: a MAR the store cannot serve is answered 5012 by the
@@ -87,55 +87,19 @@ def _fresh_schema(server: TemporaryPostgres) -> str:
     return f"{server.url}?options=-csearch_path%3D{schema}"
 
 
-class Cores:
-    """The chain of test_applications_chain.py with the primary's store on PostgreSQL,
-    and a second partner gateway (``gw.other.example``) of the primary role."""
-
-    def __init__(self, net: Net, tmp_path, postgres: TemporaryPostgres) -> None:
-        self.net = net
-        self.primary_store = open_store(_fresh_schema(postgres), timeout=STORE_CALL_TIMEOUT, max_connections=4)
-        self.partner_store = open_store(str(tmp_path / "partner.sqlite"))
-        primary, partner = self.primary_store, self.partner_store
-        assert not primary.in_process
-        primary.add_subscriber(Subscriber.new(REAL_IMPI, [REAL_IMPU], K, opc=OPC))
-        primary.add_agreement(Agreement("partner-a", "all"))
-        primary.set_policy(AllocationPolicy("outbound", impi_pattern="out-<random>@primary.example",
-                                            impu_pattern="sip:out-<random>@primary.example"))
-        partner.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
-                                            impu_pattern="sip:mig-<random>@partner.example"))
-        self.outbound = primary.allocate_outbound(REAL_IMPI, REAL_IMPU, "partner-a")
-        self.inbound = partner.allocate_inbound(
-            PrimaryDatabase(PRIMARY, PRIMARY_GW), self.outbound.outbound_impi, self.outbound.outbound_impu
-        )
-        self.primary = net.node(PRIMARY_GW, PRIMARY, timers=TIMERS,
-                                peers=[PeerSettings(PARTNER_GW, PARTNER, connect=False),
-                                       PeerSettings(OTHER_GW, OTHER, connect=False)])
-        self.access = StoreAccess(primary, reactor, deadline=ACCESS_DEADLINE, threads=4)
-        local = Local(PRIMARY_GW, PRIMARY)
-        hss = HssApplication(self.access, local, max_vectors=5)
-        self.primary_role = PrimaryApplication(self.access, local, {PARTNER_GW: "partner-a", OTHER_GW: "partner-b"},
-                                               hss=hss)
-        self.primary.applications[CX] = CxService(local, hss=hss, primary=self.primary_role)
-        self.partner = net.node(
-            PARTNER_GW, PARTNER, timers=TIMERS,
-            peers=[PeerSettings(SCSCF, PARTNER, connect=False), PeerSettings(SCSCF2, PARTNER, connect=False),
-                   PeerSettings(PRIMARY_GW, PRIMARY, "127.0.0.1", net.ports[PRIMARY_GW])],
-            routes=[route(PRIMARY, PRIMARY_GW)],
-        )
-        partner_local = Local(PARTNER_GW, PARTNER)
-        self.partner_access = StoreAccess(partner, reactor)
-        self.partner_role = PartnerApplication(self.partner_access, partner_local, self.partner.send_request)
-        self.partner.applications[CX] = CxService(partner_local, partner=self.partner_role)
-
-    def close(self) -> None:
-        self.access.close()  # stops the pool's threads, closes the PostgreSQL store
-        self.partner_access.close()
-
-
 @pytest.fixture
 def cores(tmp_path, postgres):
+    """The chain of test_applications_chain.py with the primary's store on PostgreSQL,
+    and a second partner gateway (``gw.other.example``) of the primary role."""
     net = Net()
-    built = Cores(net, tmp_path, postgres)
+    primary_store = open_store(_fresh_schema(postgres), timeout=STORE_CALL_TIMEOUT, max_connections=4)
+    assert not primary_store.in_process
+    built = Cores(
+        net, primary_store, open_store(str(tmp_path / "partner.sqlite")),
+        partners={PARTNER_GW: "partner-a", OTHER_GW: "partner-b"},
+        primary_peers=[PeerSettings(OTHER_GW, OTHER, connect=False)], scscfs=(SCSCF, SCSCF2),
+        timers=TIMERS, store_deadline=ACCESS_DEADLINE,
+    )
     yield built
     pytest_twisted.blockon(net.stop())
     built.close()
