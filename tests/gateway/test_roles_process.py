@@ -20,8 +20,8 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.web.client import Agent, readBody
 
-from cx_codec import decode
-from cx_codec.commands import MultimediaAuthRequest, new_session_id
+from cx_codec import answer_for, decode
+from cx_codec.commands import MultimediaAuthRequest, ServerAssignmentRequest, new_session_id
 from gateway.testing.diamtest import RawPeer
 from gateway.testing.isim import Isim
 from gateway.testing.process import GatewayProcess, provision, until
@@ -105,6 +105,21 @@ async def test_the_loopback_examples_register_a_migrated_user(tmp_path):
         assert code == 200
         assert 'cxgw_translations_total{role="partner",result="forwarded"} 1' in metrics
         assert 'diameter_messages_total{peer="scscf.partner.example",direction="out",command="MAR/MAA",result="2001"} 1' in metrics
+        # the S-CSCF registers the user (SAR); a revocation by `cxgw provision` in another
+        # process reaches the running partner gateway, which sends an RTR (TS 29.228 §6.1.3)
+        scscf.send(ServerAssignmentRequest(
+            hop_by_hop=10, end_to_end=10, session_id=new_session_id(SCSCF), origin_host=SCSCF,
+            origin_realm="partner.example", destination_realm="partner.example", user_name=identities["impi"],
+            public_identity=[identities["impu"]], server_name="sip:scscf.partner.example:6060",
+            server_assignment_type=1, user_data_already_available=0,
+        ).encode())
+        await scscf.next(timeout=10.0)
+        assert decode(scscf.messages[-1]).result_code == 2001
+        provision(str(tmp_path / "partner-core.sqlite"), "binding", "revoke", identities["impi"],
+                  "--direction", "inbound")
+        rtr = await scscf.next(timeout=10.0)
+        assert rtr.command_code == 304 and rtr["User-Name"] == identities["impi"]
+        scscf.send(answer_for(rtr, origin_host=SCSCF, origin_realm="partner.example", result_code=2001).encode())
         # SIGTERM to the primary: the partner says why it is degraded
         primary.process.send_signal(signal.SIGTERM)
         await until(lambda: primary.process.poll() is not None, "the primary to exit", primary)
