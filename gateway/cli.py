@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("cx_codec.cli", "print a Diameter message as a tree, with its validation verdict"),
     "provision": ("hss_store.cli", "manage subscribers, migration bindings and agreements"),
     "gateway": ("gateway.runner", "run the Diameter node in the foreground (TOML configuration)"),
+    "certs": ("gateway.certs", "make lab TLS certificates for Diameter identities (a CA of its own)"),
 }
 
 

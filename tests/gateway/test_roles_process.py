@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,15 +47,15 @@ def _copy(name: str, folder: Path, **ports: int) -> Path:
     text = (EXAMPLES / name).read_text()
     text = re.sub(r"(?m)^port = \d+", "port = 0", text, count=0)
     if "primary_port" in ports:  # the [[peers]] entry of gw.primary.example
-        text = re.sub(r'(host = "gw\.primary\.example"\s*\nrealm = "primary\.example"\s*\naddress = "127\.0\.0\.1"\s*\n)port = 0',
-                      rf"\1port = {ports['primary_port']}", text)
+        text = re.sub(r'(host = "gw\.primary\.example"\s*\nrealm = "primary\.example"\s*\naddress = "127\.0\.0\.1"[^\n]*\n)(port = 0\n)?',
+                      rf"\1port = {ports['primary_port']}\n", text)
     path = folder / name
     path.write_text(text)
     return path
 
 
-def _provision(folder: Path) -> dict[str, str]:
-    primary, partner = str(folder / "primary-core.sqlite"), str(folder / "partner-core.sqlite")
+def _provision(folder: Path, primary_db: str = "primary-core.sqlite", partner_db: str = "partner-core.sqlite") -> dict[str, str]:
+    primary, partner = str(folder / primary_db), str(folder / partner_db)
     provision(primary, "subscriber", "add", "alice@primary.example", "--impu", "sip:alice@primary.example",
               "--k", K, "--opc", OPC)
     provision(primary, "agreement", "add", "partner-a", "--all")
@@ -138,6 +140,45 @@ async def test_the_loopback_examples_register_a_migrated_user(tmp_path):
         partner.process.send_signal(signal.SIGTERM)
         await until(lambda: partner.process.poll() is not None, "the partner to exit", partner)
         assert partner.process.returncode == 0
+    finally:
+        if scscf is not None and scscf.connected:
+            scscf.transport.abortConnection()
+        for process in (partner, primary):
+            if process is not None:
+                process.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_tls_examples_register_a_migrated_user_over_mutually_authenticated_tls(tmp_path):
+    """primary.toml and partner.toml: the interconnect over TLS (RFC 6733 §13), each side's
+    certificate checked against its Diameter identity, with lab certificates from `cxgw certs`."""
+    subprocess.run([sys.executable, "-m", "gateway.cli", "certs", str(tmp_path / "tls"), "gw.partner.example",
+                    "gw.primary.example"], check=True, capture_output=True, timeout=60)
+    identities = _provision(tmp_path, "primary.sqlite", "partner.sqlite")
+    primary = GatewayProcess(str(_copy("primary.toml", tmp_path)))
+    partner = scscf = None
+    try:
+        tls_port = int((await until(lambda: primary.find(r"listening on 127\.0\.0\.1:(\d+) \(tls\)"),
+                                    "the primary's TLS port", primary)).group(1))
+        partner = GatewayProcess(str(_copy("partner.toml", tmp_path, primary_port=tls_port)))
+        partner_port = int((await until(lambda: partner.find(LISTENING), "the partner's port", partner)).group(1))
+        await until(lambda: partner.find(r"peer gw\.primary\.example: open"), "the TLS interconnect", partner)
+        scscf = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", partner_port), RawPeer())
+        cea = await scscf.exchange_cer(SCSCF, "partner.example", vendor_specific_application_id=[
+            {"vendor_id": 10415, "auth_application_id": 16777216}], auth_application_id=[])
+        assert cea.result_code == 2001
+        scscf.send(MultimediaAuthRequest(
+            hop_by_hop=3, end_to_end=3, session_id=new_session_id(SCSCF), origin_host=SCSCF,
+            origin_realm="partner.example", destination_realm="partner.example", user_name=identities["impi"],
+            public_identity=identities["impu"], sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"},
+            sip_number_auth_items=1, server_name="sip:scscf.partner.example:6060",
+        ).encode())
+        await scscf.next(timeout=10.0)
+        answer = decode(scscf.messages[-1])
+        assert answer.result_code == 2001 and answer["User-Name"] == identities["impi"]
+        item = answer.find("SIP-Auth-Data-Item")
+        authenticate = bytes(item.get("SIP-Authenticate"))
+        assert Isim(bytes.fromhex(K), bytes.fromhex(OPC)).challenge(authenticate[:16], authenticate[16:]).result == "ok"
     finally:
         if scscf is not None and scscf.connected:
             scscf.transport.abortConnection()
