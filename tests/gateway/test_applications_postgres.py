@@ -11,8 +11,6 @@ tests/hss_store); locally it skips.
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 
 import pytest
@@ -55,21 +53,8 @@ ACCESS_DEADLINE = 2.0  # StoreAccess: an answer within this, even with the pool 
 BURST = 50
 
 
-def require_program(name: str, *candidates: str) -> str:
-    """As tests/conftest.py's fixture (fixtures of other directories are not visible here):
-    skip locally, fail under CI=true, when the program is missing."""
-    for path in (name, *candidates):
-        found = shutil.which(path) or (path if os.path.isabs(path) and os.access(path, os.X_OK) else None)
-        if found:
-            return found
-    message = f"{name} is not installed; run .ci/install (it installs the Debian package postgresql)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
-def postgres():
+def postgres(require_program):
     """A PostgreSQL server of this test's own (the restart test stops and starts it)."""
     require_program("initdb", INITDB)
     server = TemporaryPostgres()
