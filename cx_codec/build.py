@@ -8,6 +8,7 @@ says MUST). Answers are built from their request as RFC 6733 §6.2 says.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
@@ -288,10 +289,8 @@ def readable_request(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -
     """A request as far as it can be read, to answer it: ``decode_lazy``, or else its
     header (zero-filled if cut short) with the top-level AVPs before the first one that
     does not fit (RFC 6733 §7: the answer echoes what it can, the Session-Id first)."""
-    try:
+    with contextlib.suppress(DecodeError):
         return decode_lazy(data, dictionary)
-    except DecodeError:
-        pass
     data = bytes(data)
     header = data[:HEADER_LENGTH].ljust(HEADER_LENGTH, b"\0")
     word0, word1, application_id, hop_by_hop, end_to_end = HEADER.unpack(header)

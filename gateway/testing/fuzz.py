@@ -41,6 +41,7 @@ connection is open (2001) or closed.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import struct
 from collections.abc import Callable
@@ -918,14 +919,10 @@ class NodeUnderFuzz:
             got = answers()
             return (not client.connected or all(s.ids in got for s in expected)) and not self._scheduled()
 
-        try:
+        with contextlib.suppress(AssertionError):  # what is missing is reported below
             yield wait_for(settled, timeout=tx + 3.0, what="the answers")
-        except AssertionError:
-            pass  # what is missing is reported below
-        try:
+        with contextlib.suppress(AssertionError):
             yield wait_for(lambda: len(node.pending) == 0 and not self._scheduled(), timeout=tx + 2.0, what="pending")
-        except AssertionError:
-            pass
         # a barrier: answers to probes sent now come after anything the node still had to
         # send this client (one TCP stream each way, handled in order)
         if client.connected:

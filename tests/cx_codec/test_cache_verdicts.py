@@ -13,6 +13,7 @@ decoded tree and its re-encoding; and the same for a lazy decode walked to the l
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -137,14 +138,10 @@ def warm(dictionary: Dictionary, inputs: list[bytes]) -> None:
     templates and layouts on the first) and lazily once, ignoring the outcome."""
     for data in inputs:
         for _ in range(3):
-            try:
+            with contextlib.suppress(DecodeError):
                 decode(data, dictionary)
-            except DecodeError:
-                pass
-        try:
+        with contextlib.suppress(DecodeError):
             tree(decode_lazy(data, dictionary).avps)
-        except DecodeError:
-            pass
 
 
 def assert_same_verdicts(target: bytes, warmups: list[bytes]) -> None:
