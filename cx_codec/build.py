@@ -33,6 +33,11 @@ def _fields(grammar: Grammar) -> dict[str, str]:
     return {snake(rule.name): rule.name for rule in grammar.members if not rule.is_wildcard}
 
 
+def grammar_fields(grammar: Grammar) -> dict[str, str]:
+    """The field names a grammar names (``user_name`` -> ``User-Name``), wildcards aside."""
+    return _fields(grammar)
+
+
 def avp(name: str, value: FieldValue, dictionary: Dictionary = DEFAULT_DICTIONARY, *, flags: int | None = None) -> Avp:
     """One AVP from its name and a typed value.
 

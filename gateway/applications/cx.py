@@ -4,13 +4,12 @@ request, and the answers they build. No I/O, no store: tests drive it without a 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from cx_codec import Message, answer_for
-from cx_codec.build import avp_bytes
+from cx_codec.build import grammar_fields
 from hss_store.aka import AkaVector
 
 CX = 16777216  # TS 29.229 §6.1: the Cx application
@@ -160,10 +159,8 @@ def experimental_answer(request: Message, local: Local, code: int, message: str 
 
 
 def _answer_fields(request: Message) -> frozenset[str]:
-    from cx_codec.build import _fields
-
     grammar = request.dictionary.grammar_for(request.command_code, request.application_id, False)
-    return frozenset(_fields(grammar)) if grammar is not None else frozenset()
+    return frozenset(grammar_fields(grammar)) if grammar is not None else frozenset()
 
 
 def server_assignment_answer(request: Message, local: Local, impi: str, impus: Sequence[str], with_profile: bool) -> bytes:
@@ -213,13 +210,3 @@ def ims_subscription(impi: str, impus: Sequence[str]) -> bytes:
 
 def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def encoded(name: str, value: object) -> bytes:
-    """One AVP as bytes, flags from the dictionary (for translation's insertions)."""
-    return avp_bytes(name, value)
-
-
-def nonce(vector: AkaVector) -> str:
-    """What an S-CSCF puts in the 401's nonce: base64(RAND || AUTN) (RFC 3310 §3.2)."""
-    return base64.b64encode(vector.sip_authenticate).decode()

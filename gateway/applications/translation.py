@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from cx_codec.avp import pack_avp
 from cx_codec.commands import new_session_id
 from cx_codec.rewrite import rewrite, top_level
 from gateway.applications.cx import (
@@ -29,13 +30,15 @@ from gateway.applications.cx import (
     SERVER_NAME,
     SESSION_ID,
     USER_NAME,
+    VENDOR_3GPP,
     Local,
-    encoded,
 )
 
 _U32 = struct.Struct(">I")
 _REMOVE_ROUTE_RECORDS = frozenset({ROUTE_RECORD})
 _SESSION = frozenset({SESSION_ID})
+_DESTINATION_HOST = frozenset({DESTINATION_HOST})
+FLAG_V, FLAG_M = 0x80, 0x40  # RFC 6733 §4.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +83,10 @@ def translate_request(
     if destination is not None:
         values[DESTINATION_REALM] = destination.realm.encode()
         if destination.host is not None:
-            values[DESTINATION_HOST] = destination.host.encode()
-            absent[DESTINATION_HOST] = encoded("Destination-Host", destination.host)
+            host = values[DESTINATION_HOST] = destination.host.encode()
+            absent[DESTINATION_HOST] = pack_avp(293, FLAG_M, 0, host)  # RFC 6733 §6.5
         else:
-            remove = frozenset({DESTINATION_HOST})
+            remove = _DESTINATION_HOST
     if hide_topology:
         values[SESSION_ID] = new_session_id(local.host).encode()
         values[ORIGIN_HOST] = local.host.encode()
@@ -109,10 +112,11 @@ def translate_answer(answer: bytes, restore: Restore, local: Local, *, hide_topo
     Kamailio reads User-Name before the result, docs/interop.md) and Session-Id; with
     topology hiding, from this node. SIP-Auth-Data-Items and results untouched."""
     who = restore.identities
-    values: dict[tuple[int, int], bytes] = {USER_NAME: who.impi.encode(), PUBLIC_IDENTITY: who.impu.encode()}
-    absent = {
-        USER_NAME: encoded("User-Name", who.impi),
-        PUBLIC_IDENTITY: encoded("Public-Identity", who.impu),
+    impi, impu = who.impi.encode(), who.impu.encode()
+    values: dict[tuple[int, int], bytes] = {USER_NAME: impi, PUBLIC_IDENTITY: impu}
+    absent = {  # flags as TS 29.229 §6.3 and RFC 6733 §8.14 give them
+        USER_NAME: pack_avp(1, FLAG_M, 0, impi),
+        PUBLIC_IDENTITY: pack_avp(601, FLAG_V | FLAG_M, VENDOR_3GPP, impu),
     }
     remove: frozenset[tuple[int, int]] = frozenset()
     if restore.session_id is not None:
