@@ -349,8 +349,9 @@ class Proxy:
             result = maybeDeferred(handle_message, message, peer)
         else:
             result = maybeDeferred(application.handle_request, data, peer)
-        # a backstop past Tx: forwarded work of the application gets its 3002 before it
-        result.addTimeout(node.pending.tx + LOCAL_GRACE, node.clock)
+        if not result.called:  # (an answer made at once, as an in-process store gives, needs no timer)
+            # a backstop past Tx: forwarded work of the application gets its 3002 before it
+            result.addTimeout(node.pending.tx + LOCAL_GRACE, node.clock)
         result.addBoth(self._local_done, peer)
         if node.counting:
             node.message_counts.count(peer.host, "in", message.command_code, "")

@@ -901,3 +901,36 @@ def test_service_with_only_the_primary_role_refuses_other_peers(primary, outboun
     service = CxService(Local(PRIMARY_GW, PRIMARY), primary=primary)
     answer = serve(service, mar(ALICE, ALICE_IMPU), peer(SCSCF))
     assert answer.result_code == 3007 and answer.is_error  # DIAMETER_APPLICATION_UNSUPPORTED
+
+
+@pytest.mark.parametrize("count", [1, 3, 5])
+@pytest.mark.parametrize("proxied", [False, True])
+def test_the_packed_maa_says_what_the_general_builder_says(count, proxied):
+    """multimedia_auth_answer packs its bytes itself (speed); the codec's builder is the
+    reference: same header, same AVPs with the same values, and a strict decode."""
+    from cx_codec import answer_for
+    from cx_codec.commands import MultimediaAuthRequest, new_session_id
+    from gateway.applications.cx import Local, multimedia_auth_answer
+    from hss_store.aka import build_vectors
+    from hss_store.milenage import Milenage as HssMilenage
+
+    fields = {"proxy_info": [{"proxy_host": "dra.partner.example", "proxy_state": b"\x00\x2a"}]} if proxied else {}
+    request = decode(MultimediaAuthRequest(
+        hop_by_hop=7, end_to_end=8, session_id=new_session_id("scscf.partner.example"), origin_host="scscf.partner.example",
+        origin_realm="partner.example", destination_realm="partner.example", user_name="mig-1@partner.example",
+        public_identity="sip:mig-1@partner.example", sip_auth_data_item={"sip_authentication_scheme": "Unknown"},
+        sip_number_auth_items=count, server_name="sip:scscf.partner.example:6060", **fields,
+    ).encode())
+    vectors = build_vectors(HssMilenage(bytes(16), bytes(16)), list(range(32, 32 * (count + 1), 32)), b"\x80\x00")
+    local = Local("hss.primary.example", "primary.example")
+    packed = decode(multimedia_auth_answer(request, local, "alice@primary.example", "sip:alice@primary.example",
+                                           "Digest-AKAv1-MD5", vectors))
+    items = [{"sip_item_number": v.sip_item_number, "sip_authentication_scheme": "Digest-AKAv1-MD5",
+              "sip_authenticate": v.sip_authenticate, "sip_authorization": v.xres, "confidentiality_key": v.ck,
+              "integrity_key": v.ik} for v in vectors]
+    reference = decode(answer_for(request, origin_host=local.host, origin_realm=local.realm, result_code=2001,
+                                  user_name="alice@primary.example", public_identity="sip:alice@primary.example",
+                                  sip_number_auth_items=count, sip_auth_data_item=items).encode())
+    assert (packed.flags, packed.command_code, packed.application_id, packed.hop_by_hop, packed.end_to_end) == (
+        reference.flags, reference.command_code, reference.application_id, reference.hop_by_hop, reference.end_to_end)
+    assert sorted((avp.name, avp.encode()) for avp in packed.avps) == sorted((avp.name, avp.encode()) for avp in reference.avps)
