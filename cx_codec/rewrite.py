@@ -76,23 +76,25 @@ def rewrite(
     parts: list[bytes] = []
     offset = copied = HEADER_LENGTH
     pending = dict(values) if values else {}
+    codes = {code for code, _ in pending}.union(code for code, _ in remove)  # most AVPs are not these
     try:
         while (pending or remove) and offset < end:
             code, word = _unpack_header(data, offset)
             length = word & 0xFFFFFF
             if length < 8 + ((word >> 29) & 4) or offset + length > end:
                 raise _bad_length(data, offset, length)
-            vendor = _unpack_vendor(data, offset + 8)[0] if word & 0x80000000 else 0
             next_offset = offset + ((length + 3) & -4)
-            key = (code, vendor)
-            new_data = pending.pop(key, None)
-            if new_data is not None:
-                parts.append(data[copied:offset])
-                parts.append(pack_avp(code, word >> 24, vendor, new_data))
-                copied = next_offset
-            elif key in remove:
-                parts.append(data[copied:offset])
-                copied = next_offset
+            if code in codes:
+                vendor = _unpack_vendor(data, offset + 8)[0] if word & 0x80000000 else 0
+                key = (code, vendor)
+                new_data = pending.pop(key, None)
+                if new_data is not None:
+                    parts.append(data[copied:offset])
+                    parts.append(pack_avp(code, word >> 24, vendor, new_data))
+                    copied = next_offset
+                elif key in remove:
+                    parts.append(data[copied:offset])
+                    copied = next_offset
             offset = next_offset
     except struct.error:  # fewer than 8 bytes left for an AVP header
         raise _bad_length(data, offset) from None
