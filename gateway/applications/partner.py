@@ -124,8 +124,6 @@ class PartnerApplication:
             hide_topology=hide, end_to_end=self.new_end_to_end() if hide else None,
         )
         restore = restore_of(data, inbound, self.hide_topology)
-        log.debug("MAR for {inbound} goes to {primary} at {database}", inbound=inbound.impi,
-                  primary=primary.impi, database=str(binding.primary))
         answer = self.send(translated)  # step 18; the node answers 3002/3004 itself on failure
         answer.addCallback(self._translated_back, restore)
         return answer

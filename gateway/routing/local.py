@@ -37,3 +37,45 @@ class DuplicateCache:
         answers.move_to_end(key)
         while len(answers) > self.size:
             answers.popitem(last=False)
+
+
+class Deadlines:
+    """Deferreds of local work that must fire by a deadline: one timer for all, armed for
+    the oldest (deadlines grow in the order work arrives, as in PendingRequests), instead of
+    a DelayedCall per request. A Deferred past its deadline is cancelled."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self._waiting: dict[int, tuple[float, Deferred[Any]]] = {}  # id(deferred) -> (deadline, deferred)
+        self._timer: Any = None
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, deferred: Deferred[Any], deadline: float) -> None:
+        key = id(deferred)
+        self._waiting[key] = (deadline, deferred)
+        deferred.addBoth(self._done, key)
+        if self._timer is None:
+            self._timer = self.clock.callLater(max(0.0, deadline - self.clock.seconds()), self._expire)
+
+    def _done(self, result: Any, key: int) -> Any:
+        self._waiting.pop(key, None)
+        if not self._waiting and self._timer is not None and self._timer.active():
+            self._timer.cancel()  # nothing left to watch (and no timer outliving a stop)
+            self._timer = None
+        return result
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self.clock.seconds()
+        late = []
+        for deadline, deferred in self._waiting.values():
+            if deadline > now:
+                break
+            late.append(deferred)
+        for deferred in late:
+            deferred.cancel()  # its errback runs, and _done takes it out
+        if self._waiting:
+            head = next(iter(self._waiting.values()))[0]
+            self._timer = self.clock.callLater(max(0.0, head - now), self._expire)

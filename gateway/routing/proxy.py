@@ -23,7 +23,7 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any, Protocol
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.logger import Logger
 
 from cx_codec import DecodeError, Message, decode, error_answer_bytes
@@ -34,7 +34,7 @@ from cx_codec.rewrite import first_base_value, top_level, with_flags, with_hop_b
 from cx_codec.rewrite import forwarded as forward
 from gateway.observe.counts import MessageCounts, answer_result
 from gateway.peer.capabilities import LocalIdentity
-from gateway.routing.local import DuplicateCache, LocalApplication
+from gateway.routing.local import Deadlines, DuplicateCache, LocalApplication
 from gateway.routing.pending import PendingRequest, PendingRequests
 from gateway.routing.table import NoRoute, Route, RouteAction, RoutingTable
 from gateway.settings import Limits
@@ -105,6 +105,7 @@ class Proxy:
         # (Origin-Host, End-to-End id) -> [(connection, hop-by-hop)] of requests being served
         self._serving: dict[tuple[str, int], list[tuple[DiameterConnection, int]]] = {}
         self.serving = 0  # requests being served by local applications (limits, stop())
+        self._local_deadlines = Deadlines(node.clock)
         self._serving_per_peer: dict[Any, int] = {}
 
     # -- requests from peers -----------------------------------------------------------
@@ -351,7 +352,7 @@ class Proxy:
             result = maybeDeferred(application.handle_request, data, peer)
         if not result.called:  # (an answer made at once, as an in-process store gives, needs no timer)
             # a backstop past Tx: forwarded work of the application gets its 3002 before it
-            result.addTimeout(node.pending.tx + LOCAL_GRACE, node.clock)
+            self._local_deadlines.add(result, node.now + node.pending.tx + LOCAL_GRACE)
         result.addBoth(self._local_done, peer)
         if node.counting:
             node.message_counts.count(peer.host, "in", message.command_code, "")
@@ -380,7 +381,7 @@ class Proxy:
                 connection.queue(with_hop_by_hop(answer, hop_by_hop))
 
     def _local_failed(self, failure: Any, key: Any, data: bytes) -> None:
-        if failure.check(TimeoutError):
+        if failure.check(CancelledError):  # its deadline passed (Deadlines)
             log.warn("a request served here was not answered within Tx + {grace} s", grace=LOCAL_GRACE)
             reason = "not answered in time"
         else:

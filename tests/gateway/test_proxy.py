@@ -418,3 +418,24 @@ def test_the_proxys_own_error_answers_keep_proxy_info_and_the_p_bit():
             ]
     finally:
         yield net.stop()
+
+
+def test_local_work_past_its_deadline_is_cancelled_by_one_timer():
+    """gateway.routing.local.Deadlines: one timer for all, the late cancelled, the done forgotten."""
+    from twisted.internet import defer, task
+
+    from gateway.routing.local import Deadlines
+
+    clock = task.Clock()
+    deadlines = Deadlines(clock)
+    late, done, later = defer.Deferred(), defer.Deferred(), defer.Deferred()
+    failures = []
+    late.addErrback(lambda failure: failures.append(failure.check(defer.CancelledError)))
+    for deferred, at in ((late, 5.0), (done, 6.0), (later, 8.0)):
+        deadlines.add(deferred, at)
+    done.callback("answered")
+    assert len(deadlines) == 2 and len(clock.getDelayedCalls()) == 1
+    clock.advance(5.0)
+    assert failures == [defer.CancelledError] and len(deadlines) == 1
+    later.callback("answered")
+    assert len(deadlines) == 0 and clock.getDelayedCalls() == []
