@@ -75,6 +75,10 @@ action = "local"
 [store]
 target = "primary.sqlite"
 
+[metrics]
+address = "127.0.0.1"
+port = 0
+
 [[primary.partners]]
 host = "gw.partner.example"
 partner_id = "partner-a"
@@ -137,6 +141,10 @@ action = "local"
 [store]
 target = "partner.sqlite"
 
+[metrics]
+address = "127.0.0.1"
+port = 0
+
 [partner]
 hide_topology = true
 revocation_poll = 0.2
@@ -164,13 +172,12 @@ class Migration:
         provision(self.partner_db, "policy", "set", "inbound", "--impi-pattern", "mig-{random}@partner.example",
                   "--impu-pattern", "sip:mig-{random}@partner.example")
 
-    def migrate(self, name: str, partner: str = "partner-a", agreement: bool = True) -> dict[str, str]:
+    def migrate(self, name: str, partner: str = "partner-a") -> dict[str, str]:
         """A subscriber of the primary with outbound identities for ``partner`` and inbound
         identities in the partner's store bound to them (TR 23.781 steps 4-6, 9-11)."""
         impi, impu = f"{name}@primary.example", f"sip:{name}@primary.example"
         provision(self.primary_db, "subscriber", "add", impi, "--impu", impu, "--k", K, "--opc", OPC)
-        if agreement:
-            provision(self.primary_db, "agreement", "add", partner, "--user", impi)
+        provision(self.primary_db, "agreement", "add", partner, "--user", impi)
         outbound = json.loads(provision(self.primary_db, "binding", "allocate-outbound", "--impi", impi,
                                         "--impu", impu, "--partner", partner))
         inbound = json.loads(provision(self.partner_db, "binding", "allocate-inbound", "--primary-realm", PRIMARY,
@@ -247,7 +254,7 @@ class Migration:
         assert not problems.strip(), problems
         fields = ["frame.number", "diameter.cmd.code", "diameter.flags.request", "diameter.Result-Code",
                   "diameter.Experimental-Result-Code", "diameter.User-Name", "diameter.Public-Identity",
-                  "diameter.Origin-Host"]
+                  "diameter.Origin-Host", "diameter.3GPP-SIP-Authorization", "diameter.3GPP-SIP-Authentication-Scheme"]
         out = subprocess.run(
             [self.tshark, "-n", "-r", str(self.pcap), "-d", f"tcp.port=={port},diameter", "-Y", "diameter",
              "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=;",
@@ -261,7 +268,9 @@ class Migration:
             results = values[3].split(";") + values[4].split(";")
             for index, code in enumerate(codes):  # several messages in one frame
                 messages.append({"code": int(code), "request": flags[index] in ("1", "True"),
-                                 "results": [int(value) for value in results if value], "line": line})
+                                 "results": [int(value) for value in results if value],
+                                 "user_name": values[5], "authorization": values[8], "scheme": values[9],
+                                 "line": line})
         return messages
 
     def ue(self, identities: dict[str, str], isim: Isim | None = None, request_uri: str | None = None) -> SipUe:
@@ -333,3 +342,90 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
         assert alice[identity].encode() not in leg
     assert b"primary.example" not in leg
     assert alice["impi"].encode() in leg
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_sqn_ahead_of_the_hss_is_resynchronised_through_both_gateways(tmp_path, kamailio_installed,
+                                                                              require_program):
+    """Case 2: the ISIM's SQN is ahead of the HSS's: AUTS in the second REGISTER, Kamailio's
+    re-synchronising MAR (SIP-Authorization = RAND || AUTS) through both gateways, a fresh
+    challenge, then 200 OK."""
+    tshark = require_program("tshark")
+    migration = Migration(tmp_path)
+    bob = migration.migrate("bob")
+    messages: list[dict] = []
+    try:
+        await migration.start(tshark)
+        isim = Isim(bytes.fromhex(K), bytes.fromhex(OPC))
+        isim.advance(5000)
+        outcome = await migration.ue(bob, isim).register()
+        assert outcome.status == 200, (outcome.final.text, "".join(migration.kamailio.lines[-30:]))
+        assert outcome.resyncs == 1 and outcome.isim_results[:1] == ["synch failure"] and "ok" in outcome.isim_results
+        assert migration.kamailio.find(r"re-synchronisation for"), "".join(migration.kamailio.lines[-30:])
+        assert migration.kamailio.find(r"re-sync MAA for .*maa_return_code 1")
+    finally:
+        if migration.capture is not None:
+            messages = await migration.stop_capture()
+        migration.stop()
+    mars = [message for message in messages if message["code"] == 303 and message["request"]]
+    assert len(mars) == 2 and not mars[0]["authorization"], mars
+    assert len(bytes.fromhex(mars[1]["authorization"].replace(":", ""))) == 16 + 14, mars  # RAND || AUTS
+    assert all(message["results"] == [2001] for message in messages if not message["request"]), messages
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_primary_core_down_is_answered_at_once(tmp_path, kamailio_installed, require_program):
+    """Case 5: the primary core is down: the partner answers Kamailio's MAR at once with 3002
+    and the inbound User-Name. Kamailio 5.6 turns every MAA Result-Code but 2001 into a 403
+    (ims_auth has no 5xx for an HSS error; only a lost MAA gives 480), so the UE gets
+    403 "HSS responded with unknown Result Code", not "Private identity not found"
+    (what a 3002 without User-Name gives) and not the 480 of a timeout."""
+    tshark = require_program("tshark")
+    migration = Migration(tmp_path)
+    carol = migration.migrate("carol")
+    messages: list[dict] = []
+    try:
+        await migration.start(tshark)
+        migration.primary.stop()
+        await until(lambda: migration.partner.find(r"peer gw\.primary\.example: down"),
+                    "the partner to see the primary gone", migration.partner)
+        outcome = await migration.ue(carol).register()
+        assert (outcome.status, outcome.final.reason) == (403, "Forbidden - HSS responded with unknown Result Code"), \
+            outcome.final.text
+        assert outcome.challenges == 0
+    finally:
+        if migration.capture is not None:
+            messages = await migration.stop_capture()
+        migration.stop()
+    maas = [message for message in messages if message["code"] == 303 and not message["request"]]
+    assert len(maas) == 1 and maas[0]["results"] == [3002] and maas[0]["user_name"] == carol["impi"], maas
+
+
+@pytest_twisted.ensureDeferred
+async def test_users_the_primary_refuses_are_not_registered(tmp_path, kamailio_installed, require_program):
+    """Case 3: an unknown inbound identity, a revoked binding, a user bound for another
+    partner: 5001 (DIAMETER_ERROR_USER_UNKNOWN) with the inbound User-Name, which Kamailio
+    answers 403 "Forbidden - HSS User Unknown"; nothing hangs."""
+    tshark = require_program("tshark")
+    migration = Migration(tmp_path)
+    revoked = migration.migrate("dave")
+    provision(migration.partner_db, "binding", "revoke", revoked["impi"], "--direction", "inbound")
+    other = migration.migrate("erin", partner="partner-b")
+    unknown = {"impi": "mig-nobody@partner.example", "impu": "sip:mig-nobody@partner.example"}
+    refused = (unknown, revoked, other)
+    messages: list[dict] = []
+    try:
+        await migration.start(tshark)
+        for identities in refused:
+            outcome = await migration.ue(identities).register()
+            assert (outcome.status, outcome.final.reason) == (403, "Forbidden - HSS User Unknown"), outcome.final.text
+            assert outcome.challenges == 0
+    finally:
+        if migration.capture is not None:
+            messages = await migration.stop_capture()
+        migration.stop()
+    maas = [message for message in messages if message["code"] == 303 and not message["request"]]
+    assert [(maa["results"], maa["user_name"]) for maa in maas] == [([5001], user["impi"]) for user in refused], maas
+    leg = migration.pcap.read_bytes()
+    for user in (revoked, other):
+        assert user["outbound_impi"].encode() not in leg and user["real_impi"].encode() not in leg
