@@ -429,3 +429,37 @@ async def test_users_the_primary_refuses_are_not_registered(tmp_path, kamailio_i
     leg = migration.pcap.read_bytes()
     for user in (revoked, other):
         assert user["outbound_impi"].encode() not in leg and user["real_impi"].encode() not in leg
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_binding_revoked_while_registered_deregisters_the_user(tmp_path, kamailio_installed, require_program):
+    """Case 6: `cxgw provision binding revoke` on the partner's store while the user is
+    registered: the partner gateway's revocation watcher sends an RTR to Kamailio, which
+    answers it and drops the registration from its usrloc."""
+    tshark = require_program("tshark")
+    migration = Migration(tmp_path)
+    grace = migration.migrate("grace")
+    messages: list[dict] = []
+    try:
+        await migration.start(tshark)
+        ue = migration.ue(grace)
+        outcome = await ue.register()
+        assert outcome.status == 200, outcome.final.text
+        await until(lambda: migration.kamailio.find(r"SAA for .*saa_return_code 1"), "the SAA", migration.kamailio)
+        assert f"127.0.0.1:{ue.port}" in kamcmd(migration, "ulscscf.showimpu", grace["impu"])
+        provision(migration.partner_db, "binding", "revoke", grace["impi"], "--direction", "inbound")
+        await until(lambda: migration.partner.find(r"revoked: RTR to scscf\.partner\.example"), "the RTR",
+                    migration.partner)
+        # RTR: Kamailio expires the contacts at once, its usrloc timer (1 s here) removes them
+        await until(lambda: f"127.0.0.1:{ue.port}" not in kamcmd(migration, "ulscscf.showimpu", grace["impu"]),
+                    "Kamailio to drop the registration", migration.kamailio)
+        again = await ue.register()
+        assert (again.status, again.final.reason) == (403, "Forbidden - HSS User Unknown"), again.final.text
+    finally:
+        if migration.capture is not None:
+            messages = await migration.stop_capture()
+        migration.stop()
+    rtrs = [message for message in messages if message["code"] == 304]
+    assert [(rtr["request"], rtr["user_name"]) for rtr in rtrs] == [(True, grace["impi"]), (False, "")], rtrs
+    assert rtrs[1]["results"] == [2001]
+    assert grace["outbound_impi"].encode() not in migration.pcap.read_bytes()
