@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -328,6 +329,12 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
         await until(lambda: migration.kamailio.find(r"SAA for .*saa_return_code 1"), "the SAA", migration.kamailio)
         held = kamcmd(migration, "ulscscf.showimpu", alice["impu"])
         assert alice["impu"] in held and f"127.0.0.1:{ue.port}" in held, held
+        # the interconnect leg (TLS) as the primary counts it: one MAR in from the partner gateway, answered
+        primary = metrics(migration.primary)
+        assert 'diameter_messages_total{peer="gw.partner.example",direction="in",command="MAR/MAA",result=""} 1' in primary
+        assert 'diameter_messages_total{peer="gw.partner.example",direction="out",command="MAR/MAA",result="2001"} 1' \
+            in primary
+        assert 'cxgw_translations_total{role="primary",result="answered"} 1' in primary
     finally:
         if migration.capture is not None:
             messages = await migration.stop_capture()
@@ -363,6 +370,9 @@ async def test_an_sqn_ahead_of_the_hss_is_resynchronised_through_both_gateways(t
         assert outcome.resyncs == 1 and outcome.isim_results[:1] == ["synch failure"] and "ok" in outcome.isim_results
         assert migration.kamailio.find(r"re-synchronisation for"), "".join(migration.kamailio.lines[-30:])
         assert migration.kamailio.find(r"re-sync MAA for .*maa_return_code 1")
+        primary = metrics(migration.primary)  # the re-synchronising MAR crossed the interconnect too
+        assert 'diameter_messages_total{peer="gw.partner.example",direction="out",command="MAR/MAA",result="2001"} 2' \
+            in primary
     finally:
         if migration.capture is not None:
             messages = await migration.stop_capture()
@@ -463,3 +473,36 @@ async def test_a_binding_revoked_while_registered_deregisters_the_user(tmp_path,
     assert [(rtr["request"], rtr["user_name"]) for rtr in rtrs] == [(True, grace["impi"]), (False, "")], rtrs
     assert rtrs[1]["results"] == [2001]
     assert grace["outbound_impi"].encode() not in migration.pcap.read_bytes()
+
+
+def metrics(process: GatewayProcess) -> str:
+    port = process.find(r"metrics and health on http://127\.0\.0\.1:(\d+)/")
+    assert port, "".join(process.lines[-20:])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_digest_scheme_is_refused_by_the_partner_and_never_forwarded(tmp_path, kamailio_installed,
+                                                                            require_program):
+    """Case 4: a UE cannot ask Kamailio for a scheme; the cfg's second REGISTER route (request
+    URI sip:digest@REALM) challenges with ims_www_challenge(..., "MD5"): Kamailio's MAR asks
+    for a Digest scheme, the partner refuses it with 5006 and the primary never sees a MAR."""
+    tshark = require_program("tshark")
+    migration = Migration(tmp_path)
+    heidi = migration.migrate("heidi")
+    messages: list[dict] = []
+    try:
+        await migration.start(tshark)
+        outcome = await migration.ue(heidi, request_uri="sip:digest@partner.example").register()
+        assert (outcome.status, outcome.final.reason) == (403, "Forbidden - HSS Authentication Scheme Unsupported"), \
+            outcome.final.text
+        assert 'command="MAR/MAA"' not in metrics(migration.primary)
+        assert 'cxgw_translations_total{role="partner",result="5006"} 1' in metrics(migration.partner)
+    finally:
+        if migration.capture is not None:
+            messages = await migration.stop_capture()
+        migration.stop()
+    mar, maa = [message for message in messages if message["code"] == 303]
+    assert mar["request"] and mar["scheme"] == "Digest-MD5", mar
+    assert maa["results"] == [5006] and maa["user_name"] == heidi["impi"], maa
