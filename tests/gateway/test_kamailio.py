@@ -553,3 +553,26 @@ async def test_fifty_ues_register_at_once(tmp_path, kamailio_installed):
                 f'{challenges}') in metrics(migration.primary)
     finally:
         migration.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_registrations_succeed_after_both_gateways_and_the_hss_restart(tmp_path, kamailio_installed):
+    """Case 8: both cores (the HSS is in the primary core) killed and started again while
+    Kamailio runs: the partner connects to Kamailio's cdp again and registrations succeed,
+    the SQN carried over in the primary's store."""
+    migration = Migration(tmp_path)
+    ivan, judy = migration.migrate("ivan"), migration.migrate("judy")
+    try:
+        await migration.start()
+        ivan_ue = migration.ue(ivan)
+        assert (await ivan_ue.register()).status == 200
+        for process in (migration.partner, migration.primary):
+            process.stop()  # SIGKILL: no DPR
+        await migration.start_primary()  # on the port it had
+        await migration.start_partner()
+        outcome = await migration.ue(judy).register()
+        assert outcome.status == 200, (outcome.final.text, "".join(migration.kamailio.lines[-20:]))
+        again = await ivan_ue.register()  # a fresh challenge: the ISIM accepts the next SQN
+        assert again.status == 200 and "ok" in again.isim_results, again.final.text
+    finally:
+        migration.stop()
