@@ -52,7 +52,7 @@ host_ip_addresses = ["127.0.0.1"]
 [[listen]]
 address = "127.0.0.1"
 port = {port}
-transport = "tls"
+transport = "{transport}"
 
 [tls]
 certificate = "tls/gw.primary.example.pem"
@@ -68,7 +68,7 @@ tx = 4
 host = "gw.partner.example"
 realm = "partner.example"
 address = "127.0.0.1"
-transport = "tls"
+transport = "{transport}"
 connect = false
 
 [[routes]]
@@ -127,7 +127,7 @@ host = "gw.primary.example"
 realm = "primary.example"
 address = "127.0.0.1"
 port = {primary_port}
-transport = "tls"
+transport = "{transport}"
 connect = true
 applications = ["cx"]
 
@@ -161,8 +161,8 @@ format = "text"
 class Migration:
     """The primary core, the partner core and Kamailio in ``folder``, with their stores."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, interconnect: str = "tls") -> None:
+        self.folder, self.interconnect = folder, interconnect
         self.primary_db, self.partner_db = str(folder / "primary.sqlite"), str(folder / "partner.sqlite")
         self.primary: GatewayProcess | None = None
         self.partner: GatewayProcess | None = None
@@ -219,10 +219,10 @@ class Migration:
         subprocess.run([sys.executable, "-m", "gateway.cli", "certs", str(self.folder / "tls"), "gw.partner.example",
                         "gw.primary.example"], check=True, capture_output=True, timeout=60)
         await self.start_kamailio()
+        await self.start_primary()
         if tshark:
             self.start_capture(tshark)
             await until(self.capture_ready, "tshark capturing", timeout=30)
-        await self.start_primary()
         await self.start_partner()
 
     async def start_kamailio(self) -> None:
@@ -232,26 +232,31 @@ class Migration:
         assert self.kamailio.process.poll() is None, "".join(self.kamailio.lines[-30:])
 
     async def start_primary(self) -> None:
-        (self.folder / "primary.toml").write_text(PRIMARY_TOML.format(port=self.primary_port))
+        (self.folder / "primary.toml").write_text(PRIMARY_TOML.format(port=self.primary_port,
+                                                                      transport=self.interconnect))
         self.primary = GatewayProcess(str(self.folder / "primary.toml"))
-        found = await until(lambda: self.primary.find(r"listening on 127\.0\.0\.1:(\d+) \(tls\)"),
-                            "the primary's TLS port", self.primary)
+        found = await until(lambda: self.primary.find(rf"listening on 127\.0\.0\.1:(\d+) \({self.interconnect}\)"),
+                            "the primary's port", self.primary)
         self.primary_port = int(found.group(1))
 
     async def start_partner(self) -> None:
         (self.folder / "partner.toml").write_text(PARTNER_TOML.format(
-            kamailio_port=self.kamailio.diameter_port, primary_port=self.primary_port))
+            kamailio_port=self.kamailio.diameter_port, primary_port=self.primary_port, transport=self.interconnect))
         self.partner = GatewayProcess(str(self.folder / "partner.toml"))
         await until(lambda: self.partner.find(r"peer gw\.primary\.example: open"), "the interconnect", self.partner)
         await until(lambda: self.partner.find(r"peer scscf\.partner\.example: open"), "Kamailio's cdp", self.partner)
 
-    # -- the Kamailio <-> partner leg on the wire ------------------------------------------
+    # -- on the wire: the Kamailio <-> partner leg, and the interconnect when it is TCP ----
     def start_capture(self, tshark: str) -> None:
-        """tshark on loopback, Kamailio's Diameter port, printing each packet as it writes it."""
+        """tshark on loopback, Kamailio's Diameter port (and the primary's over TCP), printing
+        each packet as it writes it."""
         self.tshark = tshark
-        self.pcap = self.folder / "kamailio-leg.pcapng"
+        self.pcap = self.folder / "diameter.pcapng"
+        ports = [self.kamailio.diameter_port] + ([self.primary_port] if self.interconnect == "tcp" else [])
+        self.decode = [arg for port in ports for arg in ("-d", f"tcp.port=={port},diameter")]
         self.capture = subprocess.Popen(
-            [tshark, "-n", "-l", "-P", "-i", "lo", "-f", f"port {self.kamailio.diameter_port}", "-w", str(self.pcap)],
+            [tshark, "-n", "-l", "-P", "-i", "lo", "-f", " or ".join(f"port {port}" for port in ports),
+             "-w", str(self.pcap)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.capture_log: list[str] = []
@@ -273,18 +278,19 @@ class Migration:
         self.capture.send_signal(signal.SIGINT)
         self.capture.wait(30)
         port = self.kamailio.diameter_port
-        # every frame dissects; the gateway's without any warning, Kamailio's warned about
+        # every frame dissects; the gateways' without any warning, Kamailio's warned about
         # only in SARs carrying its own Call-ID-SIP-Header (494, vendor 50: not in Wireshark's dictionary)
         problems = subprocess.run(
-            [self.tshark, "-n", "-r", str(self.pcap), "-d", f"tcp.port=={port},diameter", "-Y",
-             f'_ws.malformed || (_ws.expert.severity >= "Warning" && (tcp.dstport == {port} || !(diameter.avp.code == 494)))'],
+            [self.tshark, "-n", "-r", str(self.pcap), *self.decode, "-Y",
+             f'_ws.malformed || (_ws.expert.severity >= "Warning" && !(tcp.srcport == {port} && diameter.avp.code == 494))'],
             capture_output=True, text=True, timeout=60, check=True).stdout
         assert not problems.strip(), problems
         fields = ["frame.number", "diameter.cmd.code", "diameter.flags.request", "diameter.Result-Code",
                   "diameter.Experimental-Result-Code", "diameter.User-Name", "diameter.Public-Identity",
-                  "diameter.Origin-Host", "diameter.3GPP-SIP-Authorization", "diameter.3GPP-SIP-Authentication-Scheme"]
+                  "diameter.Origin-Host", "diameter.3GPP-SIP-Authorization", "diameter.3GPP-SIP-Authentication-Scheme",
+                  "tcp.srcport", "tcp.dstport", "diameter.Route-Record", "diameter.Session-Id"]
         out = subprocess.run(
-            [self.tshark, "-n", "-r", str(self.pcap), "-d", f"tcp.port=={port},diameter", "-Y", "diameter",
+            [self.tshark, "-n", "-r", str(self.pcap), *self.decode, "-Y", "diameter",
              "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=;",
              *(arg for name in fields for arg in ("-e", name))],
             capture_output=True, text=True, timeout=60, check=True).stdout
@@ -297,9 +303,18 @@ class Migration:
             for index, code in enumerate(codes):  # several messages in one frame
                 messages.append({"code": int(code), "request": flags[index] in ("1", "True"),
                                  "results": [int(value) for value in results if value],
-                                 "user_name": values[5], "authorization": values[8], "scheme": values[9],
-                                 "line": line})
+                                 "user_name": values[5], "public_identity": values[6], "origin_host": values[7],
+                                 "authorization": values[8], "scheme": values[9], "route_record": values[12],
+                                 "session_id": values[13],
+                                 "leg": "kamailio" if str(port) in values[10:12] else "interconnect", "line": line})
         return messages
+
+    def leg_bytes(self, port: int) -> bytes:
+        """The TCP payload both ways on one leg, concatenated."""
+        out = subprocess.run(
+            [self.tshark, "-n", "-r", str(self.pcap), "-Y", f"tcp.port == {port} && tcp.len > 0", "-T", "fields",
+             "-e", "tcp.payload"], capture_output=True, text=True, timeout=60, check=True).stdout
+        return b"".join(bytes.fromhex(line.replace(":", "")) for line in out.split())
 
     def ue(self, identities: dict[str, str], isim: Isim | None = None, request_uri: str | None = None) -> SipUe:
         ue = SipUe(isim or Isim(bytes.fromhex(K), bytes.fromhex(OPC)), identities["impi"], identities["impu"],
@@ -335,12 +350,17 @@ def commands(messages: list[dict]) -> list[tuple[int, bool]]:
     return [(message["code"], message["request"]) for message in messages]
 
 
+@pytest.mark.parametrize("interconnect", ["tls", "tcp"])
 @pytest_twisted.ensureDeferred
-async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamailio_installed, require_program):
+async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamailio_installed, require_program,
+                                                               interconnect):
     """Case 1: 401 with an IMS-AKA challenge, 200 OK after it; the S-CSCF's SAR answered and
-    the registration held in Kamailio's usrloc; only inbound identities on Kamailio's leg."""
+    the registration held in Kamailio's usrloc; only inbound identities on Kamailio's leg.
+    Over a TCP interconnect (a variant for the capture: the gateways have no TLS key log),
+    the interconnect leg on the wire too: only outbound identities, the partner's
+    Origin-Host and Session-Id, no Route-Record."""
     tshark = require_program("tshark")
-    migration = Migration(tmp_path)
+    migration = Migration(tmp_path, interconnect)
     alice = migration.migrate("alice")
     messages: list[dict] = []
     try:
@@ -371,11 +391,22 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
     for pair in ((257, True), (257, False), (303, True), (303, False), (301, True), (301, False)):
         assert pair in seen, seen
     assert all(message["results"] == [2001] for message in messages if not message["request"]), messages
-    leg = migration.pcap.read_bytes()
+    leg = migration.leg_bytes(migration.kamailio.diameter_port)
     for identity in ("real_impi", "outbound_impi", "outbound_impu"):
         assert alice[identity].encode() not in leg
     assert b"primary.example" not in leg
     assert alice["impi"].encode() in leg
+    if interconnect == "tcp":
+        across = [message for message in messages if message["leg"] == "interconnect"]
+        mar, maa = [message for message in across if message["code"] == 303]
+        assert (mar["user_name"], mar["public_identity"]) == (alice["outbound_impi"], alice["outbound_impu"]), mar
+        assert mar["origin_host"] == "gw.partner.example" and not mar["route_record"], mar
+        assert mar["session_id"].startswith("gw.partner.example;"), mar
+        assert maa["results"] == [2001] and maa["user_name"] == alice["outbound_impi"], maa
+        assert not [message for message in across if message["code"] == 301]  # SAR stays in the partner
+        wire = migration.leg_bytes(migration.primary_port)
+        assert alice["impi"].encode() not in wire and alice["impu"].encode() not in wire
+        assert alice["real_impi"].encode() not in wire  # the HSS is inside the primary core
 
 
 @pytest_twisted.ensureDeferred
@@ -463,7 +494,7 @@ async def test_users_the_primary_refuses_are_not_registered(tmp_path, kamailio_i
         migration.stop()
     maas = [message for message in messages if message["code"] == 303 and not message["request"]]
     assert [(maa["results"], maa["user_name"]) for maa in maas] == [([5001], user["impi"]) for user in refused], maas
-    leg = migration.pcap.read_bytes()
+    leg = migration.leg_bytes(migration.kamailio.diameter_port)
     for user in (revoked, other):
         assert user["outbound_impi"].encode() not in leg and user["real_impi"].encode() not in leg
 
@@ -499,7 +530,7 @@ async def test_a_binding_revoked_while_registered_deregisters_the_user(tmp_path,
     rtrs = [message for message in messages if message["code"] == 304]
     assert [(rtr["request"], rtr["user_name"]) for rtr in rtrs] == [(True, grace["impi"]), (False, "")], rtrs
     assert rtrs[1]["results"] == [2001]
-    assert grace["outbound_impi"].encode() not in migration.pcap.read_bytes()
+    assert grace["outbound_impi"].encode() not in migration.leg_bytes(migration.kamailio.diameter_port)
 
 
 def metrics(process: GatewayProcess) -> str:
