@@ -9,6 +9,9 @@ says MUST). Answers are built from their request as RFC 6733 §6.2 says.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
@@ -178,6 +181,18 @@ def failed_avp(offending: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) ->
     return Avp(definition.code, definition.flags, definition.vendor, data, definition, None, dictionary)
 
 
+_session_high = int(time.time()) & 0xFFFFFFFF
+_session_low = itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+
+def new_session_id(origin_host: str, optional: str | None = None) -> str:
+    """A Session-Id unique in time and space (RFC 6733 §8.8):
+    ``<DiameterIdentity>;<high 32 bits>;<low 32 bits>[;<optional value>]``."""
+    low = next(_session_low) & 0xFFFFFFFF
+    session = f"{origin_host};{_session_high};{low}"
+    return f"{session};{optional}" if optional else session
+
+
 # RFC 6733 §6.2 and TS 29.229 §6.1: what an error answer carries over from its request
 # where its grammar names it. User-Name and Public-Identity also go in through the
 # grammar's *[ AVP ] (RFC 6733 §7.2 answer-message included): the S-CSCF reads the
@@ -192,8 +207,6 @@ NO_STATE_MAINTAINED = 1  # TS 29.229 §6.1: Cx sessions keep no state
 
 
 def _own_session_id(request: Message, origin_host: str) -> FieldValue:
-    from cx_codec.commands import new_session_id
-
     return new_session_id(origin_host)
 
 

@@ -16,11 +16,10 @@ Vendor-Specific-Application-Id (10415, Cx) and Auth-Session-State NO_STATE_MAINT
 
 from __future__ import annotations
 
-import itertools
-import os
-import time
-
 from cx_codec.build import new_message
+from cx_codec.build import (
+    new_session_id as new_session_id,  # (it lived here first; callers import it from here)
+)
 from cx_codec.dictionary import APPLICATION_CX, DEFAULT_DICTIONARY, VENDOR_3GPP, Dictionary
 from cx_codec.grammar import Grammar
 from cx_codec.message import Message
@@ -82,13 +81,3 @@ RegistrationTerminationAnswer = CommandType("Registration-Termination-Answer")
 PushProfileRequest = CommandType("Push-Profile-Request")
 PushProfileAnswer = CommandType("Push-Profile-Answer")
 
-_session_high = int(time.time()) & 0xFFFFFFFF
-_session_low = itertools.count(int.from_bytes(os.urandom(3), "big"))
-
-
-def new_session_id(origin_host: str, optional: str | None = None) -> str:
-    """A Session-Id unique in time and space (RFC 6733 §8.8):
-    ``<DiameterIdentity>;<high 32 bits>;<low 32 bits>[;<optional value>]``."""
-    low = next(_session_low) & 0xFFFFFFFF
-    session = f"{origin_host};{_session_high};{low}"
-    return f"{session};{optional}" if optional else session
