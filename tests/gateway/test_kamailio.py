@@ -322,6 +322,13 @@ class Migration:
         self.ues.append(ue)
         return ue
 
+    async def finish(self) -> list[dict]:
+        """The capture's messages (if one runs), everything stopped even when its checks fail."""
+        try:
+            return await self.stop_capture() if self.capture is not None else []
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         for ue in self.ues:
             ue.stop()
@@ -383,9 +390,7 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
             in primary
         assert 'cxgw_translations_total{role="primary",result="answered"} 1' in primary
     finally:
-        if migration.capture is not None:
-            messages = await migration.stop_capture()
-        migration.stop()
+        messages = await migration.finish()
     # on Kamailio's leg: CER/CEA, MAR/MAA, SAR/SAA (and watchdogs), every answer 2001
     seen = commands(messages)
     for pair in ((257, True), (257, False), (303, True), (303, False), (301, True), (301, False)):
@@ -432,9 +437,7 @@ async def test_an_sqn_ahead_of_the_hss_is_resynchronised_through_both_gateways(t
         assert 'diameter_messages_total{peer="gw.partner.example",direction="out",command="MAR/MAA",result="2001"} 2' \
             in primary
     finally:
-        if migration.capture is not None:
-            messages = await migration.stop_capture()
-        migration.stop()
+        messages = await migration.finish()
     mars = [message for message in messages if message["code"] == 303 and message["request"]]
     assert len(mars) == 2 and not mars[0]["authorization"], mars
     assert len(bytes.fromhex(mars[1]["authorization"].replace(":", ""))) == 16 + 14, mars  # RAND || AUTS
@@ -462,9 +465,7 @@ async def test_the_primary_core_down_is_answered_at_once(tmp_path, kamailio_inst
             outcome.final.text
         assert outcome.challenges == 0
     finally:
-        if migration.capture is not None:
-            messages = await migration.stop_capture()
-        migration.stop()
+        messages = await migration.finish()
     maas = [message for message in messages if message["code"] == 303 and not message["request"]]
     assert len(maas) == 1 and maas[0]["results"] == [3002] and maas[0]["user_name"] == carol["impi"], maas
 
@@ -489,9 +490,7 @@ async def test_users_the_primary_refuses_are_not_registered(tmp_path, kamailio_i
             assert (outcome.status, outcome.final.reason) == (403, "Forbidden - HSS User Unknown"), outcome.final.text
             assert outcome.challenges == 0
     finally:
-        if migration.capture is not None:
-            messages = await migration.stop_capture()
-        migration.stop()
+        messages = await migration.finish()
     maas = [message for message in messages if message["code"] == 303 and not message["request"]]
     assert [(maa["results"], maa["user_name"]) for maa in maas] == [([5001], user["impi"]) for user in refused], maas
     leg = migration.leg_bytes(migration.kamailio.diameter_port)
@@ -524,9 +523,7 @@ async def test_a_binding_revoked_while_registered_deregisters_the_user(tmp_path,
         again = await ue.register()
         assert (again.status, again.final.reason) == (403, "Forbidden - HSS User Unknown"), again.final.text
     finally:
-        if migration.capture is not None:
-            messages = await migration.stop_capture()
-        migration.stop()
+        messages = await migration.finish()
     rtrs = [message for message in messages if message["code"] == 304]
     assert [(rtr["request"], rtr["user_name"]) for rtr in rtrs] == [(True, grace["impi"]), (False, "")], rtrs
     assert rtrs[1]["results"] == [2001]
@@ -558,9 +555,7 @@ async def test_a_digest_scheme_is_refused_by_the_partner_and_never_forwarded(tmp
         assert 'command="MAR/MAA"' not in metrics(migration.primary)
         assert 'cxgw_translations_total{role="partner",result="5006"} 1' in metrics(migration.partner)
     finally:
-        if migration.capture is not None:
-            messages = await migration.stop_capture()
-        migration.stop()
+        messages = await migration.finish()
     mar, maa = [message for message in messages if message["code"] == 303]
     assert mar["request"] and mar["scheme"] == "Digest-MD5", mar
     assert maa["results"] == [5006] and maa["user_name"] == heidi["impi"], maa
