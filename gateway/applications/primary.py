@@ -108,6 +108,9 @@ class PrimaryApplication:
                                       f"not {partner_id!r}")
             if binding.outbound_impu != impu:
                 raise IdentitiesDontMatch(f"public identity {impu!r} is not bound with outbound identity {impi!r}")
+            if not store.may_migrate(partner_id, binding.real_impi):  # the agreement ended since
+                raise UnknownIdentity(f"outbound identity {impi!r} is bound for partner {partner_id!r}, whose "
+                                      f"agreement no longer covers {binding.real_impi!r}")
             return Identities(binding.real_impi, binding.real_impu)
         if not store.may_migrate(partner_id, impi):
             raise UnknownIdentity(f"no agreement lets partner {partner_id!r} use the real identity {impi!r}")

@@ -110,7 +110,9 @@ def test_resynchronisation_goes_through_both_gateways(cores):
     assert isim.challenge(authenticate[:16], authenticate[16:]).res == xres
 
 
-@pytest.mark.parametrize("case", ["unknown inbound", "revoked", "other partner's user", "no agreement", "impu not bound"])
+@pytest.mark.parametrize(
+    "case", ["unknown inbound", "revoked", "other partner's user", "no agreement", "agreement ended", "impu not bound"]
+)
 @pytest_twisted.inlineCallbacks
 def test_users_the_chain_must_not_serve_get_5001_or_5002_with_the_inbound_identities(cores, case):
     yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
@@ -127,6 +129,8 @@ def test_users_the_chain_must_not_serve_get_5001_or_5002_with_the_inbound_identi
         cores.primary_store.remove_agreement(Agreement("partner-a", "all"))
         inbound = cores.partner_store.allocate_inbound(PrimaryDatabase(PRIMARY, PRIMARY_GW), REAL_IMPI, REAL_IMPU)
         impi, impu = inbound.inbound_impi, inbound.inbound_impu
+    elif case == "agreement ended":  # the outbound binding stays, the agreement goes
+        cores.primary_store.remove_agreement(Agreement("partner-a", "all"))
     else:
         impu, expected = "sip:someone-else@partner.example", 5002
     scscf = yield cores.scscf()

@@ -473,15 +473,18 @@ async def test_the_primary_core_down_is_answered_at_once(tmp_path, kamailio_inst
 @pytest_twisted.ensureDeferred
 async def test_users_the_primary_refuses_are_not_registered(tmp_path, kamailio_installed, require_program):
     """Case 3: an unknown inbound identity, a revoked binding, a user bound for another
-    partner: 5001 (DIAMETER_ERROR_USER_UNKNOWN) with the inbound User-Name, which Kamailio
-    answers 403 "Forbidden - HSS User Unknown"; nothing hangs."""
+    partner, a user whose partner agreement ended after the binding was made: 5001
+    (DIAMETER_ERROR_USER_UNKNOWN) with the inbound User-Name, which Kamailio answers 403
+    "Forbidden - HSS User Unknown"; nothing hangs."""
     tshark = require_program("tshark")
     migration = Migration(tmp_path)
     revoked = migration.migrate("dave")
     provision(migration.partner_db, "binding", "revoke", revoked["impi"], "--direction", "inbound")
     other = migration.migrate("erin", partner="partner-b")
+    ended = migration.migrate("frank")
+    provision(migration.primary_db, "agreement", "remove", "partner-a", "--user", ended["real_impi"])
     unknown = {"impi": "mig-nobody@partner.example", "impu": "sip:mig-nobody@partner.example"}
-    refused = (unknown, revoked, other)
+    refused = (unknown, revoked, other, ended)
     messages: list[dict] = []
     try:
         await migration.start(tshark)
@@ -494,7 +497,7 @@ async def test_users_the_primary_refuses_are_not_registered(tmp_path, kamailio_i
     maas = [message for message in messages if message["code"] == 303 and not message["request"]]
     assert [(maa["results"], maa["user_name"]) for maa in maas] == [([5001], user["impi"]) for user in refused], maas
     leg = migration.leg_bytes(migration.kamailio.diameter_port)
-    for user in (revoked, other):
+    for user in (revoked, other, ended):
         assert user["outbound_impi"].encode() not in leg and user["real_impi"].encode() not in leg
 
 
