@@ -412,6 +412,21 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
         wire = migration.leg_bytes(migration.primary_port)
         assert alice["impi"].encode() not in wire and alice["impu"].encode() not in wire
         assert alice["real_impi"].encode() not in wire  # the HSS is inside the primary core
+        # IMS-AKA survives translation: RAND/AUTN, XRES, CK, IK byte-identical on both legs
+        assert _auth_items(leg) == _auth_items(wire) != []
+
+
+def _auth_items(leg: bytes) -> list[bytes]:
+    """The SIP-Auth-Data-Items of the MAAs on one leg (its TCP payload, both ways, in order:
+    whole messages, as loopback segments are)."""
+    from cx_codec import decode_lazy
+    from gateway.transport.framing import Framer
+
+    items = []
+    for raw in Framer(1 << 24).feed(leg):
+        if int.from_bytes(raw[5:8], "big") == 303 and not raw[4] & 0x80:
+            items += [avp.encode() for avp in decode_lazy(raw).find_all("SIP-Auth-Data-Item")]
+    return items
 
 
 @pytest_twisted.ensureDeferred
