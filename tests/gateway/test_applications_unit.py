@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -934,3 +934,51 @@ def test_the_packed_maa_says_what_the_general_builder_says(count, proxied):
     assert (packed.flags, packed.command_code, packed.application_id, packed.hop_by_hop, packed.end_to_end) == (
         reference.flags, reference.command_code, reference.application_id, reference.hop_by_hop, reference.end_to_end)
     assert sorted((avp.name, avp.encode()) for avp in packed.avps) == sorted((avp.name, avp.encode()) for avp in reference.avps)
+
+
+# == hostile requests that pass strict decoding ==============================================
+_odd_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=60)
+_identity = _odd_text | st.sampled_from([ALICE, ALICE_IMPU, "", "@", "sip:", "mig-1@partner.example"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_strictly_valid_request_gets_one_valid_answer_from_every_role(hss, primary_store, data):
+    """Hostile values that still pass strict decoding (any text for identities and schemes,
+    any SIP-Authorization, counts up to 2^32-1, SAR types the HSS does not know): every role
+    answers, the answer passes strict decoding with the request's ids, and nothing raises."""
+    partner_send = FakeSend()
+    partner = PartnerApplication(StoreAccess(primary_store, reactor), Local(PARTNER_GW, PARTNER), partner_send)
+    primary = PrimaryApplication(StoreAccess(primary_store, reactor), Local(PRIMARY_GW, PRIMARY),
+                                 {PARTNER_GW: "partner-a"}, hss=hss)
+    kind = data.draw(st.sampled_from(["mar", "sar", "uar", "lir"]), label="command")
+    impi, impu = data.draw(_identity, label="impi"), data.draw(_identity, label="impu")
+    if kind == "mar":
+        request = mar(impi, impu, scheme=data.draw(_odd_text | st.sampled_from([AKA, "Unknown", "SIP Digest"])),
+                      count=data.draw(st.integers(0, 2**32 - 1)),
+                      authorization=data.draw(st.none() | st.binary(max_size=40)))
+    elif kind == "sar":
+        request = sar(impi, [impu], data.draw(st.integers(0, 20)), already=data.draw(st.integers(0, 1)))
+    elif kind == "uar":
+        request = uar(impi, impu)
+    else:
+        request = lir(impu)
+    from cx_codec import DecodeError, error_answer_bytes
+
+    try:
+        decoded = decode(request)
+    except DecodeError:  # a value strict decoding refuses: the node answers it before any role
+        event("refused by strict decoding")
+        return
+    event(f"{kind} reaches the roles")
+    for application, asking in ((hss, peer(SCSCF)), (partner, peer(SCSCF)), (primary, peer(PARTNER_GW))):
+        result = application.handle_message(decode(request), asking)
+        got: list[Any] = []
+        result.addBoth(got.append)
+        if not got:  # the partner sent it on: the primary core is down, say (the node's own 3002)
+            forwarded = partner_send.requests[-1]
+            partner_send.waiting[-1].callback(error_answer_bytes(
+                forwarded, 3002, origin_host=PARTNER_GW, origin_realm=PARTNER, error_message="down"))
+        assert got and isinstance(got[0], bytes), got
+        message = decode(got[0])
+        assert (message.hop_by_hop, message.end_to_end) == (decoded.hop_by_hop, decoded.end_to_end)
