@@ -317,7 +317,7 @@ class SqlStore(HssStore):
                         raise self._identities_dont_match(impi, impu)
                     used = _resolve_scheme(impi, scheme, schemes)
                     k, opc = self._open_keys(impi, k, opc, wrapped)
-                    milenage = Milenage(k, opc)
+                    milenage = Milenage.cached(k, opc)
                     last = int(old)
                     if rand_auts is not None:  # TS 33.102 §6.3.5; raises before any write
                         last = sqnmod.after_resync(last, verify_auts(milenage, rand_auts, who=repr(impi)))
@@ -377,14 +377,14 @@ class SqlStore(HssStore):
         row = self._subscriber_row(impi, "k, opc, amf, sqn, wrapped")
         row, sqns = self._claim_sqns(impi, row, lambda old: sqnmod.next_sqns(old, count))
         k, opc = self._open_keys(impi, row[0], row[1], row[4])
-        return build_vectors(Milenage(k, opc), sqns, bytes(row[2]))
+        return build_vectors(Milenage.cached(k, opc), sqns, bytes(row[2]))
 
     @operation
     def resync(self, impi: str, rand_auts: bytes, count: int = 1) -> list[AkaVector]:
         require_count(count, MAX_VECTORS_PER_REQUEST)
         row = self._subscriber_row(impi, "k, opc, amf, sqn, wrapped")
         k, opc = self._open_keys(impi, row[0], row[1], row[4])
-        milenage = Milenage(k, opc)
+        milenage = Milenage.cached(k, opc)
         sqn_ms = verify_auts(milenage, rand_auts, who=repr(impi))  # raises before any write
         row, sqns = self._claim_sqns(
             impi, row, lambda old: sqnmod.next_sqns(sqnmod.after_resync(old, sqn_ms), count)

@@ -63,3 +63,19 @@ def test_rot_is_a_cyclic_rotation(x, r):
 def test_wrong_key_lengths_are_refused(k, opc):
     with pytest.raises(InvalidKey, match="must be 16 bytes"):
         Milenage(k, opc)
+
+
+def test_cached_milenage_is_kept_per_thread_and_per_keys():
+    import threading
+
+    k, opc = bytes.fromhex(TEST_SETS[0][0]), bytes.fromhex(TEST_SETS[0][5])
+    first = Milenage.cached(k, opc)
+    assert Milenage.cached(k, opc) is first
+    assert Milenage.cached(bytes.fromhex(TEST_SETS[1][0]), opc) is not first
+    other: list[Milenage] = []
+    thread = threading.Thread(target=lambda: other.append(Milenage.cached(k, opc)))
+    thread.start()
+    thread.join()
+    assert other[0] is not first  # cipher contexts are not shared between threads
+    rand, sqn, amf = (bytes.fromhex(value) for value in TEST_SETS[0][1:4])
+    assert first.f1(rand, sqn, amf) == other[0].f1(rand, sqn, amf) == bytes.fromhex(TEST_SETS[0][6])
