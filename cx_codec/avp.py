@@ -8,26 +8,23 @@ so an AVP nobody changed is written back byte for byte, unknown ones included.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator, Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from cx_codec.avp_header import AVP_HEADER, FLAG_MANDATORY, VENDOR_ID, pack_avp
+from cx_codec.avp_header import (
+    FLAG_PROTECTED as FLAG_PROTECTED,  # re-exported (callers import these from here)
+)
+from cx_codec.avp_header import FLAG_VENDOR as FLAG_VENDOR
 from cx_codec.datatypes import DataType
 from cx_codec.datatypes.strings import decode_octetstring as _identity
-from cx_codec.errors import DecodeError, EncodeError, ResultCode
+from cx_codec.errors import DecodeError, ResultCode
 
 if TYPE_CHECKING:
     from cx_codec.dictionary import AvpDef, Dictionary
     from cx_codec.grammar import Grammar
 
-AVP_HEADER = struct.Struct(">II")
-VENDOR_ID = struct.Struct(">I")
-_AVP_HEADER_V = struct.Struct(">III")
-
-FLAG_VENDOR = 0x80  # V
-FLAG_MANDATORY = 0x40  # M
-FLAG_PROTECTED = 0x20  # P, RFC 6733 §4.1: "SHOULD be set to 0"
 
 # Grouped AVPs nest; a peer could nest Failed-AVP in Failed-AVP until Python's stack
 # runs out. No grammar of RFC 6733 or TS 29.229 goes deeper than 4.
@@ -187,22 +184,6 @@ class Avp:
         except DecodeError:
             value = self.data
         return f"<Avp {self.name}={value!r}>"
-
-
-def pack_avp(code: int, flags: int, vendor: int, data: bytes) -> bytes:
-    """AVP bytes with header and zero padding (RFC 6733 §4.1)."""
-    length = len(data)
-    if flags & FLAG_VENDOR:
-        length += 12
-        if length > 0xFFFFFF:
-            raise EncodeError(f"AVP {code}: {length} bytes do not fit the 24-bit length")
-        header = _AVP_HEADER_V.pack(code, (flags << 24) | length, vendor)
-    else:
-        length += 8
-        if length > 0xFFFFFF:
-            raise EncodeError(f"AVP {code}: {length} bytes do not fit the 24-bit length")
-        header = AVP_HEADER.pack(code, (flags << 24) | length)
-    return header + data + b"\0" * (-length % 4)
 
 
 def _too_short(buf: bytes, offset: int, end: int, what: str) -> DecodeError:

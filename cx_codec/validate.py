@@ -13,9 +13,9 @@ Members of Grouped AVPs are checked against their own grammar, recursively.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from cx_codec.avp import Avp, pack_avp
+from cx_codec.avp_header import pack_avp
 from cx_codec.datatypes import MINIMUM_DATA
 from cx_codec.errors import DecodeError, ResultCode
 from cx_codec.grammar import Grammar, Rule
@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from cx_codec.dictionary import Dictionary
 
 
-def validate_avps(avps: Sequence[Avp], grammar: Grammar, dictionary: Dictionary, *, recurse: bool = True) -> None:
-    """Raise DecodeError if ``avps`` do not follow ``grammar``; ``recurse`` into Grouped members."""
+def validate_avps(avps: Sequence[Any], grammar: Grammar, dictionary: Dictionary, *, recurse: bool = True) -> None:
+    """Raise DecodeError if ``avps`` (cx_codec.avp.Avp) do not follow ``grammar``; ``recurse``
+    into Grouped members."""
     index = 0
     for rule in grammar.fixed:
         if index < len(avps) and avps[index].key == rule.key:
