@@ -1,6 +1,6 @@
 """Relay benchmark: pairs/s, latency and relay CPU per pair, in one run.
 
-    python bench/relay.py [--seconds 3] [--repeat 3] [--rate 5000] [--skip-freediameter] [--floor]
+    python bench/relay.py [--seconds 3] [--repeat 3] [--rate 5000] [--skip-freediameter] [--floor] [--capture]
 
 Paths measured (the client and the answering peer are bench/relay_roles.py):
   direct         client -> server
@@ -9,6 +9,8 @@ Paths measured (the client and the answering peer are bench/relay_roles.py):
   freeDiameter   client -> freeDiameterd 1.2.1 relaying by realm -> server
   asyncio floor  (--floor) client -> a null forwarder on bare asyncio sockets, no Twisted
                  -> server: what the loop and the kernel cost per pair, below any relay
+  capture        (--capture) the cxgw relay recording every message to a temporary pcap
+                 file (captures.recorder, as [capture] does)
 
 For each path: closed-loop pairs/s with 1, 16 and 128 requests outstanding on one
 connection (median of --repeat runs, the paths interleaved run by run so that drifts in
@@ -26,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -138,6 +141,8 @@ def main() -> int:
     parser.add_argument("--skip-freediameter", action="store_true")
     parser.add_argument("--floor", action="store_true", help="also measure the bare asyncio forwarder")
     parser.add_argument("--verbose", action="store_true", help="print every run on stderr")
+    parser.add_argument("--capture", action="store_true",
+                        help="also measure the cxgw relay recording every message ([capture], to a temporary file)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(role("server"))
@@ -147,6 +152,11 @@ def main() -> int:
         if args.floor:
             paths["asyncio floor"] = stack.enter_context(role("floor", "--upstream", upstream))
         paths["cxgw relay"] = stack.enter_context(role("node", "--upstream", upstream))
+        if args.capture:
+            directory = stack.enter_context(tempfile.TemporaryDirectory())
+            paths["cxgw relay + capture"] = stack.enter_context(
+                role("node", "--upstream", upstream, "--capture", os.path.join(directory, "relay.pcap"))
+            )
         if not args.skip_freediameter:
             paths["freeDiameter relay"] = stack.enter_context(freediameter_relay(server["port"]))
         results = measure_all(paths, args.seconds, args.repeat, args.rate, args.verbose)

@@ -4,7 +4,7 @@ when ready and one with its results).
     python bench/relay_roles.py server  --port 0
     python bench/relay_roles.py null    --port 0 --upstream PORT
     python bench/relay_roles.py floor   --port 0 --upstream PORT
-    python bench/relay_roles.py node    --port 0 --upstream PORT
+    python bench/relay_roles.py node    --port 0 --upstream PORT [--capture FILE]
     python bench/relay_roles.py client  --port PORT --window 16 --seconds 3
     python bench/relay_roles.py client  --port PORT --rate 5000 --seconds 3
     python bench/relay_roles.py flood   --port PORT --connections 4 --cer-size 65536
@@ -813,6 +813,13 @@ def run_node(args: argparse.Namespace) -> None:
             {"max_cer_size": args.max_cer_size} if args.max_cer_size else {}
         )),
     )
+    if args.capture:  # [capture] as `cxgw gateway` builds it: every message to a file, keys redacted
+        from captures.recorder import Recorder
+
+        node.recorder = Recorder(args.capture)
+        node.recorder.start()
+        reactor.addSystemEventTrigger("before", "shutdown", lambda: emit(
+            dropped=node.recorder.dropped, recorded=node.recorder.messages))
     port = node.listen(args.port)
     node.start()
     tune_garbage_collector()  # as `cxgw gateway` does
@@ -849,6 +856,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="flood: connections sending CERs")
     parser.add_argument("--cer-size", type=int, default=65536, help="flood: bytes per CER")
     parser.add_argument("--max-cer-size", type=int, default=0, help="node: limits.max_cer_size (0: default)")
+    parser.add_argument("--capture", default="", help="node: record every message to this .pcap/.pcapng file")
     cx = parser.add_argument_group("cx-client and hss-stub")
     cx.add_argument("--host", default="", help="Origin-Host (cx-client: scscf.partner.example, "
                     "more connections number it; hss-stub: gw.primary.example)")

@@ -9,11 +9,14 @@ a three-way handshake (SYN, SYN-ACK, ACK), every message then travels as PSH/ACK
 of at most ``mss`` bytes with per-direction sequence numbers and the peer's next
 sequence number as acknowledgement, so Wireshark sees a clean stream with no "previous
 segment not captured" or "ACKed unseen segment". IPv4 and TCP checksums are computed
-(RFC 791, RFC 793 with the RFC 1071 one's-complement sum). IPv4 only.
+(RFC 791, RFC 793 with the RFC 1071 one's-complement sum; for IPv6 the RFC 8200 §8.1
+pseudo-header). IPv4 and IPv6 (both ends of one connection of the same family).
 
-File format: libpcap 2.4, microsecond timestamps, magic 0xa1b2c3d4 in native byte order
-(https://www.tcpdump.org/manual/pcap-savefile.html); link type Ethernet (1) with
-locally administered MAC addresses derived from the IPv4 addresses, or raw IP (101).
+File formats: libpcap 2.4, microsecond timestamps, magic 0xa1b2c3d4 in native byte order
+(https://www.tcpdump.org/manual/pcap-savefile.html), or pcapng (``PcapngWriter``,
+draft-ietf-opsawg-pcapng: one Section Header Block, one Interface Description Block, an
+Enhanced Packet Block per packet, which may carry an opt_comment); link type Ethernet (1)
+with locally administered MAC addresses derived from the IP addresses, or raw IP (101).
 Ports are taken as given: tshark dissects Diameter on 3868 only unless told
 ``-d tcp.port==PORT,diameter``.
 """
@@ -40,9 +43,10 @@ _GLOBAL_HEADER = struct.Struct("=IHHiIII")
 _RECORD_HEADER = struct.Struct("=IIII")
 _IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
 _TCP_HEADER = struct.Struct("!HHIIBBHHH")
-_PSEUDO_HEADER = struct.Struct("!4s4sBBH")
+_IPV6_HEADER = struct.Struct("!IHBB16s16s")
 
 ETHERTYPE_IPV4 = b"\x08\x00"
+ETHERTYPE_IPV6 = b"\x86\xdd"
 IPPROTO_TCP = 6
 TCP_FIN, TCP_SYN, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x08, 0x10
 DEFAULT_MSS = 1460  # Ethernet MTU 1500 - 20 (IPv4) - 20 (TCP)
@@ -69,8 +73,8 @@ def internet_checksum(data: bytes) -> bytes:
 
 
 def _mac(address: bytes) -> bytes:
-    # locally administered unicast (02:...), unique per IPv4 address
-    return b"\x02\x00" + address
+    # locally administered unicast (02:...), unique per IPv4 address (the low 40 bits of IPv6)
+    return b"\x02\x00" + address if len(address) == 4 else b"\x02" + address[-5:]
 
 
 @dataclass(slots=True)
@@ -121,7 +125,26 @@ class PcapWriter:
         self._last_time = 0.0
         self._connections: dict[frozenset[Endpoint], _Connection] = {}
         self._packed: dict[str, bytes] = {}
-        self._file.write(_GLOBAL_HEADER.pack(PCAP_MAGIC, 2, 4, 0, 0, snaplen, linktype))
+        self._sums: dict[bytes, int] = {}
+        self._comment: str | None = None  # for the next packet (pcapng only)
+        self.bytes_written = 0
+        self._header()
+
+    def _header(self) -> None:
+        self._emit(_GLOBAL_HEADER.pack(PCAP_MAGIC, 2, 4, 0, 0, self.snaplen, self.linktype))
+
+    def _emit(self, data: bytes) -> None:
+        self._file.write(data)
+        self.bytes_written += len(data)
+
+    def _record(self, when: float, frame: bytes) -> None:
+        """One packet record (pcap-savefile: ts_sec, ts_usec, incl_len, orig_len, data)."""
+        seconds = int(when)
+        micros = int(round((when - seconds) * 1_000_000))
+        if micros >= 1_000_000:
+            seconds, micros = seconds + 1, micros - 1_000_000
+        captured = frame[: self.snaplen]
+        self._emit(_RECORD_HEADER.pack(seconds, micros, len(captured), len(frame)) + captured)
 
     # -- public API -------------------------------------------------------------------
     def write_message(
@@ -131,14 +154,17 @@ class PcapWriter:
         src: Endpoint,
         dst: Endpoint,
         timestamp: Timestamp = None,
+        comment: str | None = None,
     ) -> int:
         """Write one message (any bytes: one Diameter message, or several back to back)
         from ``src`` to ``dst``; returns the number of packets written.
 
         ``timestamp``: seconds since the epoch, an aware or naive-UTC datetime, or None
-        for the current time (never earlier than the previous packet).
+        for the current time (never earlier than the previous packet). ``comment``: put on
+        the first packet written (pcapng only; classic pcap has no comments).
         """
         when = self._time(timestamp)
+        self._comment = comment
         connection = self._connection(src, dst)
         written = 0
         if not connection.established:
@@ -160,6 +186,24 @@ class PcapWriter:
     ) -> int:
         """Write ``(data, src, dst)`` tuples in order; returns the packets written."""
         return sum(self.write_message(data, src=src, dst=dst, timestamp=timestamp) for data, src, dst in messages)
+
+    def open_connection(
+        self, client: Endpoint, server: Endpoint, *, timestamp: Timestamp = None, comment: str | None = None
+    ) -> int:
+        """The three-way handshake of ``client`` connecting to ``server`` now (rather than
+        before the first message, whose sender would be taken as the client); returns the
+        packets written (0 when the connection is already open)."""
+        when = self._time(timestamp)
+        connection = self._connection(client, server)
+        if connection.established:
+            return 0
+        self._comment = comment
+        connection.established = True
+        return self._handshake(connection, client, server, when) if self.handshake else 0
+
+    def is_open(self, src: Endpoint, dst: Endpoint) -> bool:
+        """Whether a connection between the two endpoints has been written and not closed."""
+        return frozenset((src, dst)) in self._connections
 
     def close_connection(self, src: Endpoint, dst: Endpoint, *, timestamp: Timestamp = None) -> int:
         """FIN from ``src``, FIN/ACK back, final ACK (RFC 793 §3.5); forgets the connection."""
@@ -214,9 +258,12 @@ class PcapWriter:
                 if not 0 <= port <= 0xFFFF:
                     raise ValueError(f"port {port} of {address}: must be 0..65535")
                 try:
-                    self._packed[address] = ipaddress.IPv4Address(address).packed
+                    packed = self._packed[address] = ipaddress.ip_address(address).packed
                 except ValueError:
-                    raise ValueError(f"address {address!r}: only IPv4 is written (use an IPv4 address)") from None
+                    raise ValueError(f"address {address!r}: not an IPv4 or IPv6 address") from None
+                self._sums[packed] = _words_sum(packed)
+            if len(self._packed[src[0]]) != len(self._packed[dst[0]]):
+                raise ValueError(f"{src[0]} and {dst[0]}: one connection's addresses must be of one family")
 
             # Deterministic initial sequence numbers: the same input gives the same file.
             def isn(a: Endpoint, b: Endpoint) -> int:
@@ -249,12 +296,13 @@ class PcapWriter:
     ) -> None:
         src_ip = self._packed[src[0]]
         dst_ip = self._packed[dst[0]]
+        addresses = self._sums[src_ip] + self._sums[dst_ip]
         tcp_length = 20 + len(payload)
-        # TCP checksum over pseudo-header, header and payload (RFC 793 §3.1), summed as
-        # integers for the headers and in C for the payload, without concatenating them.
+        # TCP checksum over pseudo-header, header and payload (RFC 793 §3.1; the IPv6
+        # pseudo-header of RFC 8200 §8.1 sums to the same words), summed as integers for
+        # the headers and in C for the payload, without concatenating them.
         total = (
-            _address_sum(src_ip)
-            + _address_sum(dst_ip)
+            addresses
             + IPPROTO_TCP
             + tcp_length
             + src[1]
@@ -268,25 +316,23 @@ class PcapWriter:
             + _payload_sum(payload)
         )
         tcp = _TCP_HEADER.pack(src[1], dst[1], seq, ack, 5 << 4, flags, 65535, _fold(total), 0)
-        self._ip_id = (self._ip_id + 1) & 0xFFFF
-        # version 4, IHL 5; DF set (0x4000); TTL 64 (RFC 791 §3.1)
-        ip_total = (
-            0x4500 + 20 + tcp_length + self._ip_id + 0x4000 + (64 << 8 | IPPROTO_TCP)
-            + _address_sum(src_ip) + _address_sum(dst_ip)
-        )
-        ip = _IPV4_HEADER.pack(
-            0x45, 0, 20 + tcp_length, self._ip_id, 0x4000, 64, IPPROTO_TCP, _fold(ip_total), src_ip, dst_ip
-        )
+        if len(src_ip) == 4:
+            self._ip_id = (self._ip_id + 1) & 0xFFFF
+            # version 4, IHL 5; DF set (0x4000); TTL 64 (RFC 791 §3.1)
+            ip_total = 0x4500 + 20 + tcp_length + self._ip_id + 0x4000 + (64 << 8 | IPPROTO_TCP) + addresses
+            ip = _IPV4_HEADER.pack(
+                0x45, 0, 20 + tcp_length, self._ip_id, 0x4000, 64, IPPROTO_TCP, _fold(ip_total), src_ip, dst_ip
+            )
+            ethertype = ETHERTYPE_IPV4
+        else:
+            # version 6, no traffic class or flow label; next header TCP, hop limit 64 (RFC 8200 §3)
+            ip = _IPV6_HEADER.pack(6 << 28, tcp_length, IPPROTO_TCP, 64, src_ip, dst_ip)
+            ethertype = ETHERTYPE_IPV6
         if self.linktype == LINKTYPE_ETHERNET:
-            frame = b"".join((_mac(dst_ip), _mac(src_ip), ETHERTYPE_IPV4, ip, tcp, payload))
+            frame = b"".join((_mac(dst_ip), _mac(src_ip), ethertype, ip, tcp, payload))
         else:
             frame = b"".join((ip, tcp, payload))
-        seconds = int(when)
-        micros = int(round((when - seconds) * 1_000_000))
-        if micros >= 1_000_000:
-            seconds, micros = seconds + 1, micros - 1_000_000
-        captured = frame[: self.snaplen]
-        self._file.write(_RECORD_HEADER.pack(seconds, micros, len(captured), len(frame)) + captured)
+        self._record(when, frame)
         self.packets += 1
 
 
@@ -297,8 +343,9 @@ def _fold(total: int) -> int:
     return ~total & 0xFFFF
 
 
-def _address_sum(address: bytes) -> int:
-    return (address[0] << 8 | address[1]) + (address[2] << 8 | address[3])
+def _words_sum(address: bytes) -> int:
+    """Sum of an address's 16-bit network-order words (4 or 16 bytes)."""
+    return sum(struct.unpack(f"!{len(address) // 2}H", address))
 
 
 def _payload_sum(payload: bytes | memoryview) -> int:
@@ -313,10 +360,53 @@ def _payload_sum(payload: bytes | memoryview) -> int:
     return int.from_bytes(payload, "big") % 0xFFFF
 
 
+# -- pcapng (draft-ietf-opsawg-pcapng, https://ietf-opsawg-wg.github.io/draft-ietf-opsawg-pcap/)
+_SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
+_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+OPT_COMMENT, SHB_USERAPPL = 1, 4
+
+
+def _option(code: int, value: bytes) -> bytes:
+    """An option: code, length, value padded to 32 bits (§3.5)."""
+    return struct.pack("=HH", code, len(value)) + value + b"\0" * (-len(value) & 3)
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    """A block: type, total length, body (padded to 32 bits), total length again (§3.1)."""
+    body += b"\0" * (-len(body) & 3)
+    length = 12 + len(body)
+    return struct.pack("=II", kind, length) + body + struct.pack("=I", length)
+
+
+class PcapngWriter(PcapWriter):
+    """The same packets in a pcapng file: one section, one interface with microsecond
+    timestamps (if_tsresol absent means 10^-6, §4.2), an Enhanced Packet Block per packet
+    (§4.3) carrying the comment given with ``write_message`` / ``open_connection``."""
+
+    def _header(self) -> None:
+        options = _option(SHB_USERAPPL, b"cxgw") + _option(0, b"")
+        # Section Header Block (§4.1): byte-order magic, version 1.0, section length unknown (-1)
+        self._emit(_block(_SHB, struct.pack("=IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1) + options))
+        # Interface Description Block (§4.2): link type, reserved, snaplen
+        self._emit(_block(_IDB, struct.pack("=HHI", self.linktype, 0, self.snaplen)))
+
+    def _record(self, when: float, frame: bytes) -> None:
+        micros = int(round(when * 1_000_000))
+        captured = frame[: self.snaplen]
+        body = struct.pack("=IIIII", 0, micros >> 32, micros & 0xFFFFFFFF, len(captured), len(frame))
+        body += captured + b"\0" * (-len(captured) & 3)
+        comment = self._comment
+        if comment is not None:
+            self._comment = None
+            body += _option(OPT_COMMENT, comment.encode()) + _option(0, b"")
+        self._emit(_block(_EPB, body))
+
+
 __all__ = [
     "DEFAULT_MSS",
     "LINKTYPE_ETHERNET",
     "LINKTYPE_RAW",
     "PcapWriter",
+    "PcapngWriter",
     "internet_checksum",
 ]

@@ -72,6 +72,7 @@ class DiameterNode:
         accept_realms: Iterable[str] = (),
         tls: Any = None,
         metrics: Any = None,
+        recorder: Any = None,
     ) -> None:
         self.local = local
         self.reactor = self.clock = reactor
@@ -82,6 +83,7 @@ class DiameterNode:
         self.tls = tls
         self.metrics = metrics  # a gateway.observe.counts.NodeMetrics, or None: no per-message counting
         self.counting = metrics is not None
+        self.recorder = recorder  # a captures.recorder.Recorder: taps every connection, or None
         self.message_counts = MessageCounts()
         self.counters = Counters()
         self.routing = RoutingTable(routes)
@@ -234,6 +236,8 @@ class DiameterNode:
     # -- connections --------------------------------------------------------------------
     def connection_made(self, connection: DiameterConnection) -> None:
         self.connections.add(connection)
+        if self.recorder is not None:
+            self.recorder.attach(connection)
         if connection.role == "I":
             connection.peer._connector = None
             connection.peer.connected(connection)

@@ -73,6 +73,7 @@ class GatewayService:
             accept_realms=config.unknown_peers.accept_realms,
             tls=TlsPolicy(config.tls) if config.tls is not None else None,
             metrics=self.metrics,
+            recorder=recorder(config.capture, reactor) if config.capture is not None else None,
         )
         from gateway.applications.assemble import install_roles
 
@@ -83,6 +84,9 @@ class GatewayService:
         for listen in self.config.listen:
             self.ports.append(self.node.listen(listen.port, listen.address, tls=listen.transport == "tls",
                                                reuse_port=listen.reuse_port))
+        if self.node.recorder is not None:
+            self.node.recorder.start()
+            announce_capture(self.config, [port.getHost().port for port in self.ports])
         if self.config.metrics is not None:
             from gateway.observe.http import start_http
 
@@ -126,6 +130,8 @@ class GatewayService:
     def _stopped(self, _: object) -> None:
         if self.roles is not None:
             self.roles.stop()
+        if self.node.recorder is not None:
+            self.node.recorder.stop()  # what is queued, FIN for what is open, the file closed
         self.reactor.stop()
 
     def reload(self) -> None:
@@ -189,6 +195,40 @@ class TlsPolicy:
         from gateway.transport.tls import check_identity
 
         return check_identity(names, origin_host)
+
+
+def recorder(capture: Any, reactor: Any) -> Any:
+    """The [capture] recorder (captures.recorder); its errors are logged in the reactor thread."""
+    from twisted.logger import Logger
+
+    from captures.recorder import Recorder
+
+    log = Logger(namespace="cxgw.capture")
+    return Recorder(
+        capture.file, max_bytes=capture.max_bytes, max_seconds=capture.max_seconds,
+        commands=capture.commands, peers=capture.peers, keep_key_material=capture.keep_key_material,
+        buffer_messages=capture.buffer_messages,
+        on_error=lambda text: reactor.callFromThread(log.error, "{text}", text=text),
+    )
+
+
+def announce_capture(config: GatewayConfig, listening: list[int]) -> None:
+    """Log where the capture goes and which ports to decode as Diameter (tshark and
+    Wireshark dissect Diameter on 3868 only unless told: Decode As)."""
+    from twisted.logger import Logger
+
+    capture = config.capture
+    tls = sorted({port for port, li in zip(listening, config.listen, strict=False) if li.transport == "tls"}
+                 | {peer.port for peer in config.peers if peer.transport == "tls"})
+    ports = sorted(set(listening) | {peer.port for peer in config.peers})
+    decode = " ".join(f"-d tcp.port=={port},diameter" for port in ports)
+    Logger(namespace="cxgw.capture").info(
+        "recording Diameter messages to {file}{keys}; open with: tshark -r FILE {decode}{tls}",
+        file=str(capture.file),  # type: ignore[union-attr]
+        keys="" if not capture.keep_key_material else " (key material kept!)",  # type: ignore[union-attr]
+        decode=decode,
+        tls=f" (ports {', '.join(map(str, tls))} are TLS: their decrypted plaintext is recorded)" if tls else "",
+    )
 
 
 # -- GatewayConfig -> node settings -------------------------------------------------------------

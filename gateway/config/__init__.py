@@ -12,7 +12,7 @@ directory of the file.
 
 Sections (``gateway/examples/*.toml`` shows them all): ``[node]``, ``[[listen]]``,
 ``[tls]``, ``[timers]``, ``[limits]``, ``[[peers]]``, ``[unknown_peers]``, ``[[routes]]``,
-``[metrics]``, ``[logging]``, and for the Cx roles (``node.role``: ``"relay"`` alone, or
+``[metrics]``, ``[logging]``, ``[capture]`` (docs/captures.md), and for the Cx roles (``node.role``: ``"relay"`` alone, or
 one or several of ``"hss"``, ``"partner"``, ``"primary"``) ``[store]``, ``[hss]``,
 ``[partner]``, ``[primary]`` with ``[[primary.partners]]``. ``GatewayConfig.store`` is set
 whenever a Cx role runs (the embedded SQLite file ``cxgw.sqlite`` next to the configuration
@@ -30,6 +30,7 @@ from gateway.config.schema import (
     DIAMETER_TLS_PORT,
     ROLES,
     Application,
+    CaptureConfig,
     ConfigError,
     GatewayConfig,
     HssConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "DIAMETER_TLS_PORT",
     "ROLES",
     "Application",
+    "CaptureConfig",
     "ConfigDiff",
     "ConfigError",
     "GatewayConfig",

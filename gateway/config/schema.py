@@ -240,6 +240,22 @@ class PrimaryConfig:
         return next((p.partner_id for p in self.partners if p.host.lower() == wanted), None)
 
 
+CAPTURE_SUFFIXES = (".pcap", ".pcapng")  # classic libpcap, or pcapng (with comments)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    """``[capture]``: record the Diameter messages of every connection (captures.recorder)."""
+
+    file: Path  # resolved against the configuration file's directory; .pcap or .pcapng
+    max_bytes: int = 0  # start a new file past this size (0: never)
+    max_seconds: float = 0.0  # start a new file after this long (0: never)
+    commands: tuple[int, ...] = ()  # Command-Codes to record (empty: all)
+    peers: tuple[str, ...] = ()  # peers to record, by Diameter identity or IP address (empty: all)
+    keep_key_material: bool = False  # record SIP-Authenticate/-Authorization, CK, IK as they are
+    buffer_messages: int = 10000  # reads and writes queued for the writer; more are dropped and counted
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration."""
@@ -261,6 +277,7 @@ class GatewayConfig:
     hss: HssConfig | None = None
     partner: PartnerConfig | None = None
     primary: PrimaryConfig | None = None
+    capture: CaptureConfig | None = None
 
     def peer(self, host: str) -> PeerConfig | None:
         """The configured peer with this Diameter identity (case-insensitive), or None."""

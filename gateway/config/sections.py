@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from gateway.config.checks import MISSING, Checker, show
 from gateway.config.schema import (
     APPLICATIONS,
+    CAPTURE_SUFFIXES,
     CX_ROLES,
     DEFAULT_ROUTE_REALM,
     DIAMETER_PORT,
@@ -28,6 +30,7 @@ from gateway.config.schema import (
     TWINIT_MINIMUM,
     UINT32_MAX,
     Application,
+    CaptureConfig,
     GatewayConfig,
     HssConfig,
     LimitsConfig,
@@ -61,6 +64,7 @@ _SECTIONS = {
     "hss": "table",
     "partner": "table",
     "primary": "table",
+    "capture": "table",
 }
 _ROLE_SECTIONS = ("hss", "partner", "primary")  # [hss], [partner], [primary]: one per role
 
@@ -107,6 +111,7 @@ class _Parser:
                 if "primary" in plays | present
                 else None
             ),
+            capture=self.capture(sections["capture"]) if "capture" in data else None,
         )
         self.cross_checks(config)
         if self.roles_valid:
@@ -446,6 +451,65 @@ class _Parser:
             deadline=c.seconds(t, "store", "deadline", d.deadline),
             threads=c.integer(t, "store", "threads", d.threads, 1, STORE_THREADS_MAX),
         )
+
+    def capture(self, t: dict[str, Any]) -> CaptureConfig:
+        """``[capture]``: where and what to record (captures.recorder)."""
+        from captures.recorder import command_code
+
+        c = self.check
+        c.unknown_keys(t, "capture", {f.name for f in dataclasses.fields(CaptureConfig)})
+        d = CaptureConfig(file=Path())
+        target = self.capture_file(t)
+        max_seconds = t.get("max_seconds", 0)
+        if max_seconds != 0 or isinstance(max_seconds, bool):
+            max_seconds = c.seconds(t, "capture", "max_seconds", 0.0)
+        commands = c.array(t, "capture", "commands", [], lambda path, value: self.command_item(path, value, command_code))
+        peers = c.array(t, "capture", "peers", [], self.capture_peer_item)
+        return CaptureConfig(
+            file=target or Path(),
+            max_bytes=c.integer(t, "capture", "max_bytes", d.max_bytes, 0),
+            max_seconds=float(max_seconds),
+            commands=tuple(dict.fromkeys(commands)),
+            peers=tuple(dict.fromkeys(peers)),
+            keep_key_material=c.boolean(t, "capture", "keep_key_material", d.keep_key_material),
+            buffer_messages=c.integer(t, "capture", "buffer_messages", d.buffer_messages, 1),
+        )
+
+    def capture_file(self, t: dict[str, Any]) -> Path | None:
+        c = self.check
+        if "file" not in t:
+            c.missing("capture.file", 'add file = "cxgw.pcapng" (relative paths start at this file)')
+            return None
+        value = t["file"]
+        if not isinstance(value, str) or not value.strip():
+            c.bad("capture.file", value, "is not a file path", 'use a path in quotes such as "cxgw.pcapng"')
+            return None
+        path = Path(value)
+        resolved = path if path.is_absolute() else (self.base_dir / path).resolve()
+        if resolved.suffix.lower() not in CAPTURE_SUFFIXES:
+            c.bad("capture.file", value, "ends neither in .pcap nor in .pcapng",
+                  f'name the file "{path.stem}.pcapng" (pcapng, with comments) or "{path.stem}.pcap"')
+            return None
+        if resolved.is_dir() or not resolved.parent.is_dir():
+            c.bad("capture.file", value, f"is not in an existing directory ({resolved.parent})",
+                  "create the directory or fix the path (relative paths start at the config file)")
+            return None
+        return resolved
+
+    def command_item(self, path: str, value: Any, parse: Any) -> int | None:
+        code = parse(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+        if code is None:
+            self.check.bad(path, value, "is not a Diameter command",
+                           'use a name such as "MAR" (or "MAR/MAA") or a Command-Code such as 303')
+        return code
+
+    def capture_peer_item(self, path: str, value: Any) -> str | None:
+        if isinstance(value, str):
+            try:
+                return str(ipaddress.ip_address(value))
+            except ValueError:
+                pass
+        return self.check.identity_item(path, value, "hss.primary.example")
 
     def hss(self, t: dict[str, Any]) -> HssConfig:
         c = self.check

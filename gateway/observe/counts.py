@@ -152,6 +152,10 @@ class NodeMetrics:
             {("overload", scope): n for scope, n in node.counters.overload.items()},
             lambda key: metrics.overload_rejections.labels(key[1]),
         )
+        recorder = getattr(node, "recorder", None)  # [capture] (captures.recorder)
+        if recorder is not None:
+            dropped = metrics.capture_dropped()  # (registered even at 0: a scrape shows it exists)
+            self._export({("capture_dropped",): recorder.dropped}, lambda key: dropped)
         for application in node.applications.values():
             outcomes = getattr(application, "outcomes", None)  # the Cx roles (gateway.applications)
             if outcomes is not None:

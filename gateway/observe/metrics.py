@@ -376,6 +376,17 @@ class GatewayMetrics:
         )
         self._peer_states: dict[str, str] = {}
 
+    def capture_dropped(self) -> Counter:
+        """``cxgw_capture_dropped_total``, registered when first asked for: exported only by
+        a node that records ([capture], captures.recorder)."""
+        metric = self.registry.get("cxgw_capture_dropped_total")
+        if metric is None:
+            metric = self.registry.counter(
+                "cxgw_capture_dropped_total",
+                "Reads and writes of Diameter connections not recorded: the [capture] buffer was full.",
+            )
+        return metric  # type: ignore[return-value]
+
     def set_peer_state(self, peer: str, state: str) -> None:
         """Mark ``state`` as the peer's current state (1) and its previous one as left (0)."""
         previous = self._peer_states.get(peer)

@@ -4,6 +4,11 @@ It hands each read to the node (which frames and processes it) and batches write
 decision is the node's. Writes are coalesced per reactor turn: while the node processes
 the messages of one read, everything sent to any connection is queued and written once
 at the end (a syscall per message costs more than the rest of the relay path: docs/performance.md).
+
+A connection may have a ``tap`` (captures.recorder.Recorder, set by the node when
+``[capture]`` is configured): every read is handed to it before the node processes it and
+every write as it goes out, plaintext on TLS. Without one, each read and write costs one
+attribute check.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class DiameterConnection(Protocol):
         # the relay's memory of this peer's requests: the AVPs after the first one up to
         # the Destination-Realm, and its value (gateway.routing.relay)
         self.relay_prefix: tuple[bytes | None, bytes | None] = (None, None)
+        self.tap: Any = None  # a capture recorder: received(conn, data), sent(conn, data), lost(conn)
 
     # -- Twisted ---------------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -97,11 +103,15 @@ class DiameterConnection(Protocol):
         self.node.connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.tap is not None:
+            self.tap.received(self, data)
         self.node.receive(self, data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected = False
         self.outbox.clear()
+        if self.tap is not None:
+            self.tap.lost(self)
         self.node.connection_lost(self, reason)
 
     def handshakeCompleted(self) -> None:
@@ -175,6 +185,8 @@ class DiameterConnection(Protocol):
         instead of registering for writability and sending on the next turn, which costs
         two epoll_ctl calls and a loop iteration per batch. Whatever the kernel does not
         take, and every other case, goes through Twisted's buffered write."""
+        if self.tap is not None:
+            self.tap.sent(self, data)
         transport = self.transport
         sock = self._socket
         if sock is not None and not transport._tempDataLen and transport.offset >= len(transport.dataBuffer):

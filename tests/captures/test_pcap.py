@@ -156,7 +156,7 @@ def test_scapy_dissects_the_diameter_inside(tmp_path):
 
 @pytest.mark.parametrize(
     ("src", "message"),
-    [(("2001:db8::1", 3868), "only IPv4"), (("10.0.0.1", 70000), "0..65535"), (("not-an-ip", 1), "only IPv4")],
+    [(("2001:db8::1", 3868), "one family"), (("10.0.0.1", 70000), "0..65535"), (("not-an-ip", 1), "not an IPv4 or IPv6")],
 )
 def test_bad_endpoints_are_refused(src, message):
     with pytest.raises(ValueError, match=message):

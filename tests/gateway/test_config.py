@@ -825,3 +825,56 @@ def test_listen_reuse_port():
     assert config.listen == (cfg.ListenConfig("127.0.0.1", 3868, "tcp", reuse_port=True),)
     with pytest.raises(ConfigError, match=r"listen\[0\]\.reuse_port"):
         parse_config(MINIMAL + '[[listen]]\nreuse_port = "yes"')
+
+
+# -- [capture] (captures.recorder, docs/captures.md) ------------------------------------------
+def test_capture_section_defaults_and_values(tmp_path):
+    assert parse_config(MINIMAL).capture is None
+    capture = parse_config(MINIMAL + '[capture]\nfile = "cx.pcapng"\n', base_dir=tmp_path).capture
+    assert capture == cfg.CaptureConfig(file=(tmp_path / "cx.pcapng").resolve())
+    assert (capture.max_bytes, capture.max_seconds, capture.commands, capture.peers) == (0, 0.0, (), ())
+    assert capture.keep_key_material is False and capture.buffer_messages == 10000
+    (tmp_path / "logs").mkdir()
+    capture = parse_config(MINIMAL + """
+[capture]
+file = "logs/cx.pcap"
+max_bytes = 1000000
+max_seconds = 3600
+commands = ["MAR", "maa", 301, "UAR/UAA"]
+peers = ["hss.primary.example", "127.0.0.1", "::1"]
+keep_key_material = true
+buffer_messages = 100
+""", base_dir=tmp_path).capture
+    assert capture.file == (tmp_path / "logs" / "cx.pcap").resolve()
+    assert capture.max_bytes == 1000000 and capture.max_seconds == 3600.0
+    assert capture.commands == (303, 301, 300)
+    assert capture.peers == ("hss.primary.example", "127.0.0.1", "::1")
+    assert capture.keep_key_material is True and capture.buffer_messages == 100
+
+
+def test_capture_file_is_resolved_against_the_config_file(tmp_path):
+    (tmp_path / "caps").mkdir()
+    path = tmp_path / "gw.toml"
+    path.write_text(MINIMAL + '[capture]\nfile = "caps/cx.pcap"\n')
+    assert load_config(path).capture.file == (tmp_path / "caps" / "cx.pcap").resolve()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("", "capture.file is missing; add file ="),
+        ('file = "cx.txt"', 'capture.file = "cx.txt" ends neither in .pcap nor in .pcapng; name the file "cx.pcapng"'),
+        ('file = "no/such/dir/cx.pcap"', 'capture.file = "no/such/dir/cx.pcap" is not in an existing directory'),
+        ("file = 3", "capture.file = 3 is not a file path; use a path in quotes"),
+        ('file = "cx.pcap"\nmax_bytes = -1', "capture.max_bytes = -1 is out of range; use 0 or more"),
+        ('file = "cx.pcap"\nmax_seconds = -5', "capture.max_seconds = -5 is not a valid duration"),
+        ('file = "cx.pcap"\ncommands = ["MARS"]', 'capture.commands[0] = "MARS" is not a Diameter command; use a name such as "MAR"'),
+        ('file = "cx.pcap"\npeers = ["not an id"]', 'capture.peers[0] = "not an id" is not a Diameter identity'),
+        ('file = "cx.pcap"\nkeep_key_material = "yes"', 'capture.keep_key_material = "yes" is a string; use true or false'),
+        ('file = "cx.pcap"\nbuffer_messages = 0', "capture.buffer_messages = 0 is out of range; use 1 or more"),
+        ('file = "cx.pcap"\nmax_byte = 5', "capture.max_byte is not a known key; did you mean max_bytes?"),
+    ],
+)
+def test_capture_errors_name_key_value_and_fix(body, expected, tmp_path):
+    error = one_error(MINIMAL + "[capture]\n" + body + "\n", base_dir=tmp_path)
+    assert expected in error, error
