@@ -322,3 +322,17 @@ def test_ipv6_pcapng_dissects_in_tshark_with_checksums_checked(tmp_path, require
     problems = subprocess.run([*base, "-Y", '_ws.malformed || _ws.expert.severity >= "Warning"'],
                               capture_output=True, text=True, timeout=120, check=True)
     assert problems.stdout.strip() == ""
+
+
+def test_writer_thread_writes_everything_by_stop(tmp_path):
+    rec = Recorder(tmp_path / "thread.pcap")
+    rec.start()
+    conn = Connection()
+    rec.attach(conn)
+    for _ in range(50):
+        rec.received(conn, SAMPLE_MAR)
+        rec.sent(conn, SAMPLE_MAA)
+    rec.stop()  # the rest of the queue, the FIN, the file closed
+    packets = rdpcap(str(tmp_path / "thread.pcap"))
+    assert streams(packets) == {REMOTE: SAMPLE_MAR * 50, LOCAL: redact(SAMPLE_MAA) * 50}
+    assert int(packets[-2][TCP].flags) == FIN | ACK and rec.messages == 100
