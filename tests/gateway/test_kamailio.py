@@ -152,6 +152,11 @@ port = 0
 hide_topology = true
 revocation_poll = 0.2
 
+# the node's own recording: the interconnect leg as plaintext even over TLS (a lab: vectors kept)
+[capture]
+file = "partner.pcapng"
+keep_key_material = true
+
 [logging]
 level = "info"
 format = "text"
@@ -389,6 +394,9 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
         assert 'diameter_messages_total{peer="gw.partner.example",direction="out",command="MAR/MAA",result="2001"} 1' \
             in primary
         assert 'cxgw_translations_total{role="primary",result="answered"} 1' in primary
+        # SIGTERM: the partner's recording is written out and closed
+        migration.partner.process.send_signal(signal.SIGTERM)
+        await until(lambda: migration.partner.process.poll() is not None, "the partner to exit", migration.partner)
     finally:
         messages = await migration.finish()
     # on Kamailio's leg: CER/CEA, MAR/MAA, SAR/SAA (and watchdogs), every answer 2001
@@ -401,6 +409,12 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
         assert alice[identity].encode() not in leg
     assert b"primary.example" not in leg
     assert alice["impi"].encode() in leg
+    # the interconnect leg from the partner's own recording (over TLS: its plaintext)
+    recorded = _recorded_leg(tshark, migration.folder / "partner.pcapng", migration.primary_port)
+    assert alice["outbound_impi"].encode() in recorded
+    for identity in ("impi", "impu", "real_impi"):
+        assert alice[identity].encode() not in recorded  # no inbound identity, nor the real one
+    assert _auth_items(leg) == _auth_items(recorded) != []  # IMS-AKA survives translation
     if interconnect == "tcp":
         across = [message for message in messages if message["leg"] == "interconnect"]
         mar, maa = [message for message in across if message["code"] == 303]
@@ -414,6 +428,14 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
         assert alice["real_impi"].encode() not in wire  # the HSS is inside the primary core
         # IMS-AKA survives translation: RAND/AUTN, XRES, CK, IK byte-identical on both legs
         assert _auth_items(leg) == _auth_items(wire) != []
+
+
+def _recorded_leg(tshark: str, recording: Path, port: int) -> bytes:
+    """The TCP payload of one leg in a recording of the node (captures.recorder), both ways."""
+    out = subprocess.run(
+        [tshark, "-n", "-r", str(recording), "-Y", f"tcp.port == {port} && tcp.len > 0", "-T", "fields",
+         "-e", "tcp.payload"], capture_output=True, text=True, timeout=60, check=True).stdout
+    return b"".join(bytes.fromhex(line.replace(":", "")) for line in out.split())
 
 
 def _auth_items(leg: bytes) -> list[bytes]:
