@@ -410,7 +410,14 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
     assert b"primary.example" not in leg
     assert alice["impi"].encode() in leg
     # the interconnect leg from the partner's own recording (over TLS: its plaintext)
-    recorded = _recorded_leg(tshark, migration.folder / "partner.pcapng", migration.primary_port)
+    recording = migration.folder / "partner.pcapng"
+    port = migration.primary_port
+    problems = subprocess.run(
+        [tshark, "-n", "-r", str(recording), "-d", f"tcp.port=={port},diameter", "-Y",
+         f'tcp.port == {port} && (_ws.malformed || _ws.expert.severity >= "Warning")'],
+        capture_output=True, text=True, timeout=60, check=True).stdout
+    assert problems == "", problems  # every frame of the interconnect leg dissects cleanly
+    recorded = _recorded_leg(tshark, recording, port)
     assert alice["outbound_impi"].encode() in recorded
     for identity in ("impi", "impu", "real_impi"):
         assert alice[identity].encode() not in recorded  # no inbound identity, nor the real one
