@@ -36,6 +36,33 @@ SCSCF = "scscf.partner.example"
 LISTENING = r"listening on 127\.0\.0\.1:(\d+) \(tcp\)"
 
 
+async def _scscf(port: int) -> RawPeer:
+    """An S-CSCF (a raw peer) connected to the partner gateway, its CER answered 2001."""
+    scscf = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), RawPeer())
+    cea = await scscf.exchange_cer(SCSCF, "partner.example", vendor_specific_application_id=[
+        {"vendor_id": 10415, "auth_application_id": 16777216}], auth_application_id=[])
+    assert cea.result_code == 2001
+    return scscf
+
+
+async def _authenticated(scscf: RawPeer, identities: dict[str, str], hop: int) -> None:
+    """A MAR for the inbound identities: 2001 with them, and a vector the ISIM accepts."""
+    scscf.send(MultimediaAuthRequest(
+        hop_by_hop=hop, end_to_end=hop, session_id=new_session_id(SCSCF), origin_host=SCSCF,
+        origin_realm="partner.example", destination_realm="partner.example", user_name=identities["impi"],
+        public_identity=identities["impu"], sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"},
+        sip_number_auth_items=1, server_name="sip:scscf.partner.example:6060",
+    ).encode())
+    await scscf.next(timeout=10.0)
+    answer = decode(scscf.messages[-1])
+    assert answer.result_code == 2001 and answer["User-Name"] == identities["impi"], answer
+    item = answer.find("SIP-Auth-Data-Item")
+    authenticate = bytes(item.get("SIP-Authenticate"))
+    response = Isim(bytes.fromhex(K), bytes.fromhex(OPC)).challenge(authenticate[:16], authenticate[16:])
+    assert response.result == "ok" and response.res == bytes(item.get("SIP-Authorization"))
+    assert identities["outbound"].encode() not in scscf.messages[-1]
+
+
 async def http_get(port: int, path: str) -> tuple[int, str]:
     response = await Agent(reactor).request(b"GET", f"http://127.0.0.1:{port}{path}".encode())
     return response.code, (await readBody(response)).decode()
@@ -82,25 +109,8 @@ async def test_the_loopback_examples_register_a_migrated_user(tmp_path):
         partner = GatewayProcess(str(_copy("partner-core.toml", tmp_path, primary_port=primary_port)))
         partner_port = int((await until(lambda: partner.find(LISTENING), "the partner's port", partner)).group(1))
         await until(lambda: partner.find(r"peer gw\.primary\.example: open"), "the interconnect", partner)
-        scscf = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", partner_port), RawPeer())
-        cea = await scscf.exchange_cer(SCSCF, "partner.example", vendor_specific_application_id=[
-            {"vendor_id": 10415, "auth_application_id": 16777216}], auth_application_id=[])
-        assert cea.result_code == 2001
-        scscf.send(MultimediaAuthRequest(
-            hop_by_hop=9, end_to_end=9, session_id=new_session_id(SCSCF), origin_host=SCSCF,
-            origin_realm="partner.example", destination_realm="partner.example", user_name=identities["impi"],
-            public_identity=identities["impu"], sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"},
-            sip_number_auth_items=1, server_name="sip:scscf.partner.example:6060",
-        ).encode())
-        await scscf.next(timeout=10.0)
-        answer = decode(scscf.messages[-1])
-        assert answer.result_code == 2001, answer
-        assert answer["User-Name"] == identities["impi"]
-        item = answer.find("SIP-Auth-Data-Item")
-        authenticate = bytes(item.get("SIP-Authenticate"))
-        response = Isim(bytes.fromhex(K), bytes.fromhex(OPC)).challenge(authenticate[:16], authenticate[16:])
-        assert response.result == "ok" and response.res == bytes(item.get("SIP-Authorization"))
-        assert identities["outbound"].encode() not in scscf.messages[-1]
+        scscf = await _scscf(partner_port)
+        await _authenticated(scscf, identities, 9)
         # what an operator sees: the translation counted, counted on the relay's fast path too
         http = int((await until(lambda: partner.find(r"http://127\.0\.0\.1:(\d+)/"), "/metrics", partner)).group(1))
         code, metrics = await http_get(http, "/metrics")
@@ -163,22 +173,8 @@ async def test_the_tls_examples_register_a_migrated_user_over_mutually_authentic
         partner = GatewayProcess(str(_copy("partner.toml", tmp_path, primary_port=tls_port)))
         partner_port = int((await until(lambda: partner.find(LISTENING), "the partner's port", partner)).group(1))
         await until(lambda: partner.find(r"peer gw\.primary\.example: open"), "the TLS interconnect", partner)
-        scscf = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", partner_port), RawPeer())
-        cea = await scscf.exchange_cer(SCSCF, "partner.example", vendor_specific_application_id=[
-            {"vendor_id": 10415, "auth_application_id": 16777216}], auth_application_id=[])
-        assert cea.result_code == 2001
-        scscf.send(MultimediaAuthRequest(
-            hop_by_hop=3, end_to_end=3, session_id=new_session_id(SCSCF), origin_host=SCSCF,
-            origin_realm="partner.example", destination_realm="partner.example", user_name=identities["impi"],
-            public_identity=identities["impu"], sip_auth_data_item={"sip_authentication_scheme": "Digest-AKAv1-MD5"},
-            sip_number_auth_items=1, server_name="sip:scscf.partner.example:6060",
-        ).encode())
-        await scscf.next(timeout=10.0)
-        answer = decode(scscf.messages[-1])
-        assert answer.result_code == 2001 and answer["User-Name"] == identities["impi"]
-        item = answer.find("SIP-Auth-Data-Item")
-        authenticate = bytes(item.get("SIP-Authenticate"))
-        assert Isim(bytes.fromhex(K), bytes.fromhex(OPC)).challenge(authenticate[:16], authenticate[16:]).result == "ok"
+        scscf = await _scscf(partner_port)
+        await _authenticated(scscf, identities, 3)
     finally:
         if scscf is not None and scscf.connected:
             scscf.transport.abortConnection()
