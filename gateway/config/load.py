@@ -75,7 +75,7 @@ class ConfigDiff:
 
 
 RESTART_SECTIONS = frozenset(
-    {"node", "listen", "tls", "metrics", "store", "hss", "partner", "primary"}
+    {"node", "listen", "tls", "metrics", "store", "hss", "partner", "primary", "capture"}
 )
 
 
@@ -103,6 +103,7 @@ def diff(old: GatewayConfig, new: GatewayConfig) -> ConfigDiff:
         "hss",
         "partner",
         "primary",
+        "capture",
     ):
         before, after = getattr(old, name), getattr(new, name)
         if name == "node":

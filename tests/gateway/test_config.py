@@ -878,3 +878,11 @@ def test_capture_file_is_resolved_against_the_config_file(tmp_path):
 def test_capture_errors_name_key_value_and_fix(body, expected, tmp_path):
     error = one_error(MINIMAL + "[capture]\n" + body + "\n", base_dir=tmp_path)
     assert expected in error, error
+
+
+def test_diff_says_a_changed_capture_needs_a_restart(tmp_path):
+    """The recording file is opened at start: a SIGHUP cannot move it (docs/captures.md)."""
+    old = parse_config(MINIMAL, base_dir=tmp_path)
+    new = parse_config(MINIMAL + '[capture]\nfile = "cx.pcapng"\n', base_dir=tmp_path)
+    result = diff(old, new)
+    assert result.sections_changed == ("capture",) and result.restart_required == ("capture",)
