@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -505,10 +506,8 @@ class _Parser:
 
     def capture_peer_item(self, path: str, value: Any) -> str | None:
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):  # not an address: then a Diameter identity
                 return str(ipaddress.ip_address(value))
-            except ValueError:
-                pass
         return self.check.identity_item(path, value, "hss.primary.example")
 
     def hss(self, t: dict[str, Any]) -> HssConfig:
