@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
@@ -18,7 +19,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "provision": ("hss_store.cli", "manage subscribers, migration bindings and agreements"),
     "gateway": ("gateway.runner", "run the Diameter node in the foreground (TOML configuration)"),
     "certs": ("gateway.certs", "make lab TLS certificates for Diameter identities (a CA of its own)"),
+    "send": ("gateway.send", "send a sample or a hex message to a Diameter peer after CER and print the answer"),
+    "capture": ("captures.cli", "show, inspect and replay pcap/pcapng captures of Diameter traffic"),
+    "migrate": ("gateway.migration.cli", "play both configuration management servers of a migration (steps 1-13)"),
+    "demo": ("gateway.demo", "run the whole migration, steps 1 to 25, on two cores over loopback"),
 }
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("cx-gateway")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree, not installed
+        return "unknown (not installed)"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -26,6 +38,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxgw", description="Diameter Cx interconnect gateway for migrated MC users."
     )
+    parser.add_argument("--version", action="version", version=f"cxgw {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         subparser = sub.add_parser(name, help=help_text, description=help_text)
