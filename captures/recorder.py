@@ -27,6 +27,14 @@ when a new file starts), FIN when it closed.
 - Rotation: with ``max_bytes`` or ``max_seconds``, files are named
   ``<stem>-<UTC start time>-<n><suffix>`` and a new one starts when the current one
   reaches either bound; connections still open start again with a handshake in it.
+- Annotations (pcapng comments on chosen messages): an application that knows more than
+  the bytes, such as the partner role translating a MAR, calls the function
+  ``annotations()`` returns with the messages and a comment; the frame of each message,
+  whenever it is written, carries the comment. A message is known by its bytes except
+  the flags and the hop-by-hop id (a proxy gives a forwarded request its own id and may
+  set the T flag). Once annotations are on, the writer thread holds each read and write
+  ANNOTATION_HOLD seconds before writing it, so that a comment given after the request
+  was read (after the store named the binding) still reaches the request's frame.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ ORIGIN_HOST = 264
 MARKER = b"REDACTED"
 WRITER_BATCH = 4  # queue items per batch of the writer thread (about 50 us of work: the reactor waits no longer)
 WRITER_PAUSE = 9.0  # the writer pauses 9 times as long as a batch took: at most 10% of the GIL
+ANNOTATION_HOLD = 0.25  # seconds a read or write waits for its comment once annotations are on
+MAX_ANNOTATIONS = 1000  # comments waiting for their message; beyond, the oldest is forgotten
 
 COMMAND_CODES = {
     "CER": 257, "CEA": 257, "DWR": 280, "DWA": 280, "DPR": 282, "DPA": 282,
@@ -204,6 +214,9 @@ class Recorder:
         self._stopping = False
         self._failed = False
         self._dirty = False  # written since the last flush
+        self.hold = 0.0  # seconds the writer thread leaves a read or write queued (annotations)
+        self._annotations: dict[bytes, list[Any]] = {}  # message key -> [comment, messages left]
+        self._annotations_lock = threading.Lock()  # the reactor adds, the writer takes
 
     # -- the tap (reactor thread): appends only ----------------------------------------
     def attach(self, connection: Any) -> None:
@@ -234,6 +247,35 @@ class Recorder:
     def lost(self, connection: Any) -> None:
         self._queue.append((CLOSED, id(connection), None, self.clock()))
         connection.tap = None
+
+    def annotations(self) -> Callable[[Iterable[bytes], str], None]:
+        """Turn annotations on; the function to call with messages (bytes, not yet written)
+        and the pcapng comment their frames get (docs/captures.md)."""
+        self.hold = ANNOTATION_HOLD
+        return self.annotate
+
+    def annotate(self, messages: Iterable[bytes], comment: str) -> None:
+        """Put ``comment`` on the frame of each of ``messages`` (reactor thread)."""
+        with self._annotations_lock:
+            found = self._annotations
+            for message in messages:
+                entry = found.setdefault(_annotation_key(message), [comment, 0])
+                entry[0] = comment
+                entry[1] += 1
+            while len(found) > MAX_ANNOTATIONS:  # messages filtered out or dropped: never written
+                del found[next(iter(found))]
+
+    def _comment_for(self, message: bytes) -> str | None:
+        """The comment given for ``message`` (writer thread); it is used up."""
+        key = _annotation_key(message)
+        with self._annotations_lock:
+            entry = self._annotations.get(key)
+            if entry is None:
+                return None
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del self._annotations[key]
+            return str(entry[0])
 
     def _crowded(self, kind: int, key: int, data: Any) -> None:
         if len(self._queue) >= self.limit:
@@ -293,16 +335,23 @@ class Recorder:
                 self._wake.wait(0.05)  # the tap never signals: appending must stay cheap
                 self._wake.clear()
                 continue
+            wait = queue[0][3] + self.hold - self.clock() if self.hold else 0.0
+            if wait > 0:  # the oldest read or write may still get its comment (annotations)
+                if self._dirty:
+                    self._flush()
+                self._wake.wait(min(wait, 0.05))
+                self._wake.clear()
+                continue
             started = time.perf_counter()
-            self.drain(WRITER_BATCH, flush=False)
+            self.drain(WRITER_BATCH, flush=False, before=self.clock() - self.hold if self.hold else None)
             time.sleep((time.perf_counter() - started) * WRITER_PAUSE)
 
-    def drain(self, limit: int | None = None, *, flush: bool = True) -> int:
-        """Write what is queued (at most ``limit`` reads, writes and events); returns how
-        many it took."""
+    def drain(self, limit: int | None = None, *, flush: bool = True, before: float | None = None) -> int:
+        """Write what is queued (at most ``limit`` reads, writes and events; with
+        ``before``, only those queued at that time or earlier); returns how many it took."""
         queue = self._queue
         done = 0
-        while queue and (limit is None or done < limit):
+        while queue and (limit is None or done < limit) and (before is None or queue[0][3] <= before):
             kind, key, data, when = queue.popleft()
             done += 1
             try:
@@ -386,6 +435,7 @@ class Recorder:
         code = int.from_bytes(message[5:8], "big")
         if self.commands and code not in self.commands:
             return
+        comment = self._comment_for(message) if self._annotations else None
         if code == MULTIMEDIA_AUTH and not self.keep_key_material:
             message = redact(message)
         writer = self._writer
@@ -394,7 +444,7 @@ class Recorder:
         if not writer.is_open(stream.client, stream.server):
             writer.open_connection(stream.client, stream.server, timestamp=when, comment=_describe(stream))
         src, dst = (stream.remote, stream.local) if way == RECEIVED else (stream.local, stream.remote)
-        writer.write_message(message, src=src, dst=dst, timestamp=when)
+        writer.write_message(message, src=src, dst=dst, timestamp=when, comment=comment)
         self.messages += 1
 
     def _finish(self, stream: _Stream, when: float) -> None:
@@ -427,6 +477,12 @@ def _endpoint(address: Any) -> Endpoint | None:
     if not isinstance(host, str) or not isinstance(port, int):
         return None
     return (host.split("%", 1)[0], port)  # an IPv6 scope (fe80::1%eth0) is not part of the address
+
+
+def _annotation_key(message: bytes) -> bytes:
+    """A message as annotations know it: its bytes but the flags (4) and the hop-by-hop
+    id (12-15), which a proxy changes when it forwards it (RFC 6733 §6.1.3, §3: T flag)."""
+    return bytes(message[:4]) + bytes(message[5:12]) + bytes(message[16:])
 
 
 def _describe(stream: _Stream) -> str:

@@ -49,6 +49,8 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | Non
     if config.partner is not None:
         partner = PartnerApplication(store, local, node.send_request, hide_topology=config.partner.hide_topology,
                                      new_end_to_end=node.new_end_to_end)
+        if node.recorder is not None:  # [capture]: the translated MAR and its original named in the file
+            partner.annotate = node.recorder.annotations()
         watcher = RevocationWatcher(
             store, local, node.send_request, reactor, config.partner.revocation_poll, partner.registrars
         )

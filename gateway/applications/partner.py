@@ -72,6 +72,7 @@ class PartnerApplication:
         self.hide_topology = hide_topology
         # this node's End-to-End ids (RFC 6733 §3), for the requests it sends on under its name
         self.new_end_to_end = new_end_to_end or _end_to_end_ids()
+        self.annotate: Callable[[tuple[bytes, bytes], str], None] | None = None  # a recording node's (captures.recorder)
         self.outcomes: dict[str, int] = {}  # translation outcomes, by result (metrics)
         # inbound IMPI -> (Origin-Host, Origin-Realm) of the S-CSCF that registered it (its
         # SAR), where a revocation sends the RTR (gateway.applications.revocation)
@@ -124,6 +125,8 @@ class PartnerApplication:
             hide_topology=hide, end_to_end=self.new_end_to_end() if hide else None,
         )
         restore = restore_of(data, inbound, self.hide_topology)
+        if self.annotate is not None:  # both legs' requests name the binding in the capture (docs/captures.md)
+            self.annotate((data, translated), f"translated: inbound {inbound.impi} ↔ primary {primary.impi} ({binding.primary.realm})")
         answer = self.send(translated)  # step 18; the node answers 3002/3004 itself on failure
         answer.addCallback(self._translated_back, restore)
         return answer
