@@ -467,7 +467,7 @@ def test_diff_route_removed_and_case_insensitive_hosts():
 def test_relay_example_loads_as_shipped():
     config = load_config(EXAMPLES / "relay.toml")
     assert config.node.roles == ("relay",) and config.tls is None
-    assert [route.realm for route in config.routes] == ["primary.example"]
+    assert [route.realm for route in config.routes] == ["primary.example", "partner.example"]
     assert config.unknown_peers.accept_realms == ("partner.example",)
 
 
