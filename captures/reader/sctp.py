@@ -1,0 +1,143 @@
+"""SCTP: Diameter user messages out of the DATA chunks of an association (RFC 9260).
+
+A packet is the 12-byte common header (ports, verification tag, checksum, §3.1) and
+chunks (type, flags, length, value padded to 4 bytes, §3.2). A DATA chunk (type 0, §3.3.1)
+carries TSN, Stream Identifier, Stream Sequence Number and Payload Protocol Identifier
+before its user data; its flags say B (first fragment), E (last) and U (unordered). A user
+message is the user data of consecutive TSNs from a B to an E fragment; a TSN seen again
+is a retransmission and is dropped. Diameter over SCTP uses PPID 46 (RFC 6733 §2.1.1,
+IANA), and many implementations send 0 (unspecified); PPID 47 is Diameter over DTLS
+(unreadable without keys); other PPIDs are another protocol and are skipped. Each stream
+of a direction is framed on its own (captures.reader.diameter), so a user message holding
+several Diameter messages, or one split over user messages, still reads.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from captures.reader.diameter import DEFAULT_MAX_MESSAGE, Framer
+
+CHUNK_DATA, CHUNK_IDATA = 0, 64
+FLAG_END, FLAG_BEGIN = 0x01, 0x02
+PPID_UNSPECIFIED, PPID_DIAMETER, PPID_DIAMETER_DTLS = 0, 46, 47
+MAX_FRAGMENTS = 4096  # fragments waiting for the rest of their user message, per direction
+RECENT_TSNS = 4096  # TSNs remembered to recognise retransmissions
+
+Deliver = Callable[[int, bytes], None]
+
+
+class _Direction:
+    __slots__ = ("fragments", "recent", "recent_order", "framers")
+
+    def __init__(self) -> None:
+        self.fragments: dict[int, tuple[int, int, int, bytes]] = {}  # TSN -> (flags, stream, PPID, data)
+        self.recent: set[int] = set()
+        self.recent_order: deque[int] = deque()
+        self.framers: dict[int, Framer] = {}
+
+    def seen(self, tsn: int) -> bool:
+        if tsn in self.recent:
+            return True
+        self.recent.add(tsn)
+        self.recent_order.append(tsn)
+        if len(self.recent_order) > RECENT_TSNS:
+            self.recent.discard(self.recent_order.popleft())
+        return False
+
+
+class Association:
+    """Both directions of one SCTP association."""
+
+    __slots__ = ("directions", "report", "max_message", "warned")
+
+    def __init__(self, report: Callable[[int, str], None], max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.directions = (_Direction(), _Direction())
+        self.report = report  # (direction, text)
+        self.max_message = max_message
+        self.warned: set[tuple[int, int]] = set()  # (direction, PPID or -chunk type) said once
+
+    def packet(self, way: int, data: bytes, missing: int, deliver: Deliver) -> None:
+        offset = 12
+        end = len(data)
+        while offset + 4 <= end:
+            kind, flags = data[offset], data[offset + 1]
+            length = (data[offset + 2] << 8) | data[offset + 3]
+            if length < 4:
+                self.report(way, f"SCTP chunk of length {length} (type {kind}): the rest of the packet is unreadable")
+                return
+            if offset + length > end:
+                if not missing:
+                    self.report(way, f"SCTP chunk (type {kind}) longer than its packet ({length} bytes, {end - offset} left)")
+                return  # cut by the snaplen: already reported with the frame
+            if kind == CHUNK_DATA and length >= 16:
+                self._data(way, flags, data[offset + 4 : offset + length], deliver)
+            elif kind == CHUNK_IDATA and (way, -kind) not in self.warned:
+                self.warned.add((way, -kind))
+                self.report(way, "SCTP I-DATA chunks (RFC 8260) are not read")
+            offset += (length + 3) & ~3
+
+    def _data(self, way: int, flags: int, chunk: bytes, deliver: Deliver) -> None:
+        tsn = int.from_bytes(chunk[0:4], "big")
+        stream = (chunk[4] << 8) | chunk[5]
+        ppid = int.from_bytes(chunk[8:12], "big")
+        direction = self.directions[way]
+        if direction.seen(tsn):
+            return  # a retransmission (RFC 9260 §6.2: the receiver reports it as a duplicate TSN)
+        user = chunk[12:]
+        if flags & FLAG_BEGIN and flags & FLAG_END:
+            self._message(way, stream, ppid, user, deliver)
+            return
+        fragments = direction.fragments
+        if len(fragments) >= MAX_FRAGMENTS:
+            oldest = next(iter(fragments))
+            del fragments[oldest]
+            self.report(way, f"too many SCTP fragments waiting; TSN {oldest} dropped")
+        fragments[tsn] = (flags, stream, ppid, user)
+        first = tsn
+        while not fragments[first][0] & FLAG_BEGIN:
+            previous = (first - 1) & 0xFFFFFFFF
+            if previous not in fragments or fragments[previous][1] != stream:
+                return
+            first = previous
+        last = tsn
+        while not fragments[last][0] & FLAG_END:
+            following = (last + 1) & 0xFFFFFFFF
+            if following not in fragments or fragments[following][1] != stream:
+                return
+            last = following
+        pieces = []
+        at = first
+        while True:
+            pieces.append(fragments.pop(at)[3])
+            if at == last:
+                break
+            at = (at + 1) & 0xFFFFFFFF
+        self._message(way, stream, ppid, b"".join(pieces), deliver)  # every fragment carries the PPID (§3.3.1)
+
+    def _message(self, way: int, stream: int, ppid: int, user: bytes, deliver: Deliver) -> None:
+        if ppid not in (PPID_DIAMETER, PPID_UNSPECIFIED):
+            if (way, ppid) not in self.warned:
+                self.warned.add((way, ppid))
+                what = "DTLS, not readable without keys" if ppid == PPID_DIAMETER_DTLS else f"payload protocol {ppid}, not Diameter; skipped"
+                self.report(way, what)
+            return
+        direction = self.directions[way]
+        framer = direction.framers.get(stream)
+        if framer is None:
+            framer = direction.framers[stream] = Framer(
+                lambda text: self.report(way, f"SCTP stream {stream}: {text}"), self.max_message
+            )
+        for message in framer.feed(user):
+            deliver(way, message)
+
+    def finish(self, deliver: Deliver) -> None:
+        for way, direction in enumerate(self.directions):
+            if direction.fragments:
+                self.report(way, f"{len(direction.fragments)} SCTP fragments never completed a user message")
+            for stream, framer in direction.framers.items():
+                text = framer.finish()
+                if text:
+                    self.report(way, f"SCTP stream {stream}: {text}")
+
