@@ -7,6 +7,7 @@ printed in a log line does not leak them.
 from __future__ import annotations
 
 import enum
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -32,8 +33,14 @@ DEFAULT_AMF = b"\x80\x00"  # TS 33.102 Annex H: separation bit 0 set for E-UTRAN
 
 def _key(name: str, value: bytes | str | None, length: int) -> bytes:
     if isinstance(value, str):
+        digits = value.strip()
+        if digits and all(c in string.hexdigits for c in digits) and len(digits) != length * 2:
+            # a length error is the likelier mistake (a digit dropped, the wrong field pasted)
+            raise InvalidKey(
+                f"{name} must be {length} bytes ({length * 2} hex digits); {value!r} has {len(digits)} hex digits"
+            )
         try:
-            value = bytes.fromhex(value)
+            value = bytes.fromhex(digits)
         except ValueError:
             raise InvalidKey(f"{name} {value!r} is not hexadecimal; give {length * 2} hex digits") from None
     if not isinstance(value, bytes | bytearray) or len(value) != length:

@@ -345,6 +345,29 @@ class BindingsSqlStore(SqlStore):
         return [self._record(direction, r) for r in rows]
 
     @operation
+    def bindings_of(self, identity: str) -> list[InboundBinding | OutboundBinding]:
+        """Every binding, in any state, whose migration identity (IMPI or IMPU) or real
+        (outbound) / primary (inbound) identity is ``identity``: outbound ones first, oldest
+        first. For provisioning lookups; the real identities are not indexed (a scan)."""
+        key = identity_key(identity)
+        found: list[InboundBinding | OutboundBinding] = []
+        for direction, real in (("outbound", "real"), ("inbound", "primary")):
+            migration = _KEY[direction].removesuffix("_impi")
+            rows = self._q(
+                f"SELECT {_COLUMNS[direction]} FROM {_TABLE[direction]} WHERE (impi_key = ? AND {migration}_impi = ?) "
+                f"OR (impu_key = ? AND {migration}_impu = ?) OR {real}_impi = ? OR {real}_impu = ? "
+                f"ORDER BY created_at, {_KEY[direction]}",
+                (key, identity, key, identity, identity, identity),
+            )
+            found += [self._record(direction, row) for row in rows]
+        return found
+
+    @property
+    def protects_keys(self) -> bool:
+        """True when K and OPc are stored wrapped by a master key (hss_store.keywrap)."""
+        return self._master_key is not None
+
+    @operation
     def list_outbound(self, *, after: str | None = None, limit: int = 100) -> list[OutboundBinding]:
         return self._list("outbound", after, limit)
 

@@ -14,7 +14,9 @@ commit and survives power loss too, at a lower vector rate (see bench/RESULTS.md
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,15 +52,20 @@ class SqliteStore(BindingsSqlStore):
         synchronous: str = "NORMAL",
         clock: Callable[[], float] | None = None,
         check_same_thread: bool = True,
+        read_only: bool = False,
     ) -> None:
         super().__init__(master_key, clock)
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise InvalidRequest(f"synchronous={synchronous!r}; use one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = str(path)
         self._busy_timeout = busy_timeout
+        self.read_only = read_only
+        # read_only: SQLite's mode=ro URI (https://sqlite.org/uri.html): reads work on a
+        # file this user cannot write, nothing is created, any write fails
+        target = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro" if read_only else self.path
         try:
             self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=check_same_thread
+                target, timeout=busy_timeout, isolation_level=None, check_same_thread=check_same_thread, uri=read_only
             )
         except sqlite3.Error as exc:
             raise StoreUnavailable(
@@ -67,13 +74,17 @@ class SqliteStore(BindingsSqlStore):
         try:
             self._pragmas(synchronous.upper())
             self._migrate()
-            self._init_master_key()
+            if not read_only:  # read-only, a wrong master key shows when a key is unwrapped
+                self._init_master_key()
         except BaseException:
             self._conn.close()
             raise
 
     # -- setup ------------------------------------------------------------------------------
     def _pragmas(self, synchronous: str) -> None:
+        if self.read_only:
+            self._x("PRAGMA query_only=ON")
+            return
         mode = self._q("PRAGMA journal_mode=WAL")[0][0]
         if str(mode).lower() != "wal":
             raise StoreUnavailable(f"SQLite store {self.path!r} refused WAL mode (got {mode!r}); is it on a network file system?")
@@ -82,6 +93,11 @@ class SqliteStore(BindingsSqlStore):
 
     def _migrate(self) -> None:
         version = int(self._q("PRAGMA user_version")[0][0])
+        if self.read_only and version != LATEST_VERSION:
+            raise StoreUnavailable(
+                f"SQLite store {self.path!r} has schema version {version} and this code needs {LATEST_VERSION}; "
+                "it cannot be upgraded read-only: run one cxgw provision write command on it as its owner"
+            )
         if version > LATEST_VERSION:
             raise IncompatibleSchema(
                 f"SQLite store {self.path!r} has schema version {version}, newer than this code ({LATEST_VERSION}); "

@@ -37,6 +37,8 @@ class HssStore(abc.ABC):
 
     #: True when calls are in-process and fast enough for the reactor thread.
     in_process: bool = False
+    #: True when K and OPc are stored wrapped by a master key (hss_store.keywrap).
+    protects_keys: bool = False
 
     # -- lifecycle ---------------------------------------------------------------
     @abc.abstractmethod
@@ -223,6 +225,11 @@ class HssStore(abc.ABC):
 
     @abc.abstractmethod
     def list_inbound(self, *, after: str | None = None, limit: int = 100) -> list[InboundBinding]: ...
+
+    @abc.abstractmethod
+    def bindings_of(self, identity: str) -> list[InboundBinding | OutboundBinding]:
+        """Every binding, revoked and expired ones too, that ``identity`` names: as its
+        migration IMPI or IMPU, or as the real (outbound) or primary (inbound) identity."""
 
     @abc.abstractmethod
     def set_inbound_registration(self, inbound_impi: str, server_name: str | None) -> None:

@@ -45,7 +45,7 @@ class GatewayProcess:
 def provision(db: str, *args: str) -> str:
     """`cxgw provision --db DB ARGS...` as an operator runs it; its output (JSON)."""
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "provision", "--db", db, "--json", *args],
+        [sys.executable, "-m", "gateway.cli", "provision", "--db", db, "--create", "--json", *args],
         capture_output=True, text=True, timeout=60,
     )
     if done.returncode:
