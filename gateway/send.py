@@ -37,7 +37,7 @@ from cx_codec.rewrite import rewrite
 CX = 16777216  # TS 29.229 §6: Cx application, vendor 3GPP
 VENDOR_3GPP = 10415
 CER, DWR, DPR = 257, 280, 282  # RFC 6733 §5.3-§5.5
-ORIGIN_HOST, ORIGIN_REALM, SESSION_ID = (264, 0), (296, 0), (263, 0)
+ORIGIN_HOST, ORIGIN_REALM, SESSION_ID, ORIGIN_STATE_ID = (264, 0), (296, 0), (263, 0), (278, 0)
 DESTINATION_HOST, DESTINATION_REALM = (293, 0), (283, 0)
 REBOOTING = 0  # Disconnect-Cause, RFC 6733 §5.4.3
 
@@ -108,10 +108,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         host, port = parse_target(args.target)
         requests = load_requests(args)
-        prepared = [prepare(data, args) for data in requests]
+        state_id = int(time.time()) & 0xFFFFFFFF  # RFC 6733 §8.16: one per run of ours
+        prepared = [prepare(data, args, state_id) for data in requests]
         tls = tls_context(args)
         with Client(host, port, args.timeout, tls, args.tls_name) as client:
-            peer = client.exchange_capabilities(args.origin_host, args.origin_realm, applications(prepared))
+            peer = client.exchange_capabilities(args.origin_host, args.origin_realm, state_id, applications(prepared))
             status = 0
             for data in prepared:
                 answer = client.request(data)
@@ -156,10 +157,11 @@ def load_requests(args: argparse.Namespace) -> list[bytes]:
     return split_stream(data)
 
 
-def prepare(data: bytes, args: argparse.Namespace) -> bytes:
+def prepare(data: bytes, args: argparse.Namespace, origin_state_id: int) -> bytes:
     """A request ready to send: strictly valid, not CER/DPR, with our origin (RFC 6733
-    §6.3: Origin-Host names the sender; §8.8: the Session-Id starts with it), the
-    destination asked for, and fresh hop-by-hop and end-to-end ids (§3)."""
+    §6.3: Origin-Host names the sender; §8.8: the Session-Id starts with it; §8.16: an
+    Origin-State-Id other than the CER's means we restarted), and the destination asked
+    for. The hop-by-hop and end-to-end ids are set when it is sent (§3)."""
     try:
         message = decode(data)
     except DecodeError as error:
@@ -179,6 +181,8 @@ def prepare(data: bytes, args: argparse.Namespace) -> bytes:
         values[ORIGIN_REALM] = args.origin_realm.encode()
         if message.find("Session-Id") is not None:
             values[SESSION_ID] = new_session_id(args.origin_host).encode()
+        if message.find("Origin-State-Id") is not None:
+            values[ORIGIN_STATE_ID] = origin_state_id.to_bytes(4, "big")
     absent: dict[tuple[int, int], bytes] = {}
     if args.destination_realm:
         values[DESTINATION_REALM] = args.destination_realm.encode()
@@ -261,13 +265,13 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.sock.close()
 
-    def exchange_capabilities(self, origin_host: str, origin_realm: str, apps: tuple[Any, ...]) -> Message:
+    def exchange_capabilities(self, origin_host: str, origin_realm: str, state_id: int, apps: tuple[Any, ...]) -> Message:
         """CER/CEA (RFC 6733 §5.3); the CEA, or SendError naming its Result-Code."""
         from gateway.peer.capabilities import LocalIdentity, build_cer, decode_capabilities
 
         address = self.sock.getsockname()[0]
         self.local = LocalIdentity(origin_host, origin_realm, host_ip_addresses=(address,),
-                                   origin_state_id=int(time.time()) & 0xFFFFFFFF, applications=apps)
+                                   origin_state_id=state_id, applications=apps)
         hop = self.ids.hop()
         self._send(build_cer(self.local, hop, self.ids.end()))
         data = self._answer(hop, "CEA")
