@@ -79,9 +79,9 @@ def migrate(args: argparse.Namespace, show: Any) -> dict[str, Any]:
     from gateway.migration.client import HttpsPartnerAccess
     from gateway.migration.directory import DirectoryError, load_directory
     from gateway.migration.flow import PrimaryCm
-    from hss_store import is_postgres_url, open_store
     from hss_store.errors import StoreError
     from hss_store.keywrap import MasterKey
+    from hss_store.operations import open_for_provisioning
 
     if not args.db:
         raise MigrationError("1", Exit.USAGE, "no primary SIP database given; pass --db PATH or postgresql://... "
@@ -92,9 +92,7 @@ def migrate(args: argparse.Namespace, show: Any) -> dict[str, Any]:
         raise MigrationError("1", Exit.USAGE, str(error)) from None
     try:
         master_key = MasterKey.from_file(args.master_key_file) if args.master_key_file else MasterKey.from_environment()
-        if not is_postgres_url(args.db) and not os.path.isfile(args.db):  # never create an empty one here
-            raise StoreError(f"{args.db} does not exist; provision the subscriber first (cxgw provision --db ...)")
-        store = open_store(args.db, master_key=master_key)
+        store = open_for_provisioning(args.db, master_key=master_key)  # an existing store only
     except StoreError as error:
         raise MigrationError("1", Exit.STORE, f"the primary SIP database {args.db}: {error}") from None
     with store:

@@ -97,13 +97,12 @@ class AccessGrant:
 
 
 class PrimaryDatabase(Protocol):
-    """What the primary CM needs of its SIP database (hss_store.store.HssStore has it)."""
+    """What the primary CM reads of its SIP database (hss_store.store.HssStore); it writes
+    through hss_store.operations, the rules `cxgw provision` and the provisioning API share."""
 
     def get_subscriber(self, impi: str) -> Any: ...
     def may_migrate(self, partner_id: str, impi: str) -> bool: ...
     def outbound_for(self, real_impi: str, real_impu: str, partner_id: str) -> Any: ...
-    def allocate_outbound(self, real_impi: str, real_impu: str, partner_id: str) -> Any: ...
-    def revoke_outbound(self, outbound_impi: str) -> Any: ...
 
 
 class PartnerAccess(Protocol):
@@ -236,6 +235,8 @@ class PrimaryCm:
         self._advance(migration, State.PARTNER_CHOSEN, f"partner {partner.id} chosen {how} ({partner.api_url})")
 
     def _allocate_outbound(self, migration: Migration) -> None:
+        """Steps 4-6 through the provisioning rules the CLI and the API share (hss_store.operations)."""
+        from hss_store import operations
         from hss_store.errors import StoreError, UnknownBinding
 
         assert migration.real and migration.partner
@@ -246,15 +247,15 @@ class PrimaryCm:
                 existed = True
             except UnknownBinding:
                 existed = False
-            binding = self.store.allocate_outbound(real.impi, real.impu, partner.id)
+            binding = operations.allocate_outbound(self.store, real.impi, real.impu, partner.id)  # type: ignore[arg-type]
         except StoreError as error:
             raise MigrationError("4-6", Exit.STORE, f"outbound identities for {real.impi} and {partner.id}: "
                                  f"{error}") from None
-        migration.outbound = Identities(binding.outbound_impi, binding.outbound_impu)
+        migration.outbound = Identities(binding["outbound_impi"], binding["outbound_impu"])
         migration.outbound_created = not existed
         self._advance(migration, State.OUTBOUND_ALLOCATED,
                       f"outbound identities {'allocated' if not existed else 'already bound'}: "
-                      f"{binding.outbound_impi} / {binding.outbound_impu} -> {real.impi} / {real.impu}")
+                      f"{migration.outbound.impi} / {migration.outbound.impu} -> {real.impi} / {real.impu}")
 
     def _request_access(self, migration: Migration) -> None:
         assert migration.outbound and migration.partner
@@ -289,10 +290,11 @@ class PrimaryCm:
     def _undo_outbound(self, migration: Migration) -> str | None:
         if migration.outbound is None or not migration.outbound_created:
             return None
+        from hss_store import operations
         from hss_store.errors import StoreError
 
         try:
-            self.store.revoke_outbound(migration.outbound.impi)
+            operations.revoke_binding(self.store, migration.outbound.impi, direction="outbound")  # type: ignore[arg-type]
         except StoreError as error:
             return f"could not revoke outbound {migration.outbound.impi}: {error}; revoke it with: " \
                    f"cxgw provision binding revoke {migration.outbound.impi} --direction outbound"
