@@ -8,11 +8,34 @@ logging without dropping connections that stay configured.
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 from typing import Any
 
+from twisted.logger import Logger
+
 from gateway.config import ConfigError, GatewayConfig, diff, load_config
+
+log = Logger(namespace="cxgw.gateway")
+
+
+class StartError(Exception):
+    """The node cannot start as configured; the message names the key to change."""
+
+
+def _address(port: Any) -> str:
+    host = port.getHost()
+    return f"[{host.host}]:{host.port}" if ":" in host.host else f"{host.host}:{host.port}"
+
+
+def _url(port: Any) -> str:
+    return f"http://{_address(port)}/"
+
+
+def _literal(text: str) -> str:
+    """``text`` as a twisted.logger format that prints it as it is."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     service = GatewayService(config, reactor, args.config, logs)
     try:
         service.start()
-    except Exception as error:  # a port in use, unreadable certificates: say so, exit 1
+    except StartError as error:  # a port in use names the key to change
+        print(f"cxgw gateway: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # unreadable certificates and the like: say so, exit 1
         print(f"cxgw gateway: cannot start: {error}", file=sys.stderr)
         return 1
     from gateway.node import tune_garbage_collector
@@ -79,30 +105,72 @@ class GatewayService:
 
         self.roles = install_roles(config, self.node, reactor)  # the Cx roles, None for a relay
         self.ports: list[Any] = []
+        self.endpoints: list[str] = []  # the serving line's HTTP endpoints ("metrics and /health on URL")
+        self.stop_reason = "stopped"
 
     def start(self) -> None:
         for listen in self.config.listen:
-            self.ports.append(self.node.listen(listen.port, listen.address, tls=listen.transport == "tls",
-                                               reuse_port=listen.reuse_port))
+            self.ports.append(self._bind(
+                "[[listen]] port", listen.address, listen.port,
+                lambda listen=listen: self.node.listen(listen.port, listen.address, tls=listen.transport == "tls",
+                                                       reuse_port=listen.reuse_port)))
         if self.node.recorder is not None:
             self.node.recorder.start()
             announce_capture(self.config, [port.getHost().port for port in self.ports])
         if self.config.metrics is not None:
             from gateway.observe.http import start_http
 
-            self.ports.append(
-                start_http(
-                    self.reactor, self.config.metrics.address, self.config.metrics.port,
-                    _Collecting(self.metrics, self.node), self.health,
-                )
-            )
+            metrics = self.config.metrics
+            self.ports.append(self._bind(
+                "[metrics] port", metrics.address, metrics.port,
+                lambda: start_http(self.reactor, metrics.address, metrics.port,
+                                   _Collecting(self.metrics, self.node), self.health)))
+            self.endpoints.append(f"metrics and /health on {_url(self.ports[-1])}")
+        if self.config.provisioning is not None:  # the provisioning API (gateway.provisioning)
+            from gateway.provisioning.server import ProvisioningServer
+
+            settings = self.config.provisioning
+            self.provisioning = ProvisioningServer(self.config, self.reactor)
+            self.ports.append(self._bind("[provisioning] port", settings.address, settings.port,
+                                         self.provisioning.listen))
+            scheme = "https" if settings.tls is not None else "http"
+            self.endpoints.append(f"provisioning API on {_url(self.ports[-1]).replace('http://', scheme + '://')}v1/")
         self.node.start()
         if self.roles is not None:
             self.roles.start()
-        signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.shutdown))
-        signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.shutdown))
+        signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.shutdown, "SIGTERM"))
+        signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.shutdown, "SIGINT"))
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        self.announce()
+
+    def _bind(self, key: str, address: str, port: int, listen: Any) -> Any:
+        """``listen()``'s listening port; a port in use is a StartError naming ``key``
+        in this configuration file, the address and the way out."""
+        from twisted.internet.error import CannotListenError
+
+        try:
+            return listen()
+        except (CannotListenError, OSError) as error:
+            cause = getattr(error, "socketError", error)
+            where = f"{key} = {port} in {self.path or 'the configuration'}: address {address}:{port}"
+            if getattr(cause, "errno", None) == errno.EADDRINUSE:
+                raise StartError(f"{where} already in use; choose another port or stop the other process") from error
+            if getattr(cause, "errno", None) == errno.EACCES:
+                raise StartError(f"{where} needs privileges (a port below 1024); choose a port above 1023 "
+                                 "or grant CAP_NET_BIND_SERVICE (docs/operations.md)") from error
+            reason = getattr(cause, "strerror", None) or str(cause)
+            raise StartError(f"{where} cannot be listened on: {reason}") from error
+
+    def announce(self) -> None:
+        """The one line that says the node serves: who, in which roles, where."""
+        node = self.config.node
+        listeners = ", ".join(f"{_address(port)} ({listen.transport})"
+                              for port, listen in zip(self.ports, self.config.listen, strict=False))
+        line = (f"{node.origin_host} serving: realm {node.origin_realm}, roles {'+'.join(node.roles)}; "
+                f"Diameter on {listeners or 'no port (it only connects out)'}; "
+                f"{'; '.join(self.endpoints) if self.endpoints else 'no HTTP endpoint'}")
+        log.info(_literal(line))  # the facts are the message: no key=value repeats them
 
     def health(self) -> Any:
         """/health: unavailable while stopping; degraded, and why, when a realm the node
@@ -120,9 +188,10 @@ class GatewayService:
                 problems.append(f"realm {route.realm}: no peer open ({states})")
         return Health(not node.stopping, {peer.host: peer.state for peer in node.peers.values()}, problems)
 
-    def shutdown(self) -> None:
+    def shutdown(self, reason: str = "stopped") -> None:
         if self.node.stopping:
             return
+        self.stop_reason = reason
         for port in self.ports[len(self.config.listen):]:  # the HTTP endpoint
             port.stopListening()
         self.node.stop().addBoth(self._stopped)
@@ -130,8 +199,12 @@ class GatewayService:
     def _stopped(self, _: object) -> None:
         if self.roles is not None:
             self.roles.stop()
+        if getattr(self, "provisioning", None) is not None:
+            self.provisioning.close()  # its store, after its port stopped (shutdown)
         if self.node.recorder is not None:
             self.node.recorder.stop()  # what is queued, FIN for what is open, the file closed
+        log.info(_literal(f"{self.config.node.origin_host} has stopped ({self.stop_reason}): "
+                          "peers disconnected, ports closed"))
         self.reactor.stop()
 
     def reload(self) -> None:

@@ -12,6 +12,10 @@ and the observer installed by :func:`setup_logging` writes::
 The well-known keys (:data:`FIELDS`) come first, in that order, under their short names;
 other keys of simple type follow in alphabetical order; ``log_*`` keys are Twisted's own.
 Hop-by-hop and End-to-End identifiers are written in hex, as Wireshark shows them.
+
+Twisted's own chatter about its factories and ports ("Factory starting on 3868",
+"Starting factory ...", "(TCP Port 3868 Closed)") is dropped (:func:`is_twisted_chatter`):
+the node says once what it serves and once that it stopped (gateway/runner.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import datetime
 import enum
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -59,6 +64,23 @@ LEVELS: dict[str, LogLevel] = {
 _PRIORITY = {level: i for i, level in enumerate(LEVELS.values())}
 _LABEL = {level: name.upper() for name, level in LEVELS.items()}
 FORMATS = ("text", "json")
+
+# Twisted's informational lines about its own plumbing, said for every port and factory:
+# the formats of twisted.internet.protocol.Factory.doStart/doStop, and the legacy
+# messages of twisted.internet.tcp.Port (startListening, connectionLost)
+_CHATTER_FORMATS = frozenset({"Starting factory {factory!r}", "Stopping factory {factory!r}"})
+_CHATTER_LEGACY = re.compile(r"\S+ starting on \d+|\((?:TCP|UDP|UNIX|SSL) Port \S+ Closed\)")
+
+
+def is_twisted_chatter(event: dict[str, Any]) -> bool:
+    """An informational event of Twisted's factories and ports, not worth a line."""
+    if _PRIORITY.get(event.get("log_level"), 1) > _PRIORITY[LogLevel.info]:
+        return False  # a warning or an error is always worth its line
+    if event.get("log_format") in _CHATTER_FORMATS:
+        return True
+    message = event.get("message")
+    return (event.get("log_namespace") == "log_legacy" and isinstance(message, tuple) and len(message) == 1
+            and isinstance(message[0], str) and _CHATTER_LEGACY.fullmatch(message[0]) is not None)
 
 
 def _timestamp(seconds: float) -> str:
@@ -173,7 +195,7 @@ class GatewayLogObserver:
         self._format = _FORMATTERS[fmt]
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if _PRIORITY.get(event.get("log_level"), 1) < self._minimum:
+        if _PRIORITY.get(event.get("log_level"), 1) < self._minimum or is_twisted_chatter(event):
             return
         try:
             line = self._format(event)

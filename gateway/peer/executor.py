@@ -108,6 +108,7 @@ class Peer:
         # the machine by _after(): the hot path reads an attribute, not the machine
         self.connection: DiameterConnection | None = None
         self._traffic_at: float | None = None
+        self._connect_failure: str | None = None  # the reason last logged, until the peer opens
 
     # -- what the node reads ---------------------------------------------------------
     @property
@@ -138,7 +139,18 @@ class Peer:
         self._feed(PeerEvent.I_RCV_CONN_ACK)
 
     def connect_failed(self, reason: str) -> None:
-        log.info("peer {peer}: connect failed: {reason}", peer=self.host, reason=reason)
+        """Said once per series of failed attempts (and again if the reason changes), not
+        at every Tc retry; the peer's "open" line ends the series."""
+        reason = connect_reason(reason)
+        settings = self.settings
+        if reason != self._connect_failure:
+            log.warn("peer {peer}: cannot connect to {address}:{port}: {reason}; retrying every "
+                     "{tc:g} s at most (timers.tc)", peer=self.host, address=settings.address,
+                     port=settings.port, reason=reason, tc=self.node.timers.tc)
+        else:
+            log.debug("peer {peer}: cannot connect to {address}:{port}: {reason} (again)", peer=self.host,
+                      address=settings.address, port=settings.port, reason=reason)
+        self._connect_failure = reason
         self._feed(PeerEvent.I_RCV_CONN_NACK)
 
     def offered(self, connection: DiameterConnection, cer: Message, capabilities: Capabilities) -> None:
@@ -223,6 +235,7 @@ class Peer:
         self.connection = self.connections[conn] if conn is not None else None
         is_open = self.machine.is_open
         if is_open and not was_open:
+            self._connect_failure = None
             self._watchdog_actions(self.watchdog.on_connection_up(now))
             log.info(
                 "peer {peer}: open ({state}) {product}", peer=self.host, state=self.state,
@@ -380,7 +393,8 @@ class Peer:
             self.node.flush_soon()
 
     def _schedule_reconnect(self, action: PeerAction) -> None:
-        log.info(
+        # after a failed connect the warning said it all; after a disconnect this is news
+        (log.debug if self._connect_failure is not None else log.info)(
             "peer {peer}: reconnect in {delay:.1f} s{cause}", peer=self.host, delay=action.delay or 0.0,
             cause=f" (it said {action.cause.name})" if action.cause else "",
         )
@@ -408,6 +422,26 @@ _HANDLERS: dict[Action, Callable[[Peer, PeerAction], None]] = {
     # ELECT, PROCESS, PROCESS_DWR, PROCESS_DWA, SND_MESSAGE: nothing to do here;
     # application messages never go through the machine (the node routes them).
 }
+
+
+# what Twisted says of a failed connect (ConnectError subclasses) -> what an operator reads
+_CONNECT_REASONS: tuple[tuple[str, str], ...] = (
+    ("refused", "connection refused"),
+    ("timed out", "no answer (timed out)"),
+    ("No route to host", "no route to host"),
+    ("Network is unreachable", "network unreachable"),
+    ("DNS lookup failed", "unknown host"),
+    ("address not found", "unknown host"),
+)
+
+
+def connect_reason(text: str) -> str:
+    """A short reason for a failed connect: "connection refused" rather than "Connection
+    was refused by other side: 111: Connection refused."."""
+    for fragment, reason in _CONNECT_REASONS:
+        if fragment.lower() in text.lower():
+            return reason
+    return text.rstrip(".") or "unknown reason"
 
 
 def _decode(data: bytes) -> Message:

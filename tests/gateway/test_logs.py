@@ -8,9 +8,16 @@ import json
 import re
 
 import pytest
-from twisted.logger import Logger, LogLevel, LogPublisher
+import pytest_twisted
+from twisted.logger import Logger, LogLevel, LogPublisher, formatEvent
 
-from gateway.observe.logs import GatewayLogObserver, format_json, format_text, setup_logging
+from gateway.observe.logs import (
+    GatewayLogObserver,
+    format_json,
+    format_text,
+    is_twisted_chatter,
+    setup_logging,
+)
 
 T = 1795705200.0  # 2026-11-26T15:00:00Z
 
@@ -157,3 +164,43 @@ def test_bad_configuration_is_refused():
         GatewayLogObserver("loud", "text", io.StringIO())
     with pytest.raises(ValueError, match="log format 'xml' is unknown"):
         GatewayLogObserver("info", "xml", io.StringIO())
+
+
+# --- Twisted's chatter about its factories and ports is not the operator's business
+
+
+@pytest_twisted.ensureDeferred
+async def test_twisted_factory_and_port_lines_are_dropped():
+    from twisted.internet import reactor
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        factory = Factory.forProtocol(Protocol)
+        factory.noisy = True  # the default of every Factory: "Starting factory ..."
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        await port.stopListening()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    said = [formatEvent(event) for event in events]
+    assert any(re.fullmatch(r"Factory starting on \d+", text) for text in said), said
+    assert any(text.startswith("Starting factory ") for text in said), said
+    assert any(re.fullmatch(r"\(TCP Port \d+ Closed\)", text) for text in said), said
+    stream = io.StringIO()
+    observer = GatewayLogObserver("debug", "text", stream)
+    for chatter in events:
+        observer(chatter)
+    assert stream.getvalue() == ""
+
+
+def test_chatter_filter_keeps_everything_else():
+    legacy = {"log_namespace": "log_legacy", "log_format": "{log_text}", "log_level": LogLevel.info,
+              "log_time": T, "message": ("_QuietSite starting on 9090",), "log_text": "_QuietSite starting on 9090"}
+    assert is_twisted_chatter(legacy)
+    assert not is_twisted_chatter({**legacy, "log_level": LogLevel.warn})  # a warning is always said
+    other = {**legacy, "message": ("peer hss.b.net starting on its own",), "log_text": "x"}
+    assert not is_twisted_chatter(other)
+    assert not is_twisted_chatter(event("Factory starting on 3868"))  # our own namespace
+    assert not is_twisted_chatter(event("listening on {address}:{port}", address="127.0.0.1", port=3868))

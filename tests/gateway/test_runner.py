@@ -165,3 +165,101 @@ def test_check_only_validates(tmp_path, flag):
     )
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
+
+
+# --- the log a operator reads: one line to say it serves, one per failing series, one to say it stopped
+
+CHATTER = re.compile(r"Factory starting|Starting factory|Stopping factory|_QuietSite|starting on \d+|Port \d+ Closed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_log_says_once_why_a_peer_cannot_be_reached_then_that_it_opened(tmp_path):
+    import socket
+
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    port = refusing.getsockname()[1]
+    config = tmp_path / "gateway.toml"
+    config.write_text(textwrap.dedent(f"""
+        [node]
+        origin_host = "relay.example"
+        origin_realm = "example"
+        [[listen]]
+        port = 0
+        [[peers]]
+        host = "hss.primary.example"
+        realm = "primary.example"
+        address = "127.0.0.1"
+        port = {port}
+        [metrics]
+        port = 0
+        [timers]
+        tc = 1
+        twinit = 6
+        [logging]
+        level = "debug"
+    """))
+    gateway = GatewayProcess(str(config))
+    server = None
+    try:
+        serving = await until(lambda: gateway.find(
+            r"relay\.example serving: realm example, roles relay; Diameter on 127\.0\.0\.1:(\d+) \(tcp\); "
+            r"metrics and /health on http://127\.0\.0\.1:(\d+)/$"), "the serving line", gateway)
+        assert serving.group(1) != "0" and serving.group(2) != "0"
+        # several attempts, one warning
+        await until(lambda: sum("(again)" in line for line in gateway.lines) >= 2, "two more attempts", gateway)
+        warnings = [line for line in gateway.lines if " WARN " in line]
+        assert len(warnings) == 1, warnings
+        assert warnings[0].rstrip().endswith(
+            f"peer hss.primary.example: cannot connect to 127.0.0.1:{port}: connection refused; "
+            "retrying every 1 s at most (timers.tc)")
+        assert not [line for line in gateway.lines if " INFO " in line and "reconnect in" in line]
+        refusing.close()
+        server = DiameterNode(
+            LocalIdentity("hss.primary.example", "primary.example", applications=CX), reactor=reactor,
+            peers=[PeerSettings("relay.example", "example", connect=False)], timers=Timers(twinit=6),
+        )
+        server.listen(port)
+        await until(lambda: gateway.find(r"peer hss\.primary\.example: open \(I-Open\)"), "the peer open", gateway)
+        gateway.process.send_signal(signal.SIGTERM)
+        await until(lambda: gateway.process.poll() is not None, "the gateway to exit", gateway)
+        gateway.reader.join(5)
+        assert gateway.lines[-1].rstrip().endswith("relay.example has stopped (SIGTERM): peers disconnected, ports closed")
+        assert not [line for line in gateway.lines if CHATTER.search(line)]
+        assert sum(" WARN " in line for line in gateway.lines) == 1
+    finally:
+        refusing.close()
+        gateway.stop()
+        if server is not None:
+            await server.stop()
+
+
+@pytest.mark.parametrize("section", ["listen", "metrics"])
+def test_address_in_use_names_the_key_to_change(tmp_path, section):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "busy.toml"
+        listen_port, metrics_port = (port, 0) if section == "listen" else (0, port)
+        config.write_text(textwrap.dedent(f"""
+            [node]
+            origin_host = "gw.example"
+            origin_realm = "example"
+            [[listen]]
+            address = "127.0.0.1"
+            port = {listen_port}
+            [metrics]
+            address = "127.0.0.1"
+            port = {metrics_port}
+        """))
+        result = subprocess.run([sys.executable, "-m", "gateway.cli", "gateway", "--config", str(config)],
+                                capture_output=True, text=True, timeout=60)
+    key = "[[listen]] port" if section == "listen" else "[metrics] port"
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"cxgw gateway: {key} = {port} in {config}: address 127.0.0.1:{port} already in use; "
+        "choose another port or stop the other process")
+    assert "Traceback" not in result.stderr
