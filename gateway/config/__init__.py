@@ -12,7 +12,8 @@ directory of the file.
 
 Sections (``gateway/examples/*.toml`` shows them all): ``[node]``, ``[[listen]]``,
 ``[tls]``, ``[timers]``, ``[limits]``, ``[[peers]]``, ``[unknown_peers]``, ``[[routes]]``,
-``[metrics]``, ``[logging]``, ``[capture]`` (docs/captures.md), and for the Cx roles (``node.role``: ``"relay"`` alone, or
+``[metrics]``, ``[logging]``, ``[capture]`` (docs/captures.md), ``[provisioning]``
+(docs/provisioning.md), and for the Cx roles (``node.role``: ``"relay"`` alone, or
 one or several of ``"hss"``, ``"partner"``, ``"primary"``) ``[store]``, ``[hss]``,
 ``[partner]``, ``[primary]`` with ``[[primary.partners]]``. ``GatewayConfig.store`` is set
 whenever a Cx role runs (the embedded SQLite file ``cxgw.sqlite`` next to the configuration
@@ -43,6 +44,8 @@ from gateway.config.schema import (
     PartnerPeerConfig,
     PeerConfig,
     PrimaryConfig,
+    ProvisioningConfig,
+    ProvisioningTlsConfig,
     RouteConfig,
     RouteTargetConfig,
     StoreConfig,
@@ -73,6 +76,8 @@ __all__ = [
     "PartnerPeerConfig",
     "PeerConfig",
     "PrimaryConfig",
+    "ProvisioningConfig",
+    "ProvisioningTlsConfig",
     "RouteConfig",
     "RouteTargetConfig",
     "StoreConfig",

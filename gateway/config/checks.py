@@ -49,6 +49,28 @@ def is_diameter_identity(value: str) -> bool:
     return len(value) <= 255 and _IDENTITY.fullmatch(value) is not None
 
 
+_TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")  # RFC 6750 §2.1 b64token
+
+
+def read_token(path: Path) -> str:
+    """The bearer token in a file (surrounding white space ignored). OSError when the file
+    cannot be read; ValueError, saying why, when what it holds cannot be a token."""
+    from gateway.config.schema import PROVISIONING_TOKEN_MIN
+
+    data = Path(path).read_bytes()[:4097]
+    try:
+        token = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ValueError("holds non-ASCII bytes, not a bearer token") from None
+    if not token:
+        raise ValueError("is empty")
+    if len(token) > 4096 or not _TOKEN68.match(token):
+        raise ValueError("holds more than one line of letters, digits and -._~+/ (RFC 6750 b64token)")
+    if len(token) < PROVISIONING_TOKEN_MIN:
+        raise ValueError(f"holds a token of {len(token)} characters; use {PROVISIONING_TOKEN_MIN} at least")
+    return token
+
+
 def show(value: Any) -> str:
     """A value as it would be written in TOML, shortened."""
     if isinstance(value, bool):
@@ -421,6 +443,32 @@ class Checker:
                 min_items=1,
             )
         return tuple(p for p in paths if p is not None)
+
+    def token_file(self, t: Mapping[str, Any], prefix: str, key: str, base: Path) -> Path | None:
+        """A file holding a bearer token (RFC 6750 §2.1: token68 characters), readable, one
+        line of at least PROVISIONING_TOKEN_MIN characters."""
+        fix = (
+            'add token_file = "provisioning.token", a file holding one line made with: '
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+        value = self._get(t, prefix, key, MISSING, fix)
+        path = _join(prefix, key)
+        if value is MISSING:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.wrong_type(path, value, "a file path in quotes")
+            return None
+        resolved = (base / value).resolve() if not os.path.isabs(value) else Path(value)
+        try:
+            token = read_token(resolved)
+        except OSError as exc:
+            self.bad(path, value, f"cannot be read ({exc.strerror or exc}: {resolved})", fix)
+            return None
+        except ValueError as exc:
+            self.bad(path, value, str(exc), fix)
+            return None
+        del token
+        return resolved
 
     def store_target(self, path: str, value: Any, base: Path) -> str | None:
         """A PostgreSQL URL as is, or an SQLite file whose directory exists (resolved)."""

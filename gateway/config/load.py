@@ -75,7 +75,7 @@ class ConfigDiff:
 
 
 RESTART_SECTIONS = frozenset(
-    {"node", "listen", "tls", "metrics", "store", "hss", "partner", "primary", "capture"}
+    {"node", "listen", "tls", "metrics", "store", "hss", "partner", "primary", "capture", "provisioning"}
 )
 
 
@@ -104,6 +104,7 @@ def diff(old: GatewayConfig, new: GatewayConfig) -> ConfigDiff:
         "partner",
         "primary",
         "capture",
+        "provisioning",
     ):
         before, after = getattr(old, name), getattr(new, name)
         if name == "node":

@@ -256,6 +256,30 @@ class CaptureConfig:
     buffer_messages: int = 10000  # reads and writes queued for the writer; more are dropped and counted
 
 
+PROVISIONING_PORT = 8780  # not a registered port; beside the metrics one in examples
+PROVISIONING_TOKEN_MIN = 16  # characters of the bearer token at least (RFC 6750 §5.2: not guessable)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningTlsConfig:
+    """``[provisioning.tls]``: HTTPS for the provisioning API, optionally mutual."""
+
+    certificate: Path
+    private_key: Path
+    ca_certificates: tuple[Path, ...] = ()  # CAs of the clients' certificates
+    require_client_certificate: bool = False  # mutual TLS: a client without a certificate of these CAs is refused
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningConfig:
+    """``[provisioning]``: the provisioning API (gateway.provisioning, docs/provisioning.md)."""
+
+    token_file: Path  # the bearer token (RFC 6750), one line; resolved against the config's directory
+    address: str = "127.0.0.1"
+    port: int = PROVISIONING_PORT  # 0: the OS picks one (tests)
+    tls: ProvisioningTlsConfig | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole, validated configuration."""
@@ -278,6 +302,7 @@ class GatewayConfig:
     partner: PartnerConfig | None = None
     primary: PrimaryConfig | None = None
     capture: CaptureConfig | None = None
+    provisioning: ProvisioningConfig | None = None
 
     def peer(self, host: str) -> PeerConfig | None:
         """The configured peer with this Diameter identity (case-insensitive), or None."""

@@ -23,6 +23,7 @@ from gateway.config.schema import (
     MESSAGE_SIZE_MAX,
     MESSAGE_SIZE_MIN,
     METRICS_PORT,
+    PROVISIONING_PORT,
     ROLES,
     ROUTE_ACTIONS,
     STORE_DEFAULT_FILE,
@@ -43,6 +44,8 @@ from gateway.config.schema import (
     PartnerPeerConfig,
     PeerConfig,
     PrimaryConfig,
+    ProvisioningConfig,
+    ProvisioningTlsConfig,
     RouteConfig,
     StoreConfig,
     TimersConfig,
@@ -66,6 +69,7 @@ _SECTIONS = {
     "partner": "table",
     "primary": "table",
     "capture": "table",
+    "provisioning": "table",
 }
 _ROLE_SECTIONS = ("hss", "partner", "primary")  # [hss], [partner], [primary]: one per role
 
@@ -113,6 +117,7 @@ class _Parser:
                 else None
             ),
             capture=self.capture(sections["capture"]) if "capture" in data else None,
+            provisioning=self.provisioning(sections["provisioning"]) if "provisioning" in data else None,
         )
         self.cross_checks(config)
         if self.roles_valid:
@@ -510,6 +515,41 @@ class _Parser:
                 return str(ipaddress.ip_address(value))
         return self.check.identity_item(path, value, "hss.primary.example")
 
+    def provisioning(self, t: dict[str, Any]) -> ProvisioningConfig:
+        """``[provisioning]``: the API's socket, its bearer token file, optional HTTPS."""
+        c = self.check
+        c.unknown_keys(t, "provisioning", {"address", "port", "token_file", "tls"})
+        token_file = c.token_file(t, "provisioning", "token_file", self.base_dir)
+        tls = None
+        if "tls" in t:
+            raw = t["tls"]
+            if not isinstance(raw, dict):
+                c.wrong_type("provisioning.tls", raw, "a table ([provisioning.tls])")
+            else:
+                tls = self.provisioning_tls(raw)
+        return ProvisioningConfig(
+            token_file=token_file or Path(),
+            address=c.ip(t, "provisioning", "address", "127.0.0.1"),
+            port=c.port(t, "provisioning", "port", PROVISIONING_PORT, allow_zero=True),
+            tls=tls,
+        )
+
+    def provisioning_tls(self, t: dict[str, Any]) -> ProvisioningTlsConfig:
+        c = self.check
+        prefix = "provisioning.tls"
+        c.unknown_keys(t, prefix, {f.name for f in dataclasses.fields(ProvisioningTlsConfig)})
+        mutual = c.boolean(t, prefix, "require_client_certificate", False)
+        cas = c.pem_files(t, prefix, "ca_certificates", self.base_dir, "CERTIFICATE", mutual)
+        if mutual and not cas and "ca_certificates" in t:
+            c.bad(f"{prefix}.ca_certificates", t["ca_certificates"], "lists no CA",
+                  "list the CAs that issue the clients' certificates")  # fmt: skip
+        return ProvisioningTlsConfig(
+            certificate=c.pem_file(t, prefix, "certificate", self.base_dir, "CERTIFICATE", True) or Path(),
+            private_key=c.pem_file(t, prefix, "private_key", self.base_dir, "PRIVATE KEY", True) or Path(),
+            ca_certificates=cas,
+            require_client_certificate=mutual,
+        )
+
     def hss(self, t: dict[str, Any]) -> HssConfig:
         c = self.check
         c.unknown_keys(t, "hss", {f.name for f in dataclasses.fields(HssConfig)})
@@ -635,6 +675,11 @@ class _Parser:
                     f"[{name}] is set but node.role is {role_text}; remove the section or "
                     f'add "{name}" to node.role'
                 )
+        if config.provisioning is not None and not cx_roles:
+            c.error(
+                f"[provisioning] is set but node.role is {role_text}, which has no SIP database to "
+                'provision; remove the section or play a role that does: "hss", "partner" or "primary"'
+            )
         if "store" in present and not cx_roles:
             c.error(
                 f"[store] is set but node.role is {role_text}, which uses no SIP database; "
@@ -762,6 +807,16 @@ class _Parser:
                 )
             taken.setdefault((li.address, li.port), f"listen[{i}]")
         metrics = config.metrics
+        provisioning = config.provisioning
+        if metrics is not None and provisioning is not None and provisioning.port and (
+            (provisioning.address, provisioning.port) == (metrics.address, metrics.port)
+        ):
+            c.bad("provisioning.port", provisioning.port, f"on {provisioning.address} is already used by [metrics]",
+                  "give the provisioning API its own port")  # fmt: skip
+        if provisioning is not None and provisioning.port and (provisioning.address, provisioning.port) in taken:
+            c.bad("provisioning.port", provisioning.port,
+                  f"on {provisioning.address} is already used by {taken[(provisioning.address, provisioning.port)]}",
+                  "give the provisioning API its own port")  # fmt: skip
         if metrics is not None and metrics.port and (metrics.address, metrics.port) in taken:
             c.bad(
                 "metrics.port",
