@@ -122,6 +122,7 @@ class Demo:
         self.identities: dict[str, str] = {}
         self.registered_vectors: list[Any] = []  # (RAND, AUTN) seen by the S-CSCF, for the recording check
         self.stopped = False
+        self.scripted_until = float("inf")
 
     # -- the set-up of the two cores -----------------------------------------------------------
 
@@ -134,6 +135,7 @@ class Demo:
         self.unknown_user(scscf)
         self.digest_refused(scscf)
         scscf.close()
+        self.scripted_until = time.time()  # what the recording check looks at (not the user's own traffic)
         if keep_running:
             self.keep_running()
 
@@ -316,6 +318,7 @@ class Demo:
             p.check("17-20", False, str(error))
             return
         p.check("17-20", not reader.problems, f"the recording reads back cleanly ({'; '.join(map(str, reader.problems[:3]))})")
+        messages = [m for m in messages if m.time <= self.scripted_until]
         primary_port = self.primary.ports["diameter"]
         interconnect = [m.data for m in messages if primary_port in (m.source.port, m.destination.port)]
         scscf_leg = [m.data for m in messages if primary_port not in (m.source.port, m.destination.port)]
@@ -358,10 +361,12 @@ class Demo:
         try:
             print("both cores keep running (Ctrl-C stops them):")
             for core in (self.primary, self.partner):
-                print(f"  {core.name} core: Diameter 127.0.0.1:{core.ports['diameter']}, config {core.config}, "
+                pid = core.process.pid if core.process is not None else None
+                print(f"  {core.name} core (pid {pid}): Diameter 127.0.0.1:{core.ports['diameter']}, config {core.config}, "
                       f"store {core.store}, log {core.log}, metrics http://127.0.0.1:{core.ports['metrics']}/metrics")
                 print(f"    provisioning API {self.api_url(core)} (bearer token in {self.token(core.name)}, "
-                      f"CA {self.folder / 'tls' / 'demo-ca.pem'})")
+                      f"CA {self.folder / 'tls' / 'demo-ca.pem'}, client certificate "
+                      f"{self.folder / 'tls' / 'cm-primary.pem'} and .key)")
             print(f"  S-CSCF: connect to 127.0.0.1:{self.partner.ports['diameter']} as {SCSCF} "
                   f"(realm {PARTNER_REALM}); user {self.identities['impi']} / {self.identities['impu']}")
             print(f"  recording (complete once stopped): {self.capture}")
@@ -412,10 +417,11 @@ class Demo:
             path = self.token(name)
             path.write_text(secrets.token_urlsafe(32) + "\n")
             path.chmod(0o600)
+        write(tls / "cm-primary", *make_cert(ca, "cm.primary.example", ["cm.primary.example"]), private=True)
 
     def provisioning(self, name: str) -> str:
         return f'''
-# The provisioning API (docs/openapi.json), HTTPS with the demo's lab certificate.
+# The provisioning API (docs/openapi.json): HTTPS with the demo's lab certificates, a bearer token.
 [provisioning]
 address = "127.0.0.1"
 port = 0
@@ -424,6 +430,8 @@ token_file = "{self.token(name).name}"
 [provisioning.tls]
 certificate = "tls/api-{name}.pem"
 private_key = "tls/api-{name}.key"
+ca_certificates = ["tls/demo-ca.pem"]     # mutual TLS: clients need a certificate of the demo's CA
+require_client_certificate = true
 '''
 
     def api_port(self, core: Core) -> int:
@@ -445,6 +453,8 @@ id = "{PARTNER_ID}"
 api_url = "{self.api_url(self.partner)}"
 token_file = "{self.token('partner').name}"
 ca_file = "tls/demo-ca.pem"
+client_cert = "tls/cm-primary.pem"
+client_key = "tls/cm-primary.key"
 pcscf = "sip:pcscf.partner.example:5060"
 areas = [{{ lat = 50.85, lon = 4.35, radius_km = 60 }}]
 ''')

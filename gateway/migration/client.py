@@ -83,8 +83,12 @@ class HttpsPartnerAccess:
         request = urllib.request.Request(url, data=data, method=method, headers={
             "Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"})
         where = f"{partner.id}'s provisioning API at {partner.api_url}"
+        # No proxy from the environment: the interconnect is direct, and a proxy meant for
+        # browsing must not see a request that carries the partner's bearer token.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=_tls_context(partner)))
         try:
-            with urllib.request.urlopen(request, timeout=partner.timeout, context=_tls_context(partner)) as response:
+            with opener.open(request, timeout=partner.timeout) as response:
                 raw = response.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as error:
             raise _refused(partner, where, error, step) from None
@@ -126,6 +130,8 @@ def _reason(reason: object) -> str:
         return f"its TLS certificate is not trusted ({reason.verify_message}); set ca_file to the CA that signed it"
     if isinstance(reason, socket.gaierror):
         return f"its host name does not resolve ({reason.strerror})"
+    if isinstance(reason, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(reason):
+        return "it requires a client certificate (mutual TLS); set client_cert and client_key"
     if isinstance(reason, ssl.SSLError):
         return f"TLS failed ({reason.reason or reason})"
     if isinstance(reason, OSError) and reason.strerror:
@@ -133,24 +139,24 @@ def _reason(reason: object) -> str:
     return str(reason)
 
 
-# HTTP status of the provisioning API -> what it means for the access request
-REFUSALS: dict[int, str] = {
-    401: "refused our bearer token; check token_file (the token {partner} issued to us)",
-    403: "refused the access request",
-    404: "does not know that binding",
-    409: "cannot allocate inbound identities",
-    400: "found our request invalid",
-    503: "cannot reach its SIP database",
+# HTTP status of the provisioning API -> (what it means for the access request, the fix)
+REFUSALS: dict[int, tuple[str, str]] = {
+    401: ("refused our bearer token", "; check token_file {token_file}: it must hold the token {partner} issued to us"),
+    403: ("refused the access request", ""),
+    404: ("does not know that binding", ""),
+    409: ("cannot allocate inbound identities", "; {partner} must set its inbound allocation policy"),
+    400: ("found our request invalid", ""),
+    503: ("cannot reach its SIP database", "; try again once {partner} has it back"),
 }
 
 
 def _refused(partner: PartnerSystem, where: str, error: urllib.error.HTTPError, step: str) -> MigrationError:
     try:
         detail = json.loads(error.read(MAX_ANSWER_BYTES))["error"]
-        code, message = str(detail["code"]), str(detail["message"])
+        status = f"HTTP {error.code} {detail['code']}: {detail['message']}"
     except (ValueError, KeyError, TypeError, OSError):
-        code, message = str(error.code), error.reason or ""
-    what = REFUSALS.get(error.code, "failed").format(partner=partner.id)
+        status = f"HTTP {error.code} {error.reason or ''}".rstrip()
+    what, fix = REFUSALS.get(error.code, ("failed", ""))
     step = "8" if error.code in (401, 403) else "12" if step == "7" else step
-    return MigrationError(step, Exit.PARTNER_REFUSED,
-                          f"{where} {what} (HTTP {error.code} {code}: {message})".replace(": )", ")"))
+    fix = fix.format(partner=partner.id, token_file=partner.token_file)
+    return MigrationError(step, Exit.PARTNER_REFUSED, f"{where} {what} ({status}){fix}")

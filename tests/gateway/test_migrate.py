@@ -7,6 +7,7 @@ before (nothing half-provisioned)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,122 @@ def test_cli_usage_errors_are_one_line_without_a_traceback(tmp_path, capsys):
                  str(tmp_path / "absent.toml"), "--json"]) == Exit.USAGE
     out = json.loads(capsys.readouterr().out)
     assert out["error"]["exit_code"] == 2 and "cannot be read" in out["error"]["message"]
+
+
+# -- `cxgw migrate` against two live cores and the partner's provisioning API ---------------------
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """The demo's two cores (gateway.demo), provisioned, up, with their HTTPS provisioning APIs;
+    bob is a subscriber without an agreement."""
+    from gateway.demo.run import Demo, Printer
+
+    demo = Demo(tmp_path_factory.mktemp("cores"), Printer())
+    try:
+        demo.provision()
+        with open_store(str(demo.primary.store)) as store:
+            store.add_subscriber(Subscriber.new(BOB, ["sip:bob@primary.example"], K, opc=OPC))
+        demo.start_cores()
+        demo.write_partners_file()
+        yield demo
+    finally:
+        demo.stop()
+
+
+def _migrate(demo, *args: str, partners: Path | None = None):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "migrate", "--db", str(demo.primary.store),
+         "--partners", str(partners or demo.folder / "partners.toml"), *args],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def _bindings_of(store_path: Path, identity: str) -> list[dict]:
+    with open_store(str(store_path)) as store:
+        try:
+            return [b for b in operations.show_bindings(store, identity) if b["state"] == "active"]
+        except operations.ProvisioningError:
+            return []
+
+
+def _all_active(store_path: Path) -> list[dict]:
+    with open_store(str(store_path)) as store:
+        return _active(store)
+
+
+def _variant(demo, name: str, **changes: str) -> Path:
+    """The demo's partners file with some values replaced."""
+    text = (demo.folder / "partners.toml").read_text()
+    for key, value in changes.items():
+        text = re.sub(rf'(?m)^{key} = "[^"]*"', f'{key} = "{value}"', text)
+    path = demo.folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_live_migration_allocates_both_sides_and_answers_the_ue_configuration(live):
+    done = _migrate(live, "alice@primary.example", "--partner", "partner-a", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    configuration = result["ue_configuration"]
+    assert [step["step"] for step in result["steps"]] == ["1", "2", "3", "4-6", "7", "8-12", "13"]
+    assert configuration["partner_realm"] == "partner.example" and configuration["pcscf"].startswith("sip:")
+    [inbound] = _bindings_of(live.partner.store, configuration["impi"])
+    [outbound] = _bindings_of(live.primary.store, ALICE)
+    assert inbound["primary_impi"] == outbound["outbound_impi"] and inbound["primary_host"] == "gw.primary.example"
+    # a second run is idempotent: the same identities, nothing new on either side
+    again = json.loads(_migrate(live, ALICE, "--partner", "partner-a", "--json").stdout)
+    assert again["ue_configuration"]["impi"] == configuration["impi"]
+    assert len(_bindings_of(live.primary.store, ALICE)) == 1
+
+
+@pytest.mark.parametrize("case", ["no agreement", "unknown partner", "unreachable", "token refused", "untrusted",
+                                  "no client certificate"])
+def test_live_failures_are_one_clear_line_and_leave_nothing_half_provisioned(live, case):
+    import socket
+
+    impi, partner, partners = BOB, "partner-a", None
+    if case == "no agreement":
+        code, expected = Exit.NOT_AUTHORISED, f"no agreement between primary.example and partner-a for {BOB}; add one"
+    elif case == "unknown partner":
+        partner, code, expected = "x", Exit.NO_PARTNER, "unknown partner 'x' (known: partner-a)"
+    else:
+        with open_store(str(live.primary.store)) as store:
+            store.add_agreement(Agreement("partner-a", "user", f"{case.replace(' ', '')}@primary.example"))
+            store.add_subscriber(Subscriber.new(f"{case.replace(' ', '')}@primary.example",
+                                                [f"sip:{case.replace(' ', '')}@primary.example"], K, opc=OPC))
+        impi, code = f"{case.replace(' ', '')}@primary.example", Exit.PARTNER_REFUSED
+        if case == "unreachable":
+            with socket.socket() as s:  # a port nobody listens on
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            partners = _variant(live, case, api_url=f"https://localhost:{port}")
+            expected = f"partner-a's provisioning API at https://localhost:{port} is unreachable: connection refused"
+        elif case == "token refused":
+            (live.folder / "wrong.token").write_text("not-the-token\n")
+            partners = _variant(live, case, token_file="wrong.token")
+            expected = "refused our bearer token (HTTP 401 unauthenticated: "
+        elif case == "no client certificate":
+            text = (live.folder / "partners.toml").read_text()
+            partners = live.folder / "nocert.toml"
+            partners.write_text(re.sub(r"(?m)^client_(cert|key) = .*$", "", text))
+            expected = "requires a client certificate (mutual TLS); set client_cert and client_key"
+        else:
+            other = live.folder / "tls" / "other-ca"
+            from cryptography.hazmat.primitives import serialization
+
+            from gateway.testing.pki import make_ca
+
+            other.with_suffix(".pem").write_bytes(make_ca("another CA")[1].public_bytes(serialization.Encoding.PEM))
+            partners = _variant(live, case, ca_file="tls/other-ca.pem")
+            expected = "TLS certificate is not trusted"
+    before_partner = _all_active(live.partner.store)
+    done = _migrate(live, impi, "--partner", partner, partners=partners)
+    assert done.returncode == code, done.stderr
+    error = done.stderr.strip()
+    assert "\n" not in error and "Traceback" not in error and expected in error, error
+    assert _bindings_of(live.primary.store, impi) == []  # no outbound binding left active
+    assert _all_active(live.partner.store) == before_partner  # no inbound binding made, or it was revoked
