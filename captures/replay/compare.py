@@ -85,7 +85,7 @@ def _avp_differences(recorded: Sequence[Avp], got: Sequence[Avp], mask: frozense
             elif before[index].is_grouped and after[index].is_grouped:
                 lines += _avp_differences(before[index].children, after[index].children, mask, label + " / ")
             elif avp.name not in mask and before[index].data != after[index].data:
-                lines.append(f"{label}: recorded {_value(before[index])}, got {_value(after[index])}")
+                lines.append(f"{label}: {_changed(before[index], after[index])}")
     return lines
 
 
@@ -93,6 +93,29 @@ def _value(avp: Avp) -> str:
     if avp.is_grouped:
         return "(grouped)"
     return describe_value(avp)
+
+
+def _changed(before: Avp, after: Avp) -> str:
+    """Both values; long texts (User-Data's XML) from a little before where they part."""
+    old, new = _text(before.data), _text(after.data)
+    if old is None or new is None or max(len(old), len(new)) <= CONTEXT * 2:
+        return f"recorded {_value(before)}, got {_value(after)}"
+    start = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
+    start = max(0, start - CONTEXT // 2)
+    def cut(text: str) -> str:
+        return ("..." if start else "") + text[start : start + CONTEXT * 2] + ("..." if len(text) > start + CONTEXT * 2 else "")
+    return f"recorded {cut(old)!r}, got {cut(new)!r}"
+
+
+CONTEXT = 30  # characters of a long text shown either side of where two values part
+
+
+def _text(data: bytes) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() else None
 
 
 __all__ = ["DEFAULT_MASK", "differences", "mask_names"]

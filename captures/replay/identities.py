@@ -8,7 +8,8 @@
 
 Applied to the top-level User-Name, Public-Identity, Origin-Host/-Realm and
 Destination-Host/-Realm of each request before it is sent, and of each recorded answer
-before it is compared. An identity not in ``[identities]`` whose domain (after ``@``) is
+before it is compared, and to the identities in the User-Data XML of an SAA (the text of
+its elements: PrivateID, Identity). An identity not in ``[identities]`` whose domain (after ``@``) is
 a realm of ``[realms]`` gets the new realm; a host ``name.realm`` too. The bytes are
 changed with cx_codec.rewrite (the first AVP of each of those keys; everything else is
 copied as it is).
@@ -16,6 +17,7 @@ copied as it is).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,9 @@ USER_NAME, PUBLIC_IDENTITY = (1, 0), (601, VENDOR_3GPP)  # RFC 6733 §8.14, TS 2
 ORIGIN_HOST, ORIGIN_REALM = (264, 0), (296, 0)  # RFC 6733 §6.3, §6.4
 DESTINATION_HOST, DESTINATION_REALM = (293, 0), (283, 0)  # RFC 6733 §6.5, §6.6
 IDENTITY_KEYS, REALM_KEYS, HOST_KEYS = (USER_NAME, PUBLIC_IDENTITY), (ORIGIN_REALM, DESTINATION_REALM), (ORIGIN_HOST, DESTINATION_HOST)
+USER_DATA = (606, VENDOR_3GPP)  # TS 29.229 §6.3.3: the IMS subscription XML of an SAA
 SECTIONS = ("identities", "realms")
+_ELEMENT_TEXT = re.compile(rb">([^<>]+)<")
 
 
 class MapError(ValueError):
@@ -65,7 +69,7 @@ class IdentityMap:
         """``data`` with its identities, realms and hosts mapped (a request or an answer)."""
         if not self:
             return data
-        found = top_level(data, (*IDENTITY_KEYS, *REALM_KEYS, *HOST_KEYS))
+        found = top_level(data, (*IDENTITY_KEYS, *REALM_KEYS, *HOST_KEYS, USER_DATA))
         values: dict[tuple[int, int], bytes] = {}
         for keys, change in ((IDENTITY_KEYS, self.identity), (REALM_KEYS, self.realm), (HOST_KEYS, self.host)):
             for key in keys:
@@ -74,6 +78,12 @@ class IdentityMap:
                     new = change(old)
                     if new != old:
                         values[key] = new.encode()
+        if USER_DATA in found:  # TS 29.228 Annex D: the identities are element texts of the XML
+            old_xml = found[USER_DATA][0]
+            new_xml = _ELEMENT_TEXT.sub(lambda m: b">" + self.identity(m.group(1).decode("utf-8", "replace")).encode() + b"<",
+                                        old_xml)
+            if new_xml != old_xml:
+                values[USER_DATA] = new_xml
         return rewrite(data, values) if values else data
 
 

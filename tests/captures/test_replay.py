@@ -1,0 +1,240 @@
+"""`cxgw capture replay` (a real process) against a live pair of cores in the test's
+reactor: the samples replay with zero differences; a changed answer (cores that do not
+know the user) is a difference with exit 1; an identity map makes a capture of one
+environment replay against cores with other identities; timing modes; one-line errors.
+The comparison and the map are also tested on bytes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, threads
+from twisted.internet.protocol import Factory
+
+from captures.reader import CaptureReader
+from captures.replay.compare import differences, mask_names
+from captures.replay.identities import IdentityMap, MapError, load_map
+from captures.samples.make import SCENARIOS, sample_cores
+from cx_codec import decode_lazy
+from cx_codec.rewrite import rewrite
+from gateway.testing.cores import PARTNER_GW, PRIMARY_GW
+from gateway.testing.diamtest import Net, wait_for
+
+SAMPLES = Path(__file__).resolve().parents[2] / "captures" / "samples"
+REGISTRATION = SAMPLES / "registration.pcapng"
+
+
+def cxgw(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def replay(*args: str):
+    """The replay as a child process, while the test's reactor serves the cores."""
+    return threads.deferToThread(cxgw, "capture", "replay", *args)
+
+
+class Live:
+    def __init__(self, tmp_path: Path, **identities) -> None:
+        self.net = Net()
+        self.cores = sample_cores(self.net, tmp_path, **identities)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.net.ports[PARTNER_GW]}"
+
+
+@pytest.fixture
+def live(tmp_path):
+    built = Live(tmp_path)
+    pytest_twisted.blockon(wait_for(lambda: built.cores.partner.peers[PRIMARY_GW].available, 10.0, "the interconnect"))
+    yield built
+    pytest_twisted.blockon(built.net.stop())
+    built.cores.close()
+
+
+@pytest.fixture
+def strangers(tmp_path):
+    """Cores whose user has other inbound and outbound identities than the samples'."""
+    folder = tmp_path / "strangers"
+    folder.mkdir()
+    built = Live(folder, inbound=("mig-7@partner.example", "sip:mig-7@partner.example"),
+                 outbound=("out-7@primary.example", "sip:out-7@primary.example"))
+    pytest_twisted.blockon(wait_for(lambda: built.cores.partner.peers[PRIMARY_GW].available, 10.0, "the interconnect"))
+    yield built
+    pytest_twisted.blockon(built.net.stop())
+    built.cores.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_every_sample_replays_with_zero_differences(live):
+    for name in SCENARIOS:
+        done = yield replay(SAMPLES / f"{name}.pcapng", "--target", live.target, "--json")
+        assert done.returncode == 0, (name, done.stdout, done.stderr)
+        report = json.loads(done.stdout)
+        assert report["ok"] and report["differing"] == [] and report["missing"] == [], name
+        assert report["target_identity"] == PARTNER_GW and report["client"] == "scscf.partner.example"
+        expected = {"registration": 2, "resync": 1, "unknown-user": 1, "digest-refused": 1}[name]
+        assert report["matched"] == expected and report["sent"] == expected, (name, report)
+        assert report["unexpected_answers"] == 0 and set(report["latency_ms"]) == {"p50", "p90", "p99"}
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_redacted_resync_mar_is_skipped_and_said_why(live):
+    done = yield replay(SAMPLES / "resync.pcapng", "--target", live.target)
+    assert done.returncode == 0, done.stderr
+    assert "skipped #9 MAR" in done.stdout and "SIP-Authorization redacted in the capture" in done.stdout
+    assert "matched    1" in done.stdout and "result: no differences" in done.stdout
+
+
+@pytest_twisted.inlineCallbacks
+def test_timing_original_and_rate_replay_the_same(live):
+    for mode in (["--timing", "original"], ["--rate", "50"], ["--window", "1"]):
+        done = yield replay(REGISTRATION, "--target", live.target, *mode)
+        assert done.returncode == 0 and "matched    2" in done.stdout, (mode, done.stdout, done.stderr)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_changed_answer_is_a_difference_with_exit_1(strangers):
+    """The strangers' cores do not know mig-sample: the MAR gets 5001 where 2001 was
+    recorded, the SAR too (a difference each, readable per AVP)."""
+    done = yield replay(REGISTRATION, "--target", strangers.target)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "differing  2" in done.stdout and "result: DIFFERENCES" in done.stdout
+    assert "Experimental-Result: not recorded, got (grouped)" in done.stdout
+    assert "Result-Code: recorded 2001, missing in the answer" in done.stdout
+    assert "SIP-Auth-Data-Item: recorded (grouped), missing in the answer" in done.stdout
+    done = yield replay(REGISTRATION, "--target", strangers.target, "--json")
+    report = json.loads(done.stdout)
+    assert report["ok"] is False and [entry["command"] for entry in report["differing"]] == ["MAR", "SAR"]
+    assert all(entry["result"] == "5001 (exp)" for entry in report["differing"])
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_identity_map_replays_a_capture_against_other_identities(strangers, tmp_path):
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[identities]\n"mig-sample@partner.example" = "mig-7@partner.example"\n'
+                       '"sip:mig-sample@partner.example" = "sip:mig-7@partner.example"\n')
+    done = yield replay(REGISTRATION, "--target", strangers.target, "--map", mapping)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "matched    2" in done.stdout and "result: no differences" in done.stdout
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_mask_decides_what_is_compared(live):
+    # without the default mask the vectors and ids differ (random and redacted): exit 1
+    done = yield replay(REGISTRATION, "--target", live.target, "--no-default-mask", "--command", "MAR")
+    assert done.returncode == 1
+    assert "SIP-Auth-Data-Item / SIP-Authenticate: recorded 0x5245444143544544" in done.stdout
+    assert "Session-Id" not in done.stdout  # the answer's Session-Id is the request's, as recorded
+    # masking one more AVP of an agreeing answer changes nothing
+    done = yield replay(REGISTRATION, "--target", live.target, "--mask", "User-Name", "--command", "SAR")
+    assert done.returncode == 0 and "matched    1" in done.stdout
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_target_that_refuses_or_is_not_there_is_one_line_exit_2(live, tmp_path):
+    done = yield replay(REGISTRATION, "--target", live.target, "--origin-host", "stranger.partner.example")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"cxgw capture replay: {live.target}: gw.partner.example refused the capabilities "
+                                  "exchange: CEA Result-Code 3010 DIAMETER_UNKNOWN_PEER"), done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")  # a port with nothing listening any more
+    number = port.getHost().port
+    yield port.stopListening()
+    done = yield replay(REGISTRATION, "--target", f"127.0.0.1:{number}")
+    assert done.returncode == 2 and "cannot connect to 127.0.0.1:" in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "localhost"], "--target 'localhost' is not HOST:PORT"),
+        (["--target", "127.0.0.1:1", "--mask", "No-Such-Avp"], "--mask 'No-Such-Avp' is not an AVP"),
+        (["--target", "127.0.0.1:1", "--rate", "0"], "--rate 0 must be above 0"),
+        (["--target", "127.0.0.1:1", "--command", "XYZ"], "--command 'XYZ' is not a Diameter command"),
+        (["--target", "127.0.0.1:1", "--map", "/no/such/map.toml"], "--map /no/such/map.toml: no such file"),
+        (["--target", "127.0.0.1:1", "--command", "LIR"], "no request to replay (after the filters)"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(args, message):
+    done = cxgw("capture", "replay", REGISTRATION, *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_file_that_is_not_a_capture_is_one_line(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    done = cxgw("capture", "replay", bad, "--target", "127.0.0.1:1")
+    assert done.returncode == 2 and "is not a pcap or pcapng file" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+# -- on bytes -----------------------------------------------------------------------------
+def _answers() -> list[bytes]:
+    return [message.data for message in CaptureReader(REGISTRATION)
+            if not message.data[4] & 0x80 and message.data[5:8] == (303).to_bytes(3, "big")]
+
+
+def test_differences_name_the_avp_and_both_values():
+    maa = _answers()[0]
+    changed = rewrite(maa, {(1, 0): b"someone-else@partner.example"})
+    found = differences(decode_lazy(maa), decode_lazy(changed), mask_names([]))
+    assert found == ["User-Name: recorded 'mig-sample@partner.example', got 'someone-else@partner.example'"] or \
+        found == ["User-Name: recorded 'out-sample@primary.example', got 'someone-else@partner.example'"]
+    assert differences(decode_lazy(maa), decode_lazy(changed), mask_names(["User-Name"])) == []
+    assert differences(decode_lazy(maa), decode_lazy(maa), mask_names([], default=False)) == []
+    flagged = maa[:4] + bytes([maa[4] | 0x20]) + maa[5:]
+    assert differences(decode_lazy(maa), decode_lazy(flagged), mask_names([])) == ["flags: recorded -P-, got -PE"]
+
+
+def test_the_identity_map_rewrites_identities_realms_and_hosts(tmp_path):
+    mar = next(message.data for message in CaptureReader(REGISTRATION) if message.data[4] & 0x80
+               and message.data[5:8] == (303).to_bytes(3, "big"))
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[identities]\n"mig-sample@partner.example" = "mig-1@lab.example"\n'
+                       '[realms]\n"partner.example" = "partner.lab"\n')
+    identity = load_map(mapping)
+    mapped = decode_lazy(identity.message(mar))
+    assert mapped["User-Name"] == "mig-1@lab.example"  # exact entry first
+    assert mapped["Public-Identity"] == "sip:mig-sample@partner.lab"  # else the realm of its domain
+    assert mapped["Origin-Host"] == "scscf.partner.lab" and mapped["Origin-Realm"] == "partner.lab"
+    assert mapped["Destination-Realm"] == "partner.lab"
+    assert IdentityMap().message(mar) == mar
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[users]\n", "[users] is not a section of an identity map"),
+        ('[identities]\n"a@b" = 3\n', '[identities] "a@b" = 3 is not a string'),
+        ("identities = 1\n", "identities must be a table"),
+        ("[identities\n", "not TOML"),
+    ],
+)
+def test_bad_map_files_are_named(tmp_path, text, message):
+    path = tmp_path / "map.toml"
+    path.write_text(text)
+    with pytest.raises(MapError, match="--map .*map.toml: ") as raised:
+        load_map(path)
+    assert message in str(raised.value)
+
+
+def test_a_long_text_difference_is_shown_where_the_texts_part():
+    saa = next(message.data for message in CaptureReader(REGISTRATION)
+               if not message.data[4] & 0x80 and message.data[5:8] == (301).to_bytes(3, "big"))
+    xml = decode_lazy(saa).find("User-Data").data
+    changed = rewrite(saa, {(606, 10415): xml.replace(b"mig-sample@", b"mig-other@")})
+    [line] = differences(decode_lazy(saa), decode_lazy(changed), mask_names([]))
+    assert line.startswith("User-Data: recorded '...") and "mig-sample@partner.example</PrivateID>" in line
+    assert "mig-other@partner.example</PrivateID>" in line and len(line) < 300
+    mapped = IdentityMap({"mig-sample@partner.example": "mig-other@partner.example",
+                          "sip:mig-sample@partner.example": "sip:mig-other@partner.example"}).message(saa)
+    assert decode_lazy(mapped).find("User-Data").data == xml.replace(b"mig-sample@", b"mig-other@")
