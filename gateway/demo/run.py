@@ -76,8 +76,13 @@ class Printer:
             raise Failed(what)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM like Ctrl-C: the cores are stopped on the way out
+
+
 def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    signal.signal(signal.SIGTERM, _terminated)
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="cxgw-demo-"))
     try:
         folder.mkdir(parents=True, exist_ok=True)

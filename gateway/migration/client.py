@@ -85,7 +85,8 @@ class HttpsPartnerAccess:
         where = f"{partner.id}'s provisioning API at {partner.api_url}"
         # No proxy from the environment: the interconnect is direct, and a proxy meant for
         # browsing must not see a request that carries the partner's bearer token.
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+        # No redirects either: following one would send the token to wherever it points.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect(),
                                              urllib.request.HTTPSHandler(context=_tls_context(partner)))
         try:
             with opener.open(request, timeout=partner.timeout) as response:
@@ -105,6 +106,13 @@ class HttpsPartnerAccess:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise MigrationError(step, Exit.PARTNER_REFUSED, f"{where} answered something that is not JSON") from None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer is an error (HTTPError), never followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _tls_context(partner: PartnerSystem) -> ssl.SSLContext | None:

@@ -205,7 +205,7 @@ class PrimaryCm:
     def _authorise(self, migration: Migration, impi: str, impu: str | None,
                    candidates: list[PartnerSystem]) -> list[PartnerSystem]:
         """Step 2: the subscriber exists, the IMPU is theirs, an agreement covers them."""
-        from hss_store.errors import StoreError, UnknownSubscriber
+        from hss_store.errors import InvalidIdentity, StoreError, UnknownSubscriber
 
         try:
             subscriber = self.store.get_subscriber(impi)
@@ -214,6 +214,8 @@ class PrimaryCm:
                 raise MigrationError("2", Exit.NOT_AUTHORISED, f"{chosen} is not a public identity of {impi} "
                                      f"(its IMPUs: {', '.join(subscriber.impus)})")
             allowed = [partner for partner in candidates if self.store.may_migrate(partner.id, impi)]
+        except InvalidIdentity as error:
+            raise MigrationError("2", Exit.USAGE, str(error)) from None
         except UnknownSubscriber:
             raise MigrationError("2", Exit.NOT_AUTHORISED, f"{impi} is not a subscriber of "
                                  f"{self.directory.primary_realm}; add it with: cxgw provision subscriber add") from None

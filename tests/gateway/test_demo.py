@@ -36,10 +36,13 @@ def _tshark(tshark: str, recording: str, ports: list[str], *args: str) -> list[s
 
 def test_the_demo_runs_every_step_and_records_both_legs(tmp_path, require_program):
     tshark = require_program("tshark")
-    done = subprocess.run([_cxgw(), "demo", "--dir", str(tmp_path / "demo")], capture_output=True, text=True,
-                          timeout=120)
+    # exactly the README's command; its folder goes where TMPDIR says (here: this test's)
+    done = subprocess.run([_cxgw(), "demo"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
+    folder = re.search(r"^folder (\S+)$", out, re.MULTILINE).group(1)
+    assert Path(folder).parent == tmp_path
     for step in STEPS:
         assert re.search(rf"^\[\s*{re.escape(step)}\] ", out, re.MULTILINE), f"step {step} missing:\n{out}"
     assert "FAILED" not in out
@@ -77,6 +80,13 @@ def test_the_demo_runs_every_step_and_records_both_legs(tmp_path, require_progra
     assert outbound.group(1) not in scscf_leg and inbound in scscf_leg
 
 
+def test_a_used_folder_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "something").write_text("x")
+    done = subprocess.run([_cxgw(), "demo", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "is not empty; give an empty or new folder with --dir" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -86,8 +96,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_keep_running_leaves_both_cores_up_until_ctrl_c(tmp_path):
-    demo = subprocess.Popen([_cxgw(), "demo", "--dir", str(tmp_path / "demo"), "--keep-running"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    demo = subprocess.Popen([_cxgw(), "demo", "--keep-running"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
     lines: list[str] = []
     try:
         assert demo.stdout is not None

@@ -165,6 +165,7 @@ def test_a_migration_runs_steps_1_to_13_and_keeps_the_primary_configuration(tmp_
     ("unknown user", "2", Exit.NOT_AUTHORISED, "carol@primary.example is not a subscriber of primary.example"),
     ("not her impu", "2", Exit.NOT_AUTHORISED, "sip:bob@primary.example is not a public identity of alice"),
     ("outside every area", "3", Exit.NO_PARTNER, "no partner system covers 0,0"),
+    ("malformed impi", "2", Exit.USAGE, "IMPI"),
 ])
 def test_refusals_before_anything_is_created(tmp_path, stores, case, step, code, message):
     primary, partner = stores
@@ -175,6 +176,7 @@ def test_refusals_before_anything_is_created(tmp_path, stores, case, step, code,
         "unknown user": (("carol@primary.example",), {"partner_id": "partner-a"}),
         "not her impu": ((ALICE, "sip:bob@primary.example"), {"partner_id": "partner-a"}),
         "outside every area": ((ALICE,), {"location": Location(0, 0)}),
+        "malformed impi": (("alice\u0000@primary.example",), {"partner_id": "partner-a"}),
     }[case]
     with pytest.raises(MigrationError) as raised:
         cm.migrate(*arguments[0], **arguments[1])
