@@ -22,8 +22,9 @@ from captures.replay.identities import IdentityMap, MapError, load_map
 from captures.samples.make import SCENARIOS, sample_cores
 from cx_codec import decode_lazy
 from cx_codec.rewrite import rewrite
-from gateway.testing.cores import PARTNER_GW, PRIMARY_GW
-from gateway.testing.diamtest import Net, wait_for
+from gateway.settings import PeerSettings
+from gateway.testing.cores import PARTNER_GW, PRIMARY_GW, SCSCF
+from gateway.testing.diamtest import Answering, Net, wait_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "captures" / "samples"
 REGISTRATION = SAMPLES / "registration.pcapng"
@@ -238,3 +239,21 @@ def test_a_long_text_difference_is_shown_where_the_texts_part():
     mapped = IdentityMap({"mig-sample@partner.example": "mig-other@partner.example",
                           "sip:mig-sample@partner.example": "sip:mig-other@partner.example"}).message(saa)
     assert decode_lazy(mapped).find("User-Data").data == xml.replace(b"mig-sample@", b"mig-other@")
+
+
+@pytest_twisted.inlineCallbacks
+def test_requests_without_an_answer_are_missing_with_exit_1(tmp_path):
+    """A target that accepts the capture's client and never answers its Cx requests."""
+    net = Net()
+    silent = Answering("hss.partner.example", "partner.example", never=True)
+    net.node("hss.partner.example", "partner.example", peers=[PeerSettings(SCSCF, "partner.example", connect=False)],
+             app=silent)
+    try:
+        done = yield replay(REGISTRATION, "--target", f"127.0.0.1:{net.ports['hss.partner.example']}",
+                            "--timeout", "0.3", "--json")
+        report = json.loads(done.stdout)
+        assert done.returncode == 1 and report["ok"] is False, done.stderr
+        assert [entry["command"] for entry in report["missing"]] == ["MAR", "SAR"] and report["matched"] == 0
+        assert silent.calls == 2
+    finally:
+        yield net.stop()
