@@ -2,7 +2,7 @@
 
     python bench/gateway.py [--seconds 3] [--repeat 3] [--rate 5000] [--bindings 1000000]
                             [--subscribers 100000] [--cache-dir /tmp/cxgw-bench]
-                            [--skip-freediameter] [--postgres] [--verbose]
+                            [--skip-freediameter] [--postgres] [--paths hss,partner,...] [--verbose]
 
 Paths (each gateway is `cxgw gateway --config FILE` as users run it, [metrics] on; the
 S-CSCF and the HSS stub are bench/relay_roles.py's cx-client and hss-stub):
@@ -601,6 +601,8 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
                 "port": port, "pids": {"partner-1": pair[0].pid, "partner-2": pair[1].pid}, "processes": pair,
                 "client": [*partner_client, "--cx-connections", "2", "--distinct"],
             }
+        if args.paths:
+            paths = {name: path for name, path in paths.items() if name in args.paths}
         print(f"all {len(paths)} paths ready; measuring", file=sys.stderr, flush=True)
         return measure_all(paths, args)
 
@@ -705,8 +707,14 @@ def main() -> int:
     parser.add_argument("--cache-dir", default="/tmp/cxgw-bench")
     parser.add_argument("--skip-freediameter", action="store_true")
     parser.add_argument("--postgres", action="store_true", help="also the partner on PostgreSQL, one and two processes")
+    parser.add_argument("--paths", default="", help="measure only these paths (comma-separated names of the table)")
     parser.add_argument("--verbose", action="store_true", help="print every run on stderr")
     args = parser.parse_args()
+    args.paths = {name.strip() for name in args.paths.split(",") if name.strip()}
+    unknown = args.paths - {"hss", "partner", "chain", "relay", "freeDiameter", "partner pg x1", "partner pg x2"}
+    if unknown:
+        parser.error(f"--paths: no path {sorted(unknown)}; the paths are hss, partner, chain, relay, freeDiameter, "
+                     "'partner pg x1', 'partner pg x2'")
     if args.subscribers < 1 or args.bindings < 1:
         parser.error("--bindings and --subscribers must be at least 1")
     results = run(args)

@@ -418,6 +418,28 @@ def apply_template(buf: bytes, template: Template, dictionary: Dictionary) -> li
     return avps
 
 
+def template_fits(buf: bytes, template: Template, dictionary: Dictionary) -> bool:
+    """``apply_template``'s verdict without building the AVPs: True when ``buf`` is laid
+    out like the message the template was made from and its other values pass their
+    checks again (so ``decode`` would accept it)."""
+    compared, expected, entries = template
+    if compared(buf) != expected:
+        return False
+    try:
+        for offset, _, shared, code, word, vendor, definition, data_at, length, _, check, enum in entries:
+            if shared is not None or check is None:
+                continue
+            if check is _GROUPED:
+                check_avp(code, word, vendor, definition, buf, offset + data_at, offset + length, dictionary, VALIDATE, 0)
+                continue
+            value = check(buf[offset + data_at : offset + length])
+            if enum is not None and value not in enum:
+                return False
+    except DecodeError:
+        return False
+    return True
+
+
 def check_avp(
     code: int,
     word: int,

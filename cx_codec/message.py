@@ -20,6 +20,7 @@ from cx_codec.avp import (
     apply_template,
     make_template,
     parse_avps,
+    template_fits,
 )
 from cx_codec.dictionary import DEFAULT_DICTIONARY, Dictionary
 from cx_codec.header import HEADER, HEADER_LENGTH, Flags, check_flags, unpack_header
@@ -245,6 +246,27 @@ def decode(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY, *, validate
         code, flags, application_id, hop_by_hop, end_to_end, avps, dictionary,
         version=version, body=data[HEADER_LENGTH:],
     )
+
+
+def strict_layout(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -> tuple[TemplateEntry, ...]:
+    """The top-level layout of a message that passes ``decode``: the entries of the
+    template it fits (per AVP: offset, header word, vendor, ...; avp.TemplateEntry), found
+    without building AVPs when a message laid out alike was validated before, else by
+    ``decode`` itself (which raises its DecodeError, or records the layout). The same
+    verdict as ``decode(data)``, for a translating fast path that needs the verdict and
+    where each AVP is, not the objects."""
+    if len(data) >= HEADER_LENGTH and data[0] == 1:
+        word1 = int.from_bytes(data[4:8], "big")
+        length = int.from_bytes(data[1:4], "big")
+        key = (word1 & 0xFFFFFF, word1 >> 24, int.from_bytes(data[8:12], "big"), length)
+        templates = dictionary.templates.get(key)
+        if templates and length == len(data):
+            for template in templates:
+                if template_fits(data, template, dictionary):
+                    return template[2]
+    message = decode(data, dictionary)  # DecodeError, or the layout is now the first template
+    key = (message.command_code, message.flags, message.application_id, len(data))
+    return dictionary.templates[key][0][2]
 
 
 MAX_TEMPLATES = 4  # per (command, flags, application, length)

@@ -52,7 +52,8 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | Non
         if node.recorder is not None:  # [capture]: the translated MAR and its original named in the file
             partner.annotate = node.recorder.annotations()
         watcher = RevocationWatcher(
-            store, local, node.send_request, reactor, config.partner.revocation_poll, partner.registrars
+            store, local, node.send_request, reactor, config.partner.revocation_poll, partner.registrars,
+            partner.bindings,
         )
     if config.primary is not None:
         settings = config.primary

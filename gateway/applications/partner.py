@@ -38,11 +38,13 @@ from gateway.applications.cx import (
     server_assignment_answer,
     user_authorization_answer,
 )
+from gateway.applications.fastpath import BindingCache
 from gateway.applications.hss import failure_answer, store_failure_answer
 from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import (
     Destination,
     Identities,
+    Restore,
     restore_of,
     translate_answer,
     translate_request,
@@ -74,6 +76,8 @@ class PartnerApplication:
         self.new_end_to_end = new_end_to_end or _end_to_end_ids()
         self.annotate: Callable[[tuple[bytes, bytes], str], None] | None = None  # a recording node's (captures.recorder)
         self.outcomes: dict[str, int] = {}  # translation outcomes, by result (metrics)
+        # active inbound bindings held in memory while the revocation watch keeps them current
+        self.bindings = BindingCache(store.store)
         # inbound IMPI -> (Origin-Host, Origin-Realm) of the S-CSCF that registered it (its
         # SAR), where a revocation sends the RTR (gateway.applications.revocation)
         self.registrars: dict[str, tuple[str, str]] = {}
@@ -110,6 +114,7 @@ class PartnerApplication:
     def _binding(self, impi: str, impu: str | None) -> InboundBinding:
         """The active binding of an inbound IMPI whose IMPU is ``impu`` (step 17)."""
         binding = self.store.store.inbound_by_impi(impi)
+        self.bindings.keep(binding)
         if impu is not None and binding.inbound_impu != impu:
             raise IdentitiesDontMatch(
                 f"public identity {impu!r} is not bound with inbound identity {impi!r}"
@@ -117,19 +122,25 @@ class PartnerApplication:
         return binding
 
     def _forward(self, binding: InboundBinding, message: Message, inbound: Identities) -> Deferred[bytes]:
-        data = message.encode()  # the bytes as received (cx_codec keeps them)
+        translated, restore = self.translate(message.encode(), binding, inbound)  # the bytes as received
+        answer = self.send(translated)  # step 18; the node answers 3002/3004 itself on failure
+        answer.addCallback(self._translated_back, restore)
+        return answer
+
+    def translate(self, data: bytes, binding: InboundBinding, inbound: Identities) -> tuple[bytes, Restore]:
+        """The MAR ``data`` for the primary SIP database of ``binding`` (step 18), and what
+        its answer must get back; the general path and the fast path
+        (gateway.applications.fastpath) both send what this makes."""
         primary = Identities(binding.primary_impi, binding.primary_impu)
         hide = self.hide_topology
         translated = translate_request(
             data, primary, Destination(binding.primary.realm, binding.primary.host), self.local,
             hide_topology=hide, end_to_end=self.new_end_to_end() if hide else None,
         )
-        restore = restore_of(data, inbound, self.hide_topology)
+        restore = restore_of(data, inbound, hide)
         if self.annotate is not None:  # both legs' requests name the binding in the capture (docs/captures.md)
             self.annotate((data, translated), f"translated: inbound {inbound.impi} ↔ primary {primary.impi} ({binding.primary.realm})")
-        answer = self.send(translated)  # step 18; the node answers 3002/3004 itself on failure
-        answer.addCallback(self._translated_back, restore)
-        return answer
+        return translated, restore
 
     def _translated_back(self, answer: bytes, restore: Any) -> bytes:
         self._count("forwarded")

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from cx_codec import decode_lazy
 from cx_codec.commands import RegistrationTerminationRequest, new_session_id
 from gateway.applications.cx import CX, VENDOR_3GPP, Local
+from gateway.applications.fastpath import BindingCache
 from gateway.applications.storage import StoreAccess
 from hss_store.errors import StoreError
 from hss_store.records import BindingEvent
@@ -41,7 +42,7 @@ def scscf_host(server_name: str) -> str | None:
 class RevocationWatcher:
     def __init__(
         self, store: StoreAccess, local: Local, send: Callable[[bytes], Deferred[bytes]], clock: Any,
-        interval: float, registrars: dict[str, tuple[str, str]],
+        interval: float, registrars: dict[str, tuple[str, str]], bindings: BindingCache | None = None,
     ) -> None:
         self.store = store
         self.local = local
@@ -50,6 +51,8 @@ class RevocationWatcher:
         self.interval = interval
         # inbound IMPI -> (Origin-Host, Origin-Realm) of the S-CSCF whose SAR registered it
         self.registrars = registrars
+        # the partner role's bindings in memory: each event drops the binding it names
+        self.bindings = bindings
         self.last_id: int | None = None
         self.terminated = 0
         self._loop = LoopingCall(self.poll)
@@ -70,13 +73,18 @@ class RevocationWatcher:
         store = self.store.store
         if self.last_id is None:  # revocations made before we started are not ours to act on
             result = self.store.call(store.last_binding_event_id)
-            result.addCallback(lambda last: setattr(self, "last_id", last))
+            result.addCallback(self._started)
         else:
             result = self.store.call(store.binding_events_since, self.last_id)
             result.addCallback(self._events)
         result.addErrback(self._store_failed)
         result.addBoth(self._done)
         return result
+
+    def _started(self, last: int) -> None:
+        self.last_id = last
+        if self.bindings is not None:
+            self.bindings.watching()  # from now on, every change reaches the cache
 
     def _done(self, _: object) -> None:
         self._busy = False
@@ -89,6 +97,8 @@ class RevocationWatcher:
         work: Deferred[None] = succeed(None)
         for event in events:
             self.last_id = event.id
+            if self.bindings is not None and event.direction == "inbound":
+                self.bindings.forget(event.impi)
             if event.direction == "inbound" and event.event == "revoked":
                 work.addCallback(lambda _, event=event: self._terminate(event))
         return work

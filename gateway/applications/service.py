@@ -12,9 +12,11 @@ from twisted.internet.defer import Deferred, succeed
 from cx_codec import Message
 from cx_codec.errors import ResultCode
 from gateway.applications.cx import Local
+from gateway.applications.fastpath import PartnerFastPath
 from gateway.applications.hss import HssApplication, failure_answer
 from gateway.applications.partner import PartnerApplication
 from gateway.applications.primary import PrimaryApplication
+from gateway.routing.relay import FastRequest
 
 
 class CxService:
@@ -29,6 +31,23 @@ class CxService:
         self.local = local
         self.hss, self.partner, self.primary = hss, partner, primary
         self.others = partner or hss  # the role of every peer that is not a partner gateway
+        self._node: Any = None
+        self._partner_fast: PartnerFastPath | None = None
+
+    def fast_path(self, node: Any) -> FastRequest | None:
+        """The requests of the relay's read loop this service answers there
+        (gateway.routing.relay calls this for each read that has requests for it)."""
+        if self._node is not node:
+            self._node = node
+            self._partner_fast = PartnerFastPath(self.partner, node) if self.partner is not None else None
+        return self.fast_request if self._partner_fast is not None else None
+
+    def fast_request(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
+        """gateway.routing.relay.FastRequest: the partner role's usual MAR (a partner
+        gateway's requests, for the primary role, take the general path)."""
+        if self.primary is not None and self.primary.serves(peer):
+            return False
+        return self._partner_fast(connection, peer, data, offset, stop)  # type: ignore[misc]
 
     def handle_message(self, message: Message, peer: Any) -> Deferred[bytes]:
         if self.primary is not None and self.primary.serves(peer):

@@ -272,18 +272,29 @@ class Proxy:
             node.count_late_answer()
             return
         node.pending.pop(hop_by_hop)
+        origin = entry.origin
+        if origin is None or entry.deferred is not None:
+            self.own_answer(peer, entry, data)
+            return
         if node.counting:
             result = answer_result(data)
             node.message_counts.count(peer.host, "in", entry.command_code, result)
-            origin = entry.origin.peer.host if entry.origin is not None and entry.origin.peer else "local"
-            node.message_counts.count(origin, "out", entry.command_code, result)
+            node.message_counts.count(origin.peer.host if origin.peer else "local", "out", entry.command_code, result)
             node.observe_latency(entry)
-        origin = entry.origin
-        if origin is not None and entry.deferred is None:
-            # RFC 6733 §6.2.2: back where it came from, with the hop-by-hop id it had
-            if origin.connected:
-                origin.queue(data[:12] + _U32.pack(entry.original_hop_by_hop) + data[16:])
-            return
+        # RFC 6733 §6.2.2: back where it came from, with the hop-by-hop id it had
+        if origin.connected:
+            origin.queue(data[:12] + _U32.pack(entry.original_hop_by_hop) + data[16:])
+
+    def own_answer(self, peer: Peer, entry: PendingRequest, data: bytes) -> None:
+        """The answer from ``peer`` to a request this node originated (``entry`` taken out
+        of the pending table): counted, and given to its Deferred. The relay's hot loop
+        calls this too."""
+        node = self.node
+        if node.counting:
+            result = answer_result(data)
+            node.message_counts.count(peer.host, "in", entry.command_code, result)
+            node.message_counts.count("local", "out", entry.command_code, result)
+            node.observe_latency(entry)
         self.deliver(entry, data)
 
     def deliver(self, entry: PendingRequest, answer: bytes) -> None:
@@ -342,9 +353,7 @@ class Proxy:
             self.answer_error(connection, data, ResultCode.DIAMETER_TOO_BUSY,
                               f"{self.serving} requests being served here; limits.max_pending(_per_peer) reached")
             return
-        self._serving[key] = [(connection, message.hop_by_hop)]
-        self.serving += 1
-        self._serving_per_peer[peer] = self._serving_per_peer.get(peer, 0) + 1
+        self._begin_local(connection, peer, key, message.hop_by_hop)
         handle_message = getattr(application, "handle_message", None)
         if handle_message is not None:
             result = maybeDeferred(handle_message, message, peer)
@@ -359,6 +368,39 @@ class Proxy:
             result.addCallback(self._count_local, peer, message.command_code)
         result.addCallback(self._local_answered, key)
         result.addErrback(self._local_failed, key, data)
+
+    def _begin_local(self, connection: DiameterConnection, peer: Any, key: Any, hop_by_hop: int) -> None:
+        self._serving[key] = [(connection, hop_by_hop)]
+        self.serving += 1
+        self._serving_per_peer[peer] = self._serving_per_peer.get(peer, 0) + 1
+
+    # -- local work on an application's fast path (``fast_request``, called by the hot loop) --
+    def admit_local(self, connection: DiameterConnection, peer: Any, key: Any, hop_by_hop: int, command: int) -> bool:
+        """Begin serving, as ``local`` does, a request an application's fast path checked
+        strictly (RFC 6733 §7) and did not find to be a retransmission (T flag). False:
+        ``local`` must take it (a copy of it is being served, or a limit is reached: it
+        answers those); nothing was changed then."""
+        node = self.node
+        limits = node.limits
+        if (
+            key in self._serving
+            or self.serving >= limits.max_pending
+            or self._serving_per_peer.get(peer, 0) >= limits.max_pending_per_peer
+        ):
+            return False
+        self._begin_local(connection, peer, key, hop_by_hop)
+        if node.counting:
+            node.message_counts.count(peer.host, "in", command, "")
+        return True
+
+    def local_answer(self, answer: bytes, peer: Any, key: Any, command: int) -> None:
+        """The answer of work admitted by ``admit_local``: what ``local``'s callbacks do with
+        an application's answer (limits released, counted, kept for duplicates, sent to
+        every copy of the request)."""
+        self._local_done(None, peer)
+        if self.node.counting:
+            self._count_local(answer, peer, command)
+        self._local_answered(answer, key)
 
     def _local_done(self, result: Any, peer: Any) -> Any:
         self.serving -= 1

@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cx_codec import DecodeError
+from cx_codec.dictionary import APPLICATION_RELAY
 from cx_codec.rewrite import find_base_avp
 from gateway.observe.counts import result_key
 from gateway.routing.pending import PendingRequest
@@ -67,6 +68,16 @@ _LOCAL = RouteAction.LOCAL
 _MAX_CHAINS = 1024
 _MAX_CHAIN_BYTES = 1024
 _new_entry = tuple.__new__
+
+
+class FastRequest(Protocol):
+    """An application's fast path (``application.fast_path(node)``, e.g.
+    gateway.applications.service.CxService.fast_request):
+    serve the request in ``data[offset:stop]`` as the general path would (``Proxy.local``
+    and the application), sharing its bookkeeping (``Proxy.admit_local``,
+    ``Proxy.local_answer``); False, having changed nothing, when the general path must."""
+
+    def __call__(self, connection: DiameterConnection, peer: Peer, data: bytes, offset: int, stop: int) -> bool: ...
 
 
 class RelayHost(ProxyHost):
@@ -128,23 +139,36 @@ class StreamRelay:
         connection.relay_prefix = (data[first_end:end], realm)
         return realm
 
-    def decide(self, peer: Peer, realm: bytes, application_id: int) -> tuple[Peer | None, DiameterConnection | None]:
+    def decide(self, peer: Peer, realm: bytes, application_id: int) -> tuple[Peer | None, DiameterConnection | None, FastRequest | None]:
         """The single available peer a request from ``peer`` for ``realm`` goes to here, and
-        its connection; (None, None): the general path decides (local service, several
-        targets, nothing available: answers, failover choices and limits are its)."""
+        its connection; or, for a request served here (RFC 6733 §6.1.4: our realm and an
+        application we serve, or a local route), the application's ``fast_request`` where
+        it has one; (None, None, None): the general path decides (several targets, nothing
+        available: answers, failover choices and limits are its)."""
         node = self.node
         route = node.routing.lookup_raw(realm, application_id)
-        if route is None or route.action is _LOCAL or len(route.targets) != 1:
-            return None, None
-        if application_id in node.applications and realm.lower() == node.proxy.realm:
-            return None, None  # served here (RFC 6733 §6.1.4); other realms keep the fast path
+        if (application_id in node.applications and realm.lower() == node.proxy.realm) or (
+            route is not None and route.action is _LOCAL
+        ):
+            return None, None, self.fast_local(application_id)
+        if route is None or len(route.targets) != 1:
+            return None, None, None
         target = node.peers.get(route.targets[0].key)
         if target is None or target is peer or not target.available:
-            return None, None
+            return None, None, None
         out = target.connection
         if out is None or out.closing or not out.connected:
-            return None, None
-        return target, out
+            return None, None, None
+        return target, out, None
+
+    def fast_local(self, application_id: int) -> FastRequest | None:
+        """The fast path of the application serving ``application_id`` here, if it has one
+        and the application is one we advertised (else the general path answers 3007)."""
+        proxy = self.node.proxy
+        if application_id not in proxy.advertised and APPLICATION_RELAY not in proxy.advertised:
+            return None
+        fast_path = getattr(self.node.applications.get(application_id), "fast_path", None)
+        return fast_path(self.node) if fast_path is not None else None
 
     def stream(self, connection: DiameterConnection, peer: Peer, data: bytes) -> bool:
         """Relay what ``data`` completes; the node batches the writes around this call.
@@ -183,7 +207,7 @@ class StreamRelay:
         answered = 0  # answers from ``peer``, taken off its pending count when settled
         last_realm: bytes | None = None  # the routing decision of the last request ...
         last_application = -1
-        target = out = None  # ... (None: the general path's), until the general path runs
+        target = out = serve = None  # ... (None: the general path's), until the general path runs
         count = 0  # requests pending on ``target``, written back when settled
         offset = 0
         end = stop = len(data)
@@ -202,7 +226,7 @@ class StreamRelay:
                         if not flags & 0x80:  # an answer
                             entry = entries.get(hop_by_hop_in)
                             # origin None: a request of this node's own (PendingRequests.add with a Deferred)
-                            if entry is not None and entry.peer is peer and entry.origin is not None:
+                            if entry is not None and entry.peer is peer and entry.origin is not None and entry.deferred is None:
                                 del entries[hop_by_hop_in]
                                 answered += 1
                                 origin = entry.origin
@@ -222,6 +246,23 @@ class StreamRelay:
                                             _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
                                         run_to, run_start, run_end = origin, offset, stop
                                 offset = stop
+                                continue
+                            if entry is not None and entry.peer is peer:
+                                # the answer to a request of this node's own (a translated MAR,
+                                # an RTR): Proxy.own_answer, with the tables up to date
+                                if run_to is not None:
+                                    _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
+                                    run_to = None
+                                if target is not None:
+                                    per_peer[target] = count
+                                target = out = serve = last_realm = None
+                                del entries[hop_by_hop_in]
+                                per_peer[peer] -= answered + 1
+                                answered = 0
+                                node.proxy.own_answer(peer, entry, data[offset:stop])
+                                offset = stop
+                                if peer.connection is not connection or node.stopping:
+                                    break
                                 continue
                         elif stop - offset >= 28:
                             first_code, first_word = unpack_avp(data, offset + 20)  # usually Session-Id
@@ -248,7 +289,7 @@ class StreamRelay:
                                 if realm is not last_realm or application_id != last_application:
                                     if target is not None:
                                         per_peer[target] = count
-                                    target, out = self.decide(peer, realm, application_id)
+                                    target, out, serve = self.decide(peer, realm, application_id)
                                     last_realm, last_application = realm, application_id
                                     count = per_peer.get(target, 0)
                                 if out is not None and count < max_peer and len(entries) < max_all:
@@ -274,13 +315,23 @@ class StreamRelay:
                                     outbox.append(forwarded)
                                     offset = stop
                                     continue
+                                if serve is not None:  # served here, by the application's fast path
+                                    if run_to is not None:
+                                        _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
+                                        run_to = None
+                                    if answered:
+                                        per_peer[peer] -= answered
+                                        answered = 0
+                                    if serve(connection, peer, data, offset, stop):
+                                        offset = stop
+                                        continue
                     # the general path, in stream order, with the node's tables up to date
                     if run_to is not None:
                         _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
                         run_to = None
                     if target is not None:
                         per_peer[target] = count
-                    target = out = last_realm = None
+                    target = out = serve = last_realm = None
                     if answered:
                         per_peer[peer] -= answered
                         answered = 0
@@ -295,7 +346,7 @@ class StreamRelay:
                     run_to = None
                 if target is not None:
                     per_peer[target] = count
-                target = out = last_realm = None
+                target = out = serve = last_realm = None
                 if answered:
                     per_peer[peer] -= answered
                     answered = 0

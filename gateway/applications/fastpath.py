@@ -1,0 +1,243 @@
+"""The partner's MAR inside the relay's read loop (TR 23.781 solution 2, steps 17-20, at
+relay speed): what ``Proxy.local`` and ``PartnerApplication.multimedia_auth`` do for the
+usual registration, without decoding into objects and without Deferreds.
+
+The relay's hot loop (gateway.routing.relay) hands a request served here to
+``CxService.fast_request``; the partner role takes a MAR when
+
+- it passes strict decoding (``cx_codec.message.strict_layout``: the codec's verdict,
+  taken from the layouts it validated before; RFC 6733 §7),
+- it is no retransmission (T flag: the duplicate cache of ``Proxy.local`` answers those),
+- its scheme is no Digest one and it carries no SIP-Authorization (re-synchronisation),
+- its inbound IMPI has an active binding with that IMPU (``BindingCache``),
+- the primary SIP database is reachable the simple way (one available peer within the
+  pending limits) and ``Proxy.admit_local`` admits it (limits, no copy being served).
+
+Everything else, every error answer included, goes down the general path, which answers
+it as before; nothing is changed before that decision. What the two paths share rather
+than copy: the translation (gateway.applications.translation), the bookkeeping of local
+work (``Proxy.admit_local`` / ``local_answer``), the answer of the node's own requests
+(``Proxy.own_answer``, which also takes this path's 3002 on timeout or a peer down);
+``tests/gateway/test_fastpath.py`` proves the answers equal, error cases included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cx_codec import DecodeError
+from cx_codec.message import strict_layout
+from gateway.applications.cx import DIGEST_SCHEMES, UNKNOWN_SCHEME, VENDOR_3GPP, Command
+from gateway.applications.translation import Identities, Restore
+from hss_store.errors import StoreError
+from hss_store.records import InboundBinding
+from hss_store.store import HssStore
+
+if TYPE_CHECKING:
+    from gateway.applications.partner import PartnerApplication
+
+_MAR = Command.MAR
+FLAG_T = 0x10  # RFC 6733 §3: a retransmission
+# (code, vendor) of the AVPs read here (TS 29.229 §6.3, RFC 6733 §8.8, §6.3)
+_USER_NAME, _PUBLIC_IDENTITY, _ORIGIN_HOST, _SESSION_ID = (1, 0), (601, VENDOR_3GPP), (264, 0), (263, 0)
+_SIP_AUTH_DATA_ITEM, _SCHEME, _AUTHORIZATION = (612, VENDOR_3GPP), 608, 610
+
+
+class BindingCache:
+    """Active inbound bindings by inbound IMPI, read from the store on a miss (SQLite: in
+    the reactor thread, as ``StoreAccess`` calls it). Only a store whose change log is
+    watched may be cached: the revocation watch (gateway.applications.revocation) calls
+    ``forget`` for every binding event and ``watching`` once it reads the log, so a
+    revocation made by another process takes effect within ``[partner] revocation_poll``;
+    an expiry is checked at every use. Without a watch (``cached`` False) every MAR reads
+    the store."""
+
+    def __init__(self, store: HssStore, size: int = 200_000) -> None:
+        self.store = store
+        self.size = size  # (memory: about 0.5 KiB a binding)
+        self.cached = False
+        self._entries: dict[str, InboundBinding] = {}
+        self._clock: Callable[[], float] = getattr(store, "_clock", time.time)
+
+    def watching(self) -> None:
+        """The change log is read from now on: bindings may be kept."""
+        self.cached = True
+
+    def forget(self, impi: str) -> None:
+        self._entries.pop(impi, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def active(self, impi: str) -> InboundBinding | None:
+        """The active binding of ``impi``, or None (unknown, revoked, expired, the store
+        failing, or a store that cannot be read in the reactor thread): the general path
+        finds out which and answers."""
+        binding = self._entries.get(impi)
+        if binding is not None:
+            if binding.expires_at is None or self._clock() < binding.expires_at:
+                return binding
+            del self._entries[impi]
+            return None
+        if not self.store.in_process:
+            return None  # (PostgreSQL: the general path reads it off the reactor, and keeps it)
+        try:
+            binding = self.store.inbound_by_impi(impi)
+        except (StoreError, ValueError):
+            return None
+        self.keep(binding)
+        return binding
+
+    def keep(self, binding: InboundBinding) -> None:
+        if not self.cached:
+            return
+        entries = self._entries
+        if len(entries) >= self.size:
+            entries.clear()  # (a bound, not an LRU: a refill costs one store read each)
+        entries[binding.inbound_impi] = binding
+
+
+class MarLayout:
+    """Where the AVPs a fast MAR needs are, in one layout validated by the codec (an
+    ``avp.TemplateEntry`` per top-level AVP): data offsets of User-Name, the first
+    Public-Identity, Origin-Host, and the SIP-Auth-Data-Item's bytes; None where absent."""
+
+    __slots__ = ("entries", "user_name", "public_identity", "origin_host", "item")
+
+    def __init__(self, entries: tuple[Any, ...]) -> None:
+        self.entries = entries
+        found: dict[tuple[int, int], tuple[int, int]] = {}
+        for entry in entries:
+            offset, _, _, code, word, vendor = entry[:6]
+            key = (code, vendor)
+            if key not in found:  # the first of each, as rewrite() and Message.get take it
+                found[key] = (offset + (12 if word & 0x80000000 else 8), offset + (word & 0xFFFFFF))
+        self.user_name = found.get(_USER_NAME)
+        self.public_identity = found.get(_PUBLIC_IDENTITY)
+        self.origin_host = found.get(_ORIGIN_HOST)
+        self.item = found.get(_SIP_AUTH_DATA_ITEM)
+
+
+def _item_members(data: bytes) -> tuple[str, bool]:
+    """(SIP-Authentication-Scheme, whether SIP-Authorization is there) of the data of a
+    SIP-Auth-Data-Item the codec accepted (TS 29.229 §6.3.13)."""
+    scheme, authorization = UNKNOWN_SCHEME, False
+    offset, end = 0, len(data)
+    while offset + 8 <= end:
+        code = int.from_bytes(data[offset : offset + 4], "big")
+        flags, length = data[offset + 4], int.from_bytes(data[offset + 5 : offset + 8], "big")
+        vendor = int.from_bytes(data[offset + 8 : offset + 12], "big") if flags & 0x80 else 0
+        start = offset + (12 if flags & 0x80 else 8)
+        if vendor == VENDOR_3GPP and code == _SCHEME and scheme == UNKNOWN_SCHEME:
+            scheme = data[start : offset + length].decode()
+        elif vendor == VENDOR_3GPP and code == _AUTHORIZATION:
+            authorization = True
+        offset += (length + 3) & -4
+    return scheme, authorization
+
+
+class PartnerFastPath:
+    """``PartnerApplication.multimedia_auth`` for the usual MAR, in the read loop."""
+
+    def __init__(self, partner: PartnerApplication, node: Any) -> None:
+        self.partner = partner
+        self.node = node
+        self.proxy = node.proxy
+        self.bindings = partner.bindings
+        self._layouts: dict[int, MarLayout] = {}  # id(entries) -> layout (entries kept in it)
+        self._items: dict[bytes, tuple[str, bool]] = {}  # SIP-Auth-Data-Item data -> what it asks
+
+    def __call__(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
+        if data[offset + 5 : offset + 8] != b"\x00\x01\x2f" or data[offset + 4] & FLAG_T:  # 303 MAR
+            return False
+        request = data[offset:stop]
+        try:
+            entries = strict_layout(request)
+        except DecodeError:
+            return False  # the general path answers the protocol error
+        layout = self._layouts.get(id(entries))
+        if layout is None or layout.entries is not entries:
+            if len(self._layouts) >= 4096:
+                self._layouts.clear()
+            layout = self._layouts[id(entries)] = MarLayout(entries)
+        if layout.item is None or layout.user_name is None or layout.public_identity is None or layout.origin_host is None:
+            return False
+        item = request[layout.item[0] : layout.item[1]]
+        asked = self._items.get(item)
+        if asked is None:
+            asked = _item_members(item)
+            if len(self._items) < 256:
+                self._items[item] = asked
+        scheme, resynchronisation = asked
+        if resynchronisation or scheme.casefold() in DIGEST_SCHEMES:
+            return False
+        impi = request[layout.user_name[0] : layout.user_name[1]].decode()
+        binding = self.bindings.active(impi)
+        if binding is None:
+            return False
+        impu = request[layout.public_identity[0] : layout.public_identity[1]].decode()
+        if binding.inbound_impu != impu:
+            return False  # 5002, from the general path
+        target = self._target(binding)
+        if target is None:
+            return False
+        partner = self.partner
+        try:
+            translated, restore = partner.translate(request, binding, Identities(impi, impu))
+        except DecodeError:
+            return False
+        hop_by_hop_in = int.from_bytes(request[12:16], "big")
+        origin_host = request[layout.origin_host[0] : layout.origin_host[1]].decode().lower()
+        key = (origin_host, int.from_bytes(request[16:20], "big"))
+        proxy = self.proxy
+        if not proxy.admit_local(connection, peer, key, hop_by_hop_in, _MAR):
+            return False
+        node = self.node
+        pending = node.pending
+        hop_by_hop = pending.new_id()
+        forwarded = translated[:12] + hop_by_hop.to_bytes(4, "big") + translated[16:]
+        pending.add(hop_by_hop_in, None, target, forwarded, _MAR, hop_by_hop,
+                    TranslatedAnswer(partner, proxy, restore, peer, key), node.now)
+        target.send(forwarded)
+        return True
+
+    def _target(self, binding: InboundBinding) -> Any:
+        """The peer ``Proxy.originate`` would choose for the translated MAR when the choice
+        is simple (RFC 6733 §6.1.5: a Destination-Host that is an available peer, else the
+        realm's single available target), within the pending limits; else None."""
+        node = self.node
+        limits = node.limits
+        if len(node.pending) >= limits.max_pending:
+            return None
+        primary = binding.primary
+        if primary.host is not None:
+            target = self.proxy.available(primary.host)
+        else:
+            route = node.routing.lookup(primary.realm, _CX)
+            if route is None or len(route.targets) != 1:
+                return None
+            target = self.proxy.available(route.targets[0].host)
+        if target is None or node.pending.outstanding(target) >= limits.max_pending_per_peer:
+            return None
+        return target
+
+
+_CX = 16777216
+
+
+class TranslatedAnswer:
+    """Where the answer to a MAR sent on by the fast path goes: the pending entry's
+    ``deferred`` (``Proxy.own_answer`` / ``deliver`` call ``callback``, for the primary's
+    answer and for this node's 3002 alike), as ``PartnerApplication._translated_back``
+    and ``Proxy.local``'s callbacks would treat it."""
+
+    __slots__ = ("partner", "proxy", "restore", "peer", "key")
+
+    def __init__(self, partner: PartnerApplication, proxy: Any, restore: Restore, peer: Any, key: tuple[str, int]) -> None:
+        self.partner, self.proxy, self.restore, self.peer, self.key = partner, proxy, restore, peer, key
+
+    def callback(self, answer: bytes) -> None:
+        translated = self.partner._translated_back(answer, self.restore)  # step 20
+        self.proxy.local_answer(translated, self.peer, self.key, _MAR)

@@ -1,0 +1,326 @@
+"""gateway.applications.fastpath, the partner's MAR in the relay's read loop, against the
+general path it stands in for (``Proxy.local`` and ``PartnerApplication.multimedia_auth``).
+
+Two partner nodes over one SQLite store, with the same peers, routes and id counters: one
+reads through the relay's hot loop (which hands MARs served here to the fast path), the
+other through ``node.receive_general`` only. The same reads go into both: usual MARs,
+MARs of an unknown user (5001), with an IMPU not bound with the IMPI (5002), a Digest
+scheme (5006), a re-synchronisation, retransmissions (T flag), several MARs in one read
+cut anywhere; then the primary gateway answers, goes down (3002) or lets Tx run out
+(3002); a binding is revoked while cached (5001 once the watch has polled), and one
+expires. The S-CSCF must see the same bytes from both; the primary the same bytes but
+the Session-Id this node makes up (a process-wide counter); the tables, the counts and the
+translation outcomes must end the same.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet import task
+from twisted.internet.testing import StringTransport
+
+from cx_codec import answer_for, decode
+from cx_codec.commands import MultimediaAuthRequest
+from cx_codec.rewrite import rewrite
+from gateway.applications.cx import CX, SESSION_ID, Local
+from gateway.applications.partner import PartnerApplication
+from gateway.applications.revocation import RevocationWatcher
+from gateway.applications.service import CxService
+from gateway.applications.storage import StoreAccess
+from gateway.node import DiameterNode
+from gateway.observe.counts import NodeMetrics
+from gateway.peer import WatchdogState
+from gateway.peer.capabilities import Application, LocalIdentity
+from gateway.routing.table import Route, RouteAction, RouteTarget
+from gateway.settings import Limits, PeerSettings, Timers
+from gateway.transport.connection import DiameterConnection
+from hss_store import open_store
+from hss_store.allocation import AllocationPolicy
+from hss_store.records import PrimaryDatabase
+
+PRIMARY, PARTNER = "primary.example", "partner.example"
+PRIMARY_GW, PARTNER_GW = "gw.primary.example", "gw.partner.example"
+SCSCFS = ("scscf.partner.example", "scscf-2.partner.example")
+AKA = "Digest-AKAv1-MD5"
+POLL = 0.5  # [partner] revocation_poll
+
+
+class Clock:
+    """The store's clock, moved by hand (bindings expire without sleeping)."""
+
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store(path):
+    clock = Clock()
+    store = open_store(str(path), clock=clock)
+    store.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
+                                      impu_pattern="sip:mig-<random>@partner.example"))
+    store.clock = clock  # type: ignore[attr-defined]
+    return store
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = _store(tmp_path / "partner.sqlite")
+    yield store
+    store.close()
+
+
+def _bindings(store) -> list:
+    made = [store.allocate_inbound(PrimaryDatabase(PRIMARY, PRIMARY_GW), f"out-{n}@primary.example",
+                                   f"sip:out-{n}@primary.example") for n in range(4)]
+    store.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
+                                      impu_pattern="sip:mig-<random>@partner.example", ttl_seconds=60))
+    made.append(store.allocate_inbound(PrimaryDatabase(PRIMARY, None), "out-e@primary.example",
+                                       "sip:out-e@primary.example"))  # expires; no Destination-Host
+    return made
+
+
+class Partner:
+    """A partner node with open peers on in-memory transports, its role and its watch."""
+
+    def __init__(self, store, fast: bool) -> None:
+        self.clock = task.Clock()
+        self.node = node = DiameterNode(
+            LocalIdentity(PARTNER_GW, PARTNER, applications=(Application(CX, 10415),)),
+            reactor=self.clock,
+            peers=[PeerSettings(PRIMARY_GW, PRIMARY, "127.0.0.1", 3868),
+                   *(PeerSettings(host, PARTNER, connect=False) for host in SCSCFS)],
+            routes=[Route(PRIMARY, CX, RouteAction.PROXY, [RouteTarget(PRIMARY_GW)]),
+                    Route(PARTNER, CX, RouteAction.LOCAL, [])],
+            timers=Timers(tx=10.0), limits=Limits(max_pending_per_peer=1000, max_pending=1000),
+            metrics=NodeMetrics(),
+        )
+        local = Local(PARTNER_GW, PARTNER)
+        access = StoreAccess(store, self.clock)
+        counter = itertools.count(0x5000)
+        self.role = PartnerApplication(access, local, node.send_request, new_end_to_end=lambda: next(counter))
+        node.applications[CX] = CxService(local, partner=self.role)
+        self.watcher = RevocationWatcher(access, local, node.send_request, self.clock, POLL, self.role.registrars,
+                                         self.role.bindings)
+        self.watcher.start()
+        self.connections = {}
+        for host in (PRIMARY_GW, *SCSCFS):
+            peer = node.peers[host]  # open, as the peer state machine leaves it
+            connection = DiameterConnection(node, "I" if host == PRIMARY_GW else "R", peer)
+            connection.transport = StringTransport()
+            connection.connected = True
+            peer.connection = connection
+            peer.watchdog.state = WatchdogState.OKAY
+            self.connections[host] = connection
+        node.pending._next_id = 0xFFFFFFF0
+        if not fast:
+            node.relay.stream = lambda connection, peer, data: node.receive_general(connection, data)  # type: ignore[method-assign]
+
+    def feed(self, host: str, data: bytes) -> None:
+        connection = self.connections[host]
+        if connection.connected and not connection.closing:
+            self.node.receive(connection, data)
+
+    def drain(self) -> dict[str, list[bytes]]:
+        out = {}
+        for host, connection in self.connections.items():
+            out[host] = _frames(connection.transport.value())  # type: ignore[attr-defined]
+            connection.transport.clear()  # type: ignore[attr-defined]
+        return out
+
+    def state(self) -> tuple:
+        node = self.node
+        return (
+            sorted((e.hop_by_hop, e.original_hop_by_hop, e.peer.host, _normal(e.data)) for e in node.pending),
+            sorted((peer.host, count) for peer, count in node.pending.per_peer.items() if count),
+            node.proxy.serving,
+            sorted(node.message_counts.items()),
+            sorted(self.role.outcomes.items()),
+            dict(node.counters.generated),
+        )
+
+
+def _frames(data: bytes) -> list[bytes]:
+    messages, offset = [], 0
+    while offset + 4 <= len(data):
+        length = int.from_bytes(data[offset + 1 : offset + 4], "big")
+        messages.append(data[offset : offset + length])
+        offset += length
+    return messages
+
+
+def _normal(message: bytes) -> bytes:
+    """A request this node sent on, with its Session-Id (made up here) blanked."""
+    return rewrite(message, {SESSION_ID: b"-"}, optional=(SESSION_ID,)) if message[4] & 0x80 else message
+
+
+def _mar(hop: int, impi: str, impu: str, *, scheme: str = AKA, resync: bool = False, host: str = SCSCFS[0],
+         retransmit: bool = False, session: int = 1) -> bytes:
+    item: dict[str, object] = {"sip_authentication_scheme": scheme}
+    if resync:
+        item["sip_authorization"] = bytes(range(30))
+    data = MultimediaAuthRequest(
+        hop_by_hop=hop, end_to_end=hop, session_id=f"{host};1;{session}", origin_host=host, origin_realm=PARTNER,
+        destination_realm=PARTNER, user_name=impi, public_identity=impu, sip_auth_data_item=item,
+        sip_number_auth_items=1, server_name=f"sip:{host}:6060",
+    ).encode()
+    return data[:4] + bytes([data[4] | 0x10]) + data[5:] if retransmit else data
+
+
+def _maa(request: bytes, code: int) -> bytes:
+    message = decode(request)
+    if code == 2001:
+        answer = answer_for(message, origin_host=PRIMARY_GW, origin_realm=PRIMARY, result_code=2001,
+                            user_name=str(message["User-Name"]), public_identity=str(message["Public-Identity"]))
+    else:
+        answer = answer_for(message, origin_host=PRIMARY_GW, origin_realm=PRIMARY, experimental_result=(10415, code))
+    return answer.encode()
+
+
+def _cut(data: bytes, cuts: list[int]) -> Iterator[bytes]:
+    points = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
+    for a, b in itertools.pairwise(points):
+        yield data[a:b]
+
+
+_KIND = st.sampled_from(["ok"] * 5 + ["unknown", "impu", "digest", "resync", "retransmit", "expiring", "other scscf"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_fast_path_answers_what_the_general_path_answers(tmp_path_factory, data) -> None:
+    store = _store(tmp_path_factory.mktemp("fastpath") / "partner.sqlite")
+    bindings = _bindings(store)
+    both = (Partner(store, fast=True), Partner(store, fast=False))
+    try:
+        _exchange(store, bindings, both, data)
+    finally:
+        for partner in both:
+            partner.watcher.stop()
+        store.close()
+
+
+def _exchange(store, bindings, both, data) -> None:  # noqa: C901
+    def same() -> dict[str, list[bytes]]:
+        outs = [partner.drain() for partner in both]
+        assert outs[0][SCSCFS[0]] == outs[1][SCSCFS[0]] and outs[0][SCSCFS[1]] == outs[1][SCSCFS[1]]
+        assert [_normal(m) for m in outs[0][PRIMARY_GW]] == [_normal(m) for m in outs[1][PRIMARY_GW]]
+        assert both[0].state() == both[1].state()
+        return outs[0]
+
+    for round_ in range(data.draw(st.integers(1, 3), label="rounds")):
+        stream = {host: b"" for host in SCSCFS}
+        kinds = data.draw(st.lists(_KIND, min_size=1, max_size=8), label="MARs")
+        for index, kind in enumerate(kinds):
+            binding = bindings[data.draw(st.integers(0, 3), label="binding")]
+            impi, impu, host = binding.inbound_impi, binding.inbound_impu, SCSCFS[0]
+            fields: dict = {}
+            if kind == "unknown":
+                impi = impu = "mig-nobody@partner.example"
+                impu = "sip:" + impu
+            elif kind == "impu":
+                impu = "sip:someone-else@partner.example"
+            elif kind == "digest":
+                fields["scheme"] = data.draw(st.sampled_from(["SIP Digest", "Digest-MD5", "HTTP_DIGEST_MD5"]))
+            elif kind == "resync":
+                fields["resync"] = True
+            elif kind == "retransmit":
+                fields["retransmit"] = True
+                index = 0  # the first of the round again
+            elif kind == "expiring":
+                impi, impu = bindings[4].inbound_impi, bindings[4].inbound_impu
+            elif kind == "other scscf":
+                host = SCSCFS[1]
+            hop = 0x100 * round_ + index
+            stream[host] += _mar(hop, impi, impu, host=host, session=hop, **fields)
+        for host, chunk in stream.items():
+            for piece in _cut(chunk, data.draw(st.lists(st.integers(0, 1 << 12), max_size=3), label="cuts")):
+                for partner in both:
+                    partner.feed(host, piece)
+        out = same()
+        # what happens upstream: answers (some refusals), a peer down, Tx, or nothing yet
+        ending = data.draw(st.sampled_from(["answer", "answer", "down", "Tx", "later"]), label="ending")
+        forwarded = out[PRIMARY_GW]
+        if ending == "answer":
+            codes = [data.draw(st.sampled_from([2001, 2001, 5001]), label="code") for _ in forwarded]
+            answers = b"".join(_maa(request, code) for request, code in zip(forwarded, codes, strict=True))
+            for piece in _cut(answers, data.draw(st.lists(st.integers(0, 1 << 12), max_size=3), label="answer cuts")):
+                for partner in both:
+                    partner.feed(PRIMARY_GW, piece)
+        elif ending == "down":
+            for partner in both:
+                peer = partner.node.peers[PRIMARY_GW]
+                peer.connection = None  # out of routing: what is pending on it gets 3002 (no alternate)
+                partner.node.peer_down(peer)
+        elif ending == "Tx":
+            for partner in both:
+                partner.clock.advance(11.0)
+        same()
+        if ending == "down":  # back for the next round
+            for partner in both:
+                partner.node.peers[PRIMARY_GW].connection = partner.connections[PRIMARY_GW]
+        # between rounds: a revocation (seen by the watch at its next poll), time passing
+        if data.draw(st.booleans(), label="revoke one"):
+            victim = bindings[data.draw(st.integers(0, 3), label="revoked")]
+            if _active(store, victim):
+                store.revoke_inbound(victim.inbound_impi)
+        store.clock.now += data.draw(st.sampled_from([0, 30, 61]), label="seconds")
+        for partner in both:
+            partner.clock.advance(POLL)
+        same()
+
+
+def _active(store, binding) -> bool:
+    try:
+        store.inbound_by_impi(binding.inbound_impi)
+    except Exception:
+        return False
+    return True
+
+
+def test_a_revoked_binding_held_in_memory_is_refused_once_the_watch_has_polled(store) -> None:
+    binding = _bindings(store)[0]
+    partner = Partner(store, fast=True)
+    try:
+        partner.feed(SCSCFS[0], _mar(1, binding.inbound_impi, binding.inbound_impu))
+        out = partner.drain()
+        assert len(out[PRIMARY_GW]) == 1 and partner.role.bindings._entries  # forwarded, and held
+        partner.feed(PRIMARY_GW, _maa(out[PRIMARY_GW][0], 2001))
+        assert decode(partner.drain()[SCSCFS[0]][0]).result_code == 2001
+        store.revoke_inbound(binding.inbound_impi)  # as `cxgw provision binding revoke` in another process
+        partner.clock.advance(POLL)  # the watch's poll
+        partner.feed(SCSCFS[0], _mar(2, binding.inbound_impi, binding.inbound_impu))
+        out = partner.drain()
+        assert out[PRIMARY_GW] == []
+        answer = decode(out[SCSCFS[0]][0])
+        assert answer.experimental_result == (10415, 5001)
+        assert answer["User-Name"] == binding.inbound_impi
+    finally:
+        partner.watcher.stop()
+
+
+def test_the_usual_mar_takes_the_fast_path(store) -> None:
+    """The differential test proves sameness; this one that the fast path is taken."""
+    binding = _bindings(store)[0]
+    partner = Partner(store, fast=True)
+    dispatched = []
+    general = partner.node.dispatch
+    partner.node.dispatch = lambda connection, data: (dispatched.append(data), general(connection, data))  # type: ignore[method-assign]
+    try:
+        reads = b"".join(_mar(n, binding.inbound_impi, binding.inbound_impu, session=n) for n in range(3))
+        partner.feed(SCSCFS[0], reads)
+        forwarded = partner.drain()[PRIMARY_GW]
+        assert len(forwarded) == 3
+        partner.feed(PRIMARY_GW, b"".join(_maa(request, 2001) for request in forwarded))
+        answers = partner.drain()[SCSCFS[0]]
+        assert dispatched == [] and len(answers) == 3
+        assert [struct.unpack_from(">I", a, 12)[0] for a in answers] == [0, 1, 2]
+        assert all(decode(a)["User-Name"] == binding.inbound_impi for a in answers)
+    finally:
+        partner.watcher.stop()
