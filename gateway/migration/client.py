@@ -94,11 +94,15 @@ class HttpsPartnerAccess:
         except urllib.error.HTTPError as error:
             raise _refused(partner, where, error, step) from None
         except urllib.error.URLError as error:
+            if isinstance(error.reason, ssl.SSLError):
+                raise MigrationError(step, Exit.PARTNER_REFUSED, f"{where}: {_tls_failure(partner, error.reason)}") from None
             raise MigrationError(step, Exit.PARTNER_REFUSED, f"{where} is unreachable: {_reason(error.reason)}") from None
         except TimeoutError:
             raise MigrationError(step, Exit.PARTNER_REFUSED,
                                  f"{where} did not answer within {partner.timeout:g} s; is it up?") from None
-        except (OSError, ssl.SSLError) as error:  # a connection reset in the middle, say
+        except ssl.SSLError as error:  # TLS 1.3: a refused client certificate shows after the handshake
+            raise MigrationError(step, Exit.PARTNER_REFUSED, f"{where}: {_tls_failure(partner, error)}") from None
+        except OSError as error:  # a connection reset in the middle, say
             raise MigrationError(step, Exit.PARTNER_REFUSED, f"{where} failed: {_reason(error)}") from None
         if len(raw) > MAX_ANSWER_BYTES:
             raise MigrationError(step, Exit.PARTNER_REFUSED, f"{where} answered more than {MAX_ANSWER_BYTES} bytes")
@@ -128,20 +132,27 @@ def _tls_context(partner: PartnerSystem) -> ssl.SSLContext | None:
     return context
 
 
+def _tls_failure(partner: PartnerSystem, error: ssl.SSLError) -> str:
+    """What went wrong in TLS, and the key of the partners file that fixes it."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"its TLS certificate is not trusted ({error.verify_message}); set ca_file to the CA that signed it"
+    if "CERTIFICATE_REQUIRED" in str(error) or (
+            partner.client_cert is None and isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError)):
+        # TLS 1.3 (RFC 8446 §4.4.2.4): a server that requires a certificate sends an alert
+        # or just closes, after the client thought the handshake done
+        return (f"TLS failed ({error.reason or error}): it requires a client certificate (mutual TLS); "
+                "set client_cert and client_key")
+    return f"TLS failed ({error.reason or error})"
+
+
 def _reason(reason: object) -> str:
     """A network failure in a few words: 'connection refused', not an errno tuple."""
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
     if isinstance(reason, TimeoutError):
         return "timed out"
-    if isinstance(reason, ssl.SSLCertVerificationError):
-        return f"its TLS certificate is not trusted ({reason.verify_message}); set ca_file to the CA that signed it"
     if isinstance(reason, socket.gaierror):
         return f"its host name does not resolve ({reason.strerror})"
-    if isinstance(reason, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(reason):
-        return "it requires a client certificate (mutual TLS); set client_cert and client_key"
-    if isinstance(reason, ssl.SSLError):
-        return f"TLS failed ({reason.reason or reason})"
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror.lower()
     return str(reason)
