@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
 from dataclasses import dataclass
 
 import pytest
@@ -432,3 +433,45 @@ def test_unknown_link_type_is_reported_once():
     assert [p.text for p in reader.problems] == [
         "frame 1: link type 147 is not supported; frames of this link type are skipped"
     ]
+
+
+# -- tshark reads the same messages -----------------------------------------------------------
+def tshark_fields(require_program, path) -> list[tuple[int, str, str, str]]:
+    tshark = require_program("tshark")
+    command = [
+        tshark, "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-Y", "diameter",
+        "-T", "fields", "-e", "frame.number", "-e", "diameter.cmd.code", "-e", "diameter.hopbyhopid", "-e", "tcp.stream",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    return [(int(frame), codes, ids, stream) for frame, codes, ids, stream in (line.split("\t") for line in done.stdout.splitlines())]
+
+
+def test_tshark_agrees_on_a_multi_message_out_of_order_retransmitted_capture(tmp_path, require_program):
+    flow, other = TcpFlow(), TcpFlow(client=("10.1.1.3", 41000))
+    first, second, third, fourth = requests()[:4]
+    stream = first + second + third
+    cut = len(first) + 10
+    big = big_message(3000)
+    packets = [
+        *flow.handshake(), *other.handshake(),
+        flow.segment(0, cut, stream[cut:]),  # out of order
+        other.segment(0, 0, fourth),
+        flow.segment(0, 0, stream[:25]),
+        flow.segment(0, 0, stream[:25]),  # retransmitted
+        flow.segment(0, 20, stream[20:cut]),  # overlapping, completes three messages
+        flow.segment(1, 0, SAMPLE_MAA + SAMPLE_MAA, ack=len(stream)),  # two in one segment
+        *(other.segment(1, start, big[start : start + 1000], ack=len(fourth)) for start in (2000, 0, 1000)),
+    ]
+    path = tmp_path / "mixed.pcap"
+    path.write_bytes(pcap([Ether(**MAC) / packet for packet in packets]))
+    ours: dict[int, list[tuple[int, str, int]]] = {}
+    for message in read_messages(path):
+        ours.setdefault(message.frame, []).append(
+            (int.from_bytes(message.data[5:8], "big"), f"0x{int.from_bytes(message.data[12:16], 'big'):08x}", message.stream)
+        )
+    theirs = tshark_fields(require_program, path)
+    assert len(theirs) == 4
+    assert [
+        (frame, ",".join(str(code) for code, _, _ in found), ",".join(hbh for _, hbh, _ in found), str(found[0][2]))
+        for frame, found in sorted(ours.items())
+    ] == theirs
