@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           description="Create the store's tables in a new SQLite file or a PostgreSQL database.")  # fmt: skip
     p.set_defaults(_handler=_init, _writes=True, _creates=True)
 
-    sub = groups.add_parser("subscriber", help="HSS subscribers (IMPI, IMPUs, K/OPc)",
+    sub = groups.add_parser("subscriber", parents=common, help="HSS subscribers (IMPI, IMPUs, K/OPc)",
                             description="Subscribers of the primary SIP database (the hss role).")  # fmt: skip
     sub = sub.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = leaf(sub, "add", _subscriber_add, "add a subscriber", writes=True)
@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "in a ,-delimited file. Bad rows are reported by line and skipped.")  # fmt: skip
     p.add_argument("csv_file", help="the CSV file")
 
-    bind = groups.add_parser("binding", help="migration bindings (real -> outbound -> inbound identities)",
+    bind = groups.add_parser("binding", parents=common, help="migration bindings (real -> outbound -> inbound identities)",
                              description=BINDING_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     bind = bind.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = leaf(bind, "allocate-outbound", _allocate_outbound, "primary side, steps 4-6: outbound identities for a "
@@ -124,7 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _direction(p)
     _paging(p)
 
-    agr = groups.add_parser("agreement", help="migration agreements: which partner may migrate whom",
+    agr = groups.add_parser("agreement", parents=common, help="migration agreements: which partner may migrate whom",
                             description="Agreements (primary side): a partner may migrate every user, one "
                                         "user, or the users of a group.")  # fmt: skip
     agr = agr.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -140,7 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = leaf(agr, "list", _agreement_list, "list agreements", writes=False)
     p.add_argument("partner", nargs="?", help="only this partner's")
 
-    pol = groups.add_parser("policy", help="how migration identities are allocated",
+    pol = groups.add_parser("policy", parents=common, help="how migration identities are allocated",
                             description="Allocation policy of a direction: random identities from patterns "
                                         "with {random}, or entries of a pool.")  # fmt: skip
     pol = pol.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -154,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = leaf(pol, "show", _policy_show, "show the policy of a direction", writes=False)
     p.add_argument("direction", choices=("inbound", "outbound"), help="inbound (partner) or outbound (primary)")
 
-    pool = groups.add_parser("pool", help="pools of migration identities",
+    pool = groups.add_parser("pool", parents=common, help="pools of migration identities",
                              description="Pools: (IMPI, IMPU) pairs loaded beforehand, each handed out once.")  # fmt: skip
     pool = pool.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = leaf(pool, "add", _pool_add, "load identities into a pool", writes=True)
