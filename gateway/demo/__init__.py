@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", metavar="DIR",
                         help="where to write configurations, stores, logs and the recording "
                              "(default: a new temporary folder, kept)")
+    parser.add_argument("--interconnect", choices=("tcp", "tls"), default="tcp",
+                        help="the Diameter interconnect between the cores: tcp (default) or tls (mutual, RFC 6733 §13)")
     parser.add_argument("--keep-running", action="store_true",
                         help="leave both cores up after the steps and print how to reach them, until Ctrl-C")
 

@@ -26,7 +26,8 @@ from typing import IO
 PRIMARY_REALM, PARTNER_REALM = "primary.example", "partner.example"
 PRIMARY_GW, PARTNER_GW, SCSCF = "gw.primary.example", "gw.partner.example", "scscf.partner.example"
 PARTNER_ID = "partner-a"
-LISTENING = r"listening on 127\.0\.0\.1:(\d+) \(tcp\)"
+LISTENING = r"listening on 127\.0\.0\.1:(\d+) \({transport}\)"
+TRANSPORTS = ("tcp", "tls")
 HTTP = r"http://127\.0\.0\.1:(\d+)/"
 START_TIMEOUT = 20.0
 
@@ -104,8 +105,22 @@ class Core:
         return self.process.returncode
 
 
-def primary_config(store: Path, provisioning: str) -> str:
-    """The primary core: primary + hss roles, its store, the provisioning API."""
+def interconnect_tls(identity: str) -> str:
+    """``[tls]`` for the interconnect (RFC 6733 §13: TLS from the first byte, mutual, the
+    peer's certificate checked against its Origin-Host), with the demo's lab certificates."""
+    return f'''
+[tls]
+certificate = "tls/{identity}.pem"
+private_key = "tls/{identity}.key"
+ca_certificates = ["tls/demo-ca.pem"]
+verify_peer_identity = true
+'''
+
+
+def primary_config(store: Path, provisioning: str, transport: str = "tcp") -> str:
+    """The primary core: primary + hss roles, its store, the provisioning API; the
+    interconnect over ``transport`` (tcp or tls)."""
+    tls = interconnect_tls(PRIMARY_GW) if transport == "tls" else ""
     return f'''# cxgw demo: the primary MC system's core (TR 23.781 solution 2, steps 4-6 and 18-20)
 [node]
 origin_host = "{PRIMARY_GW}"
@@ -116,12 +131,13 @@ applications = ["cx"]
 [[listen]]
 address = "127.0.0.1"
 port = 0                                # the OS picks it; the log says which
-transport = "tcp"
-
+transport = "{transport}"
+{tls}
 [[peers]]
 host = "{PARTNER_GW}"
 realm = "{PARTNER_REALM}"
 address = "127.0.0.1"
+transport = "{transport}"
 connect = false
 
 [unknown_peers]
@@ -159,8 +175,10 @@ format = "text"
 {provisioning}'''
 
 
-def partner_config(store: Path, primary_port: int, capture: Path, provisioning: str) -> str:
-    """The partner core: partner role, its store, the recording of both legs, the provisioning API."""
+def partner_config(store: Path, primary_port: int, capture: Path, provisioning: str, transport: str = "tcp") -> str:
+    """The partner core: partner role, its store, the recording of both legs (a TLS
+    connection as its plaintext, docs/captures.md), the provisioning API."""
+    tls = interconnect_tls(PARTNER_GW) if transport == "tls" else ""
     return f'''# cxgw demo: the partner MC system's core (TR 23.781 solution 2, steps 9-11 and 16-21)
 [node]
 origin_host = "{PARTNER_GW}"
@@ -172,7 +190,7 @@ applications = ["cx"]
 address = "127.0.0.1"
 port = 0                                # the S-CSCF connects here; the log says which port
 transport = "tcp"
-
+{tls}
 [[peers]]
 host = "{SCSCF}"
 realm = "{PARTNER_REALM}"
@@ -184,7 +202,7 @@ host = "{PRIMARY_GW}"
 realm = "{PRIMARY_REALM}"
 address = "127.0.0.1"
 port = {primary_port}
-transport = "tcp"
+transport = "{transport}"
 connect = true
 
 [unknown_peers]

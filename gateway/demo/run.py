@@ -92,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"cxgw demo: cannot use {folder}: {error.strerror}; give a writable folder with --dir", file=sys.stderr)
         return 2
-    demo = Demo(folder, Printer())
+    demo = Demo(folder, Printer(), args.interconnect)
     print("cxgw demo: TR 23.781 solution 2, steps 1-25, on two cores over loopback")
     print(f"folder {folder}")
     try:
@@ -100,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
     except Failed:
         pass
     except CoreError as error:
-        demo.printer.failures.append(str(error))
+        demo.printer.check("cores", False, str(error))
         print(f"cxgw demo: {error}", file=sys.stderr)
     finally:
         demo.stop()
@@ -119,8 +119,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 class Demo:
-    def __init__(self, folder: Path, printer: Printer) -> None:
-        self.folder, self.printer = folder, printer
+    def __init__(self, folder: Path, printer: Printer, interconnect: str = "tcp") -> None:
+        self.folder, self.printer, self.interconnect = folder, printer, interconnect
         self.capture = folder / "demo.pcapng"
         self.primary = Core("primary", folder / "primary.toml", folder / "primary.sqlite", folder / "primary.log")
         self.partner = Core("partner", folder / "partner.toml", folder / "partner.sqlite", folder / "partner.log")
@@ -166,13 +166,16 @@ class Demo:
 
     def start_cores(self) -> None:
         self.write_provisioning()
-        self.primary.config.write_text(primary_config(self.primary.store, self.provisioning("primary")))
+        self.primary.config.write_text(primary_config(self.primary.store, self.provisioning("primary"),
+                                                      self.interconnect))
         self.primary.start()
-        self.primary.ports["diameter"] = int(self.primary.wait_for(LISTENING, "its Diameter port").group(1))
+        self.primary.ports["diameter"] = int(self.primary.wait_for(LISTENING.format(transport=self.interconnect),
+                                                                   "its Diameter port").group(1))
         self.partner.config.write_text(partner_config(self.partner.store, self.primary.ports["diameter"],
-                                                      self.capture, self.provisioning("partner")))
+                                                      self.capture, self.provisioning("partner"), self.interconnect))
         self.partner.start()
-        self.partner.ports["diameter"] = int(self.partner.wait_for(LISTENING, "its Diameter port").group(1))
+        self.partner.ports["diameter"] = int(self.partner.wait_for(LISTENING.format(transport="tcp"),
+                                                                   "its Diameter port").group(1))
         for core in (self.primary, self.partner):
             core.ports["metrics"] = int(core.wait_for(HTTP, "its metrics port").group(1))
             core.ports["api"] = self.api_port(core)
@@ -180,7 +183,8 @@ class Demo:
         self.printer.note(f"primary core {PRIMARY_GW} (primary + hss) on 127.0.0.1:{self.primary.ports['diameter']}, "
                           f"provisioning API {self.api_url(self.primary)}")
         self.printer.note(f"partner core {PARTNER_GW} (partner) on 127.0.0.1:{self.partner.ports['diameter']}, "
-                          f"provisioning API {self.api_url(self.partner)}; interconnect open")
+                          f"provisioning API {self.api_url(self.partner)}; interconnect open over "
+                          f"{'TLS, mutually authenticated' if self.interconnect == 'tls' else 'TCP'}")
 
     # -- steps 1-13 -------------------------------------------------------------------------------
 
@@ -407,11 +411,12 @@ class Demo:
         from gateway.testing.pki import make_ca, make_cert
 
         def write(stem: Path, key: Any, cert: Any, private: bool) -> None:
-            stem.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            stem.parent.joinpath(stem.name + ".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
             if private:
-                stem.with_suffix(".key").write_bytes(key.private_bytes(
+                path = stem.parent / (stem.name + ".key")
+                path.write_bytes(key.private_bytes(
                     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-                stem.with_suffix(".key").chmod(0o600)
+                path.chmod(0o600)
 
         tls = self.folder / "tls"
         tls.mkdir()
@@ -423,6 +428,8 @@ class Demo:
             path.write_text(secrets.token_urlsafe(32) + "\n")
             path.chmod(0o600)
         write(tls / "cm-primary", *make_cert(ca, "cm.primary.example", ["cm.primary.example"]), private=True)
+        for identity in (PRIMARY_GW, PARTNER_GW):  # the interconnect's, when over TLS (RFC 6733 §13)
+            write(tls / identity, *make_cert(ca, identity, [identity]), private=True)
 
     def provisioning(self, name: str) -> str:
         return f'''

@@ -34,10 +34,11 @@ def _tshark(tshark: str, recording: str, ports: list[str], *args: str) -> list[s
     return done.stdout.splitlines()
 
 
-def test_the_demo_runs_every_step_and_records_both_legs(tmp_path, require_program):
+@pytest.mark.parametrize("options", [[], ["--interconnect", "tls"]], ids=["as-the-readme-says", "tls-interconnect"])
+def test_the_demo_runs_every_step_and_records_both_legs(tmp_path, require_program, options):
     tshark = require_program("tshark")
     # exactly the README's command; its folder goes where TMPDIR says (here: this test's)
-    done = subprocess.run([_cxgw(), "demo"], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([_cxgw(), "demo", *options], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "TMPDIR": str(tmp_path)})
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
@@ -46,6 +47,8 @@ def test_the_demo_runs_every_step_and_records_both_legs(tmp_path, require_progra
     for step in STEPS:
         assert re.search(rf"^\[\s*{re.escape(step)}\] ", out, re.MULTILINE), f"step {step} missing:\n{out}"
     assert "FAILED" not in out
+    over = "TLS, mutually authenticated" if options else "TCP"
+    assert f"interconnect open over {over}" in out
     assert re.search(r"^result: every step behaved as specified \(\d+ checks\) in [\d.]+ s$", out, re.MULTILINE), out
     inbound = re.search(r"UE configuration for partner-a: realm partner\.example, P-CSCF \S+, (mig-\S+@partner\.example)",
                         out).group(1)
