@@ -418,3 +418,21 @@ def test_a_revocation_through_the_api_sends_an_rtr_to_the_scscf(tmp_path):
         access.close()
         yield net.stop()
         cores.close()
+
+
+@pytest.mark.parametrize("name", ["primary-core", "partner-core"])
+def test_the_examples_provisioning_block_uncommented_is_valid(tmp_path, name):
+    """The commented [provisioning] of the loopback examples, uncommented as it says, with its token file."""
+    source = (Path(__file__).resolve().parents[2] / "gateway" / "examples" / f"{name}.toml").read_text()
+    block = source[source.index("# [provisioning]"):]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    config = tmp_path / f"{name}.toml"
+    config.write_text(source.replace(block, uncommented))
+    (tmp_path / f"{name}.token").write_text(secrets.token_urlsafe(32) + "\n")
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "gateway", "--config", str(config), "--check"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (tmp_path / f"{name}.token").unlink()
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "gateway", "--config", str(config), "--check"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "provisioning.token_file" in done.stderr and "No such file" in done.stderr
