@@ -9,7 +9,8 @@ and captures from elsewhere alike; what the reader could not read is listed at t
 on standard error.
 
 The ladder's columns are the Diameter nodes of the capture, named by the Origin-Host of
-the CER (client) and CEA (server) of each connection, else by address and port; they are
+the base protocol's messages (CER/CEA, DWR/DWA, DPR/DPA) each end sent on its
+connection, else by address and port; they are
 ordered along the connections (a node that only opens connections first: the S-CSCF,
 then the partner gateway, the primary gateway, the HSS). A request that a node sent on
 after receiving one (a translated MAR on the interconnect leg) is drawn in the session of
@@ -20,7 +21,8 @@ the request it came from. The rule (docs/captures.md, "Inspecting and replaying"
    the same command and comment (the recorder puts it on both: captures.recorder);
 2. otherwise a request that node N sends belongs with the oldest request of the same
    command that N received on another connection, that is not answered yet when this
-   one is sent and not matched yet (a gateway forwards in the order it receives, and
+   one is sent and not matched yet (N known by its name, or by its IP address where the
+   capture has no CER, CEA, DWR, DWA, DPR or DPA of the connection) (a gateway forwards in the order it receives, and
    the topology hiding of the interconnect replaces Session-Id and End-to-End id, so
    neither can be used);
 3. an answer belongs with its request: same connection, the other direction, the same
@@ -162,11 +164,12 @@ def pair_answers(items: list[Item]) -> None:
 
 # -- nodes: who is at each end of each connection ------------------------------------------
 def node_names(items: list[Item], streams: dict[int, Any]) -> dict[tuple[int, Any], str]:
-    """(stream, endpoint) -> the node's name: the Origin-Host of the CER or CEA it sent on
-    that connection, else ``address:port``."""
+    """(stream, endpoint) -> the node's name: the Origin-Host of the CER, CEA, DWR, DWA,
+    DPR or DPA it sent on that connection (RFC 6733 §5: between peers only), else
+    ``address:port`` (a capture that starts after the connection opened)."""
     names: dict[tuple[int, Any], str] = {}
-    for item in items:
-        if item.code == CER and item.message is not None:
+    for item in items:  # CER/CEA, DWR/DWA, DPR/DPA are never forwarded: their Origin-Host is their sender
+        if item.code in BASE and item.message is not None:
             host = item.field("Origin-Host")
             if host and host != "?":
                 names.setdefault((item.captured.stream, item.captured.source), host)
@@ -199,6 +202,19 @@ def column_order(streams: dict[int, Any], names: dict[tuple[int, Any], str]) -> 
     return sorted(nodes, key=lambda name: (depth[name], nodes.index(name)))
 
 
+def same_node(names: dict[tuple[int, Any], str], stream: int, endpoint: Any, other_stream: int, other: Any) -> bool:
+    """Whether two endpoints are one node: the same name when both are named by the base
+    protocol, else the same IP address (a connection whose CER was not captured)."""
+    name, other_name = names[(stream, endpoint)], names[(other_stream, other)]
+    if _named(name, endpoint) and _named(other_name, other):
+        return name == other_name
+    return bool(endpoint.address == other.address)
+
+
+def _named(name: str, endpoint: Any) -> bool:
+    return name != f"{endpoint.address}:{endpoint.port}"
+
+
 def match_forwarded(items: list[Item], names: dict[tuple[int, Any], str]) -> None:
     """Rules 1 and 2 of the module docstring: each request a node sent on, with the
     request it received that caused it."""
@@ -207,11 +223,10 @@ def match_forwarded(items: list[Item], names: dict[tuple[int, Any], str]) -> Non
         if not item.is_request or item.code in BASE:
             continue
         captured = item.captured
-        sender = names[(captured.stream, captured.source)]
         comment = captured.comment or ""
         origin = None
         candidates = [r for r in received if r.code == item.code and r.captured.stream != captured.stream
-                      and names[(r.captured.stream, r.captured.destination)] == sender]
+                      and same_node(names, r.captured.stream, r.captured.destination, captured.stream, captured.source)]
         if comment.startswith(TRANSLATED):
             origin = next((r for r in candidates if r.captured.comment == comment), None)
         if origin is None:

@@ -7,8 +7,12 @@ The comparison and the map are also tested on bytes."""
 from __future__ import annotations
 
 import json
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -257,3 +261,40 @@ def test_requests_without_an_answer_are_missing_with_exit_1(tmp_path):
         assert silent.calls == 2
     finally:
         yield net.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_capture_made_by_tshark_shows_and_replays_with_zero_differences(live, tmp_path, require_program):
+    """Captures from elsewhere: tshark records the loopback while a sample is replayed
+    through the cores (real TCP, Ethernet framing, no comments); show reads it, its ladder
+    ties the translated MAR to the original by order, and it replays in turn."""
+    tshark = require_program("tshark")
+    port, interconnect = live.net.ports[PARTNER_GW], live.net.ports[PRIMARY_GW]
+    foreign = tmp_path / "tshark.pcapng"
+    capture = subprocess.Popen([tshark, "-n", "-l", "-i", "lo", "-f", f"port {port} or port {interconnect}",
+                                "-w", str(foreign), "-P"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    log: list[str] = []
+    threading.Thread(target=lambda: seen.extend(capture.stdout), daemon=True).start()
+    threading.Thread(target=lambda: log.extend(capture.stderr), daemon=True).start()
+    try:
+        yield wait_for(lambda: any("Capturing on" in line for line in log) or capture.poll() is not None, 30.0,
+                       "tshark to start")
+        assert capture.poll() is None, "".join(log)
+        done = yield replay(REGISTRATION, "--target", live.target)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:  # packets reach a capture late: a marker
+            marker.sendto(b"end", ("127.0.0.1", port))
+        yield wait_for(lambda: any(" UDP " in line for line in seen), 30.0, "tshark to see the end marker")
+    finally:
+        capture.send_signal(signal.SIGINT)
+        capture.wait(30)
+    shown = yield threads.deferToThread(cxgw, "capture", "show", foreign, "--ladder", "--command", "MAR")
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if " MA" in line]
+    assert len(rows) == 4 and "MAR #" in rows[0], shown.stdout
+    original = re.search(r"MAR #(\d+)", rows[0]).group(1)
+    assert f"(from #{original})" in rows[1]
+    done = yield replay(foreign, "--target", live.target, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["matched"] == 2
