@@ -20,6 +20,9 @@ from gateway.config import ConfigError, GatewayConfig, diff, load_config
 log = Logger(namespace="cxgw.gateway")
 
 
+APPLIED_AT_RELOAD = frozenset({"logging"})  # sections SIGHUP applies, beside [[peers]] and [[routes]]
+
+
 class StartError(Exception):
     """The node cannot start as configured; the message names the key to change."""
 
@@ -217,8 +220,11 @@ class GatewayService:
             log.error("reload refused, keeping the running configuration: {error}", error=str(error))
             return
         changes = diff(self.config, new)
-        if changes.restart_required:
-            log.warn("reload: {sections} changed; they apply after a restart", sections=", ".join(changes.sections_changed))
+        # peers, routes and [logging] apply now; every other section is read at start only
+        # ([timers], [limits] and [unknown_peers] too: the node and its peers keep theirs)
+        later = [section for section in changes.sections_changed if section not in APPLIED_AT_RELOAD]
+        if later:
+            log.warn("reload: {sections} changed; they apply after a restart", sections=", ".join(later))
         self.node.reconfigure(peer_settings(new), routes(new))
         if self.logs is not None:
             self.logs.configure(new.logging.level, new.logging.format)
