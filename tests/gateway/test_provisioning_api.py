@@ -436,3 +436,65 @@ def test_the_examples_provisioning_block_uncommented_is_valid(tmp_path, name):
     done = subprocess.run([sys.executable, "-m", "gateway.cli", "gateway", "--config", str(config), "--check"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "provisioning.token_file" in done.stderr and "No such file" in done.stderr
+
+
+# -- PostgreSQL: the store called from threads, never in the reactor ----------------------------------
+
+
+@pytest.mark.interop
+@pytest_twisted.inlineCallbacks
+def test_on_postgresql_the_api_serves_from_its_thread_pool(tmp_path, require_program):
+    """A live gateway whose [store] is PostgreSQL serves the API; in process, every store call
+    of the API runs outside the reactor thread (StoreAccess's pool)."""
+    import threading
+    import uuid
+
+    import psycopg
+
+    from gateway.applications.storage import StoreAccess
+    from hss_store import open_store
+    from hss_store.pgserver import DEFAULT_BINDIR, TemporaryPostgres
+
+    require_program("initdb", f"{DEFAULT_BINDIR}/initdb")
+    server = TemporaryPostgres()
+    server.start()
+    try:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        url = f"{server.url}?options=-csearch_path%3D{schema}"
+        token = secrets.token_urlsafe(24)
+        config = _write_config(tmp_path, token, "")
+        config.write_text(config.read_text() + f'\n[store]\ntarget = "{url}"\n')
+        process, port = _start(config)
+        try:
+            api = Api(port, token)
+            body = {"impi": "pg@api.example", "impus": ["sip:pg@api.example"], "k": K, "opc": OPC}
+            assert api("POST", "/v1/subscribers", body)[0] == 201
+            assert api("GET", "/v1/subscribers/pg@api.example")[1]["impus"] == ["sip:pg@api.example"]
+        finally:
+            process.stop()
+        threads: list[bool] = []
+        store = open_store(url, timeout=5.0, max_connections=2)
+        real_call = routes.call
+
+        def spying(*args: Any) -> Any:
+            threads.append(threading.current_thread() is threading.main_thread())
+            return real_call(*args)
+
+        access = StoreAccess(store, reactor, 5.0, 2)
+        resource = ProvisioningResource(access, token, b"{}")
+        original, routes.call = routes.call, spying
+        try:
+            port = reactor.listenTCP(0, ProvisioningSite(resource), interface="127.0.0.1")
+            client = Api(port.getHost().port, token)
+            status, found = yield deferToThread(client, "GET", "/v1/subscribers/pg@api.example")
+            assert status == 200 and found["impi"] == "pg@api.example"
+            yield port.stopListening()
+        finally:
+            routes.call = original
+            access.close()
+        assert threads == [False]
+    finally:
+        server.stop()
+
