@@ -116,7 +116,6 @@ class ReplayClient(Protocol):
         except (AttributeError, ValueError):
             pass
         cer = rewrite(self.cer, values, optional=(HOST_IP_ADDRESS,), hop_by_hop=next(self.hop_by_hop))
-        self.cer_hop_by_hop = int.from_bytes(cer[12:16], "big")
         self.transport.write(cer)
         self.cea_timer = self.reactor.callLater(self.timeout, self._fail, f"no CEA within {self.timeout:g} s")
 

@@ -24,7 +24,7 @@ from captures.reader import CaptureReader
 from captures.replay.compare import differences, mask_names
 from captures.replay.identities import IdentityMap, MapError, load_map
 from captures.samples.make import SCENARIOS, sample_cores
-from cx_codec import decode_lazy
+from cx_codec import decode_lazy, new_request
 from cx_codec.rewrite import rewrite
 from gateway.settings import PeerSettings
 from gateway.testing.cores import PARTNER_GW, PRIMARY_GW, SCSCF
@@ -298,3 +298,98 @@ def test_a_capture_made_by_tshark_shows_and_replays_with_zero_differences(live, 
     done = yield replay(foreign, "--target", live.target, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["matched"] == 2
+
+
+# -- the client without a network (twisted.internet.testing) --------------------------------
+def _client(window: int = 2, count: int = 5, at: float = 0.0):
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from captures.replay.client import Outgoing, ReplayClient
+    from captures.samples.make import mar
+
+    clock = Clock()
+    cer = next(message.data for message in CaptureReader(REGISTRATION) if message.data[5:8] == (257).to_bytes(3, "big")
+               and message.data[4] & 0x80 and b"scscf" in message.data)
+    plan = [Outgoing(index, mar(index + 1), at * index) for index in range(count)]
+    client = ReplayClient(clock, cer, ("scscf.partner.example", "partner.example"), plan, window=window, timeout=1.0)
+    transport = StringTransport()
+    client.makeConnection(transport)
+    return client, transport, clock
+
+
+def _sent(transport) -> list[bytes]:
+    from gateway.transport.framing import Framer
+
+    data = transport.value()
+    transport.clear()
+    return Framer(1 << 24).feed(data)
+
+
+def _answer(request: bytes, result: int = 2001) -> bytes:
+    from cx_codec import answer_for, decode
+
+    return answer_for(decode(request, validate=False), origin_host="gw.partner.example",
+                      origin_realm="partner.example", result_code=result).encode()
+
+
+def test_the_client_keeps_the_window_matches_by_hop_by_hop_and_reports_the_rest():
+    client, transport, clock = _client(window=2, count=5)
+    [cer] = _sent(transport)
+    assert decode_lazy(cer)["Origin-Host"] == "scscf.partner.example"
+    assert decode_lazy(cer)["Host-IP-Address"] is not None
+    client.dataReceived(_answer(cer))  # CEA 2001: the first two requests go
+    first = _sent(transport)
+    assert len(first) == 2 and len({request[12:16] for request in first}) == 2
+    client.dataReceived(_answer(first[1]))  # answers in any order, matched by hop-by-hop id
+    assert len(_sent(transport)) == 1
+    client.dataReceived(_answer(first[1]))  # the same again: nobody waits for it
+    assert client.outcome.unexpected_answers == [_answer(first[1])]
+    dwr = new_request("Device-Watchdog-Request", hop_by_hop=77, end_to_end=77, origin_host="gw.partner.example",
+                      origin_realm="partner.example").encode()
+    client.dataReceived(dwr)  # answered at once (RFC 3539)
+    [dwa] = _sent(transport)
+    assert dwa[5:8] == dwr[5:8] and not dwa[4] & 0x80 and dwa[12:16] == dwr[12:16]
+    clock.advance(1.0)  # first[0] and the third time out: the last two go
+    assert len(_sent(transport)) == 2
+    clock.advance(1.0)
+    [dpr] = _sent(transport)  # nothing left: DPR (RFC 6733 §5.4)
+    assert dpr[5:8] == (282).to_bytes(3, "big")
+    answered = [exchange for exchange in client.outcome.exchanged if exchange.answer is not None]
+    assert len(client.outcome.exchanged) == 5 and len(answered) == 1
+
+
+def test_the_client_sends_at_the_planned_times():
+    client, transport, clock = _client(window=10, count=3, at=0.5)
+    [cer] = _sent(transport)
+    client.dataReceived(_answer(cer))
+    assert len(_sent(transport)) == 1
+    clock.advance(0.5)
+    assert len(_sent(transport)) == 1
+    clock.advance(0.5)
+    assert len(_sent(transport)) == 1
+
+
+def test_a_refused_cea_fails_the_replay_with_the_result_and_the_fix():
+    from captures.replay.client import ReplayError
+
+    client, transport, _ = _client()
+    [cer] = _sent(transport)
+    client.dataReceived(_answer(cer, 3010))
+    failure = client.done.result
+    client.done.addErrback(lambda _: None)
+    assert isinstance(failure.value, ReplayError)
+    assert "CEA Result-Code 3010 DIAMETER_UNKNOWN_PEER" in str(failure.value) and transport.disconnecting
+
+
+def test_the_progress_bar_is_for_long_replays_on_a_terminal(monkeypatch, capsys):
+    from captures import replay as command
+
+    assert command.progress_bar(5000) is None  # pytest's stderr is no terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert command.progress_bar(10) is None
+    show = command.progress_bar(200)
+    show(100, 200)
+    show(200, 200)
+    err = capsys.readouterr().err
+    assert "\rreplay [###############...............] 100/200" in err and err.endswith("200/200\n")
