@@ -498,3 +498,50 @@ def test_on_postgresql_the_api_serves_from_its_thread_pool(tmp_path, require_pro
     finally:
         server.stop()
 
+
+
+# -- [provisioning] in the configuration ------------------------------------------------------------
+
+
+def _parse(tmp_path: Path, role: str, section: str) -> Any:
+    from gateway.config import parse_config
+
+    (tmp_path / "token").write_text(secrets.token_urlsafe(24))
+    return parse_config(f"""
+[node]
+origin_host = "gw.example"
+origin_realm = "example"
+role = "{role}"
+
+[metrics]
+port = 9100
+{section}
+""", base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("role", "section", "message"), [
+    ("relay", '[provisioning]\ntoken_file = "token"', '[provisioning] is set but node.role is "relay"'),
+    ("hss", "[provisioning]\nport = 8780", "provisioning.token_file is missing"),
+    ("hss", '[provisioning]\ntoken_file = "token"\nport = 9100', "provisioning.port = 9100 on 127.0.0.1 is already used by [metrics]"),
+    ("hss", '[provisioning]\ntoken_file = "token"\nadress = "::1"', "adress"),
+    ("hss", '[provisioning]\ntoken_file = "token"\n[provisioning.tls]\ncertificate = "none.pem"\nprivate_key = "none.key"',
+     "provisioning.tls.certificate"),
+    ("hss", '[provisioning]\ntoken_file = "token"\n[provisioning.tls]\nrequire_client_certificate = true',
+     "provisioning.tls.ca_certificates is missing"),
+])  # fmt: skip
+def test_config_errors_name_the_key(tmp_path, role, section, message):
+    from gateway.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        _parse(tmp_path, role, section)
+    assert message in str(error.value)
+
+
+def test_a_changed_provisioning_section_needs_a_restart(tmp_path):
+    from gateway.config import diff
+
+    before = _parse(tmp_path, "hss", '[provisioning]\ntoken_file = "token"')
+    after = _parse(tmp_path, "hss", '[provisioning]\ntoken_file = "token"\nport = 8790')
+    assert before.provisioning.address == "127.0.0.1" and before.provisioning.port == 8780
+    assert diff(before, after).restart_required == ("provisioning",)
+    assert diff(before, _parse(tmp_path, "hss", "")).restart_required == ("provisioning",)
