@@ -51,8 +51,8 @@ class HttpsPartnerAccess:
         from hss_store.identities import validate_impi, validate_impu
 
         def bad(why: str) -> MigrationError:
-            return MigrationError("12", Exit.PARTNER_REFUSED,
-                                  f"{partner.id}'s answer at {partner.api_url} is not a usable inbound binding: {why}")
+            return MigrationError("12", Exit.PARTNER_REFUSED, f"{partner.id}'s provisioning API at {partner.api_url} "
+                                  f"answered with no usable inbound binding: {why}")
 
         if not isinstance(answer, dict):
             raise bad("not a JSON object")

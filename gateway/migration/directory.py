@@ -47,6 +47,7 @@ from gateway.migration.coverage import (
 )
 
 DEFAULT_TIMEOUT = 10.0
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 PRIMARY_KEYS = ("realm", "host")
 PARTNER_KEYS = ("id", "api_url", "token_file", "ca_file", "client_cert", "client_key", "timeout", "pcscf", "areas")
 CIRCLE_KEYS = ("lat", "lon", "radius_km")
@@ -185,6 +186,9 @@ class _Reader:
             if parts.scheme not in ("https", "http") or not parts.hostname:
                 self.errors.append(f"{where}api_url = {api_url!r} is not an http(s) URL; "
                                    "use https://HOST:PORT (the partner's provisioning API)")
+            elif parts.scheme == "http" and parts.hostname not in LOOPBACK:
+                self.errors.append(f"{where}api_url = {api_url!r} would send the bearer token in clear; "
+                                   "use https:// (plain http is accepted on loopback only)")
         token_file = self.file(entry, "token_file", where, required=True)
         ca_file = self.file(entry, "ca_file", where)
         client_cert = self.file(entry, "client_cert", where)

@@ -81,6 +81,10 @@ def test_partners_file_errors_are_all_reported_with_the_fix(tmp_path):
 [[partners]]
 id = "partner-a"
 api_url = "ftp://x"
+[[partners]]
+id = "partner-b"
+api_url = "http://api.partner.example"
+token_file = "a.token"
 tokenfile = "a.token"
 client_cert = "c.pem"
 areas = [{ lat = 99, lon = 4, radius_km = 60 }, { polygon = [[1, 2]] }]
@@ -88,7 +92,7 @@ areas = [{ lat = 99, lon = 4, radius_km = 60 }, { polygon = [[1, 2]] }]
     with pytest.raises(DirectoryError) as raised:
         load_directory(path)
     text = str(raised.value)
-    for expected in ("api_url = 'ftp://x' is not an http(s) URL", "tokenfile is not a known key; did you mean 'token_file'",
+    for expected in ("api_url = 'ftp://x' is not an http(s) URL", "would send the bearer token in clear", "tokenfile is not a known key; did you mean 'token_file'",
                      "token_file is missing", "client_cert and client_key go together", "lat = 99 is not a latitude",
                      "polygon must list at least 3"):
         assert expected in text, text
@@ -352,3 +356,72 @@ def test_live_failures_are_one_clear_line_and_leave_nothing_half_provisioned(liv
     assert "\n" not in error and "Traceback" not in error and expected in error, error
     assert _bindings_of(live.primary.store, impi) == []  # no outbound binding left active
     assert _all_active(live.partner.store) == before_partner  # no inbound binding made, or it was revoked
+
+
+# -- a partner API that misbehaves ------------------------------------------------------------------
+
+@pytest.fixture
+def hostile_partner(tmp_path):
+    """A plain-HTTP server on port 0 answering the access request as ``behaviour`` says: a
+    partner API that is slow, broken or lying (the access request must say so in one line)."""
+    import http.server
+    import threading
+
+    state = {"behaviour": "silent"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            behaviour = state["behaviour"]
+            if behaviour == "silent":
+                state["release"].wait(10)
+                return
+            body = {
+                "garbage": b"<html>not json</html>",
+                "huge": b"[" + b"1," * 70000 + b"1]",
+                "wrong binding": json.dumps({"inbound_impi": "mig-1@partner.example", "inbound_impu":
+                                             "sip:mig-1@partner.example", "primary_impi": "someone@primary.example",
+                                             "primary_impu": "sip:someone@primary.example",
+                                             "primary_realm": "primary.example", "state": "active"}).encode(),
+            }.get(behaviour, b"")
+            self.send_response(302 if behaviour == "redirect" else 200)
+            if behaviour == "redirect":
+                self.send_header("Location", "http://127.0.0.1:1/steal")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    state["release"] = threading.Event()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    (tmp_path / "t.token").write_text("a-token-of-some-length\n")
+    path = tmp_path / "partners.toml"
+    path.write_text(f'[primary]\nrealm = "primary.example"\n[[partners]]\nid = "partner-a"\n'
+                    f'api_url = "http://127.0.0.1:{server.server_address[1]}"\ntoken_file = "t.token"\ntimeout = 0.5\n')
+    yield state, load_directory(path)
+    state["release"].set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("behaviour, expected", [
+    ("silent", "did not answer within 0.5 s"),
+    ("garbage", "answered something that is not JSON"),
+    ("huge", "answered more than 65536 bytes"),
+    ("redirect", "failed (HTTP 302"),
+    ("wrong binding", "answered with no usable inbound binding: bound to someone@primary.example"),
+])
+def test_a_partner_api_that_misbehaves_is_named_and_nothing_is_left(stores, hostile_partner, behaviour, expected):
+    from gateway.migration.client import HttpsPartnerAccess
+
+    primary, partner = stores
+    state, directory = hostile_partner
+    state["behaviour"] = behaviour
+    with pytest.raises(MigrationError) as raised:
+        PrimaryCm(primary, directory, HttpsPartnerAccess()).migrate(ALICE, partner_id="partner-a")
+    assert raised.value.exit_code == Exit.PARTNER_REFUSED and expected in str(raised.value), str(raised.value)
+    assert str(raised.value).startswith("partner-a's provisioning API at http://127.0.0.1:")
+    assert _active(primary) == []
