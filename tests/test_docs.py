@@ -181,15 +181,34 @@ def cxgw_commands(line: str) -> list[list[str]]:
     commands, current = [], []
     for token in [*tokens, ";"]:
         if token in SEPARATORS or set(token) <= set("|&;<>()"):
-            # the program, not `sudo -u cxgw`: a cxgw not followed by another cxgw
-            program = next((i for i, t in enumerate(current) if Path(t).name == "cxgw"
-                            and (i + 1 == len(current) or Path(current[i + 1]).name != "cxgw")), None)
-            if program is not None:
-                commands.append(current[program + 1:])
+            args = cxgw_arguments(current)
+            if args is not None:
+                commands.append(args)
             current = []
         else:
             current.append(token)
     return commands
+
+
+SUDO_OPTIONS_WITH_VALUE = {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"}
+
+
+def cxgw_arguments(words: list[str]) -> list[str] | None:
+    """The arguments when ``words`` run cxgw (``cxgw``, ``.venv/bin/cxgw``, ``python -m
+    gateway.cli``), after ``VAR=value`` and ``sudo [options]``; else None."""
+    index = 0
+    while index < len(words) and re.fullmatch(r"[A-Za-z_]\w*=.*", words[index]):
+        index += 1
+    if index < len(words) and Path(words[index]).name == "sudo":
+        index += 1
+        while index < len(words) and words[index].startswith("-"):
+            index += 2 if words[index] in SUDO_OPTIONS_WITH_VALUE else 1
+    rest = words[index:]
+    if rest and Path(rest[0]).name == "cxgw":
+        return rest[1:]
+    if len(rest) >= 3 and Path(rest[0]).name.startswith("python") and rest[1:3] == ["-m", "gateway.cli"]:
+        return rest[3:]
+    return None
 
 
 def parse_problem(args: list[str]) -> str | None:
@@ -266,6 +285,8 @@ def test_the_harness_finds_what_it_checks() -> None:
     assert parse_problem(["gateway", "--config"]) is not None
     assert parse_problem(["send", "127.0.0.1:3868", "--no-such-option"]) is not None
     assert command_lines("# c\n$ cxgw a \\\n  --b c\n") == ["cxgw a --b c"]
+    assert cxgw_commands("sudo install -d -m 0750 -g cxgw /etc/cxgw") == []
+    assert cxgw_commands(".venv/bin/python -m gateway.cli decode - < in.hex") == [["decode", "-"]]
 
 
 def test_the_harness_checks_whole_configurations(tmp_path: Path) -> None:
