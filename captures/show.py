@@ -218,25 +218,30 @@ def _named(name: str, endpoint: Any) -> bool:
 def match_forwarded(items: list[Item], names: dict[tuple[int, Any], str]) -> None:
     """Rules 1 and 2 of the module docstring: each request a node sent on, with the
     request it received that caused it."""
-    received: list[Item] = []  # requests received, oldest first, not matched yet
+    # requests received, oldest first, neither matched nor answered yet (an answered one
+    # caused nothing later): the in-flight requests, so each look is short
+    received: dict[int, Item] = {}
     for item in items:
-        if not item.is_request or item.code in BASE:
+        if not item.is_request:
+            if item.request is not None:
+                received.pop(item.request.number, None)
+            continue
+        if item.code in BASE:
             continue
         captured = item.captured
         comment = captured.comment or ""
         origin = None
-        candidates = [r for r in received if r.code == item.code and r.captured.stream != captured.stream
+        candidates = [r for r in received.values() if r.code == item.code and r.captured.stream != captured.stream
                       and same_node(names, r.captured.stream, r.captured.destination, captured.stream, captured.source)]
         if comment.startswith(TRANSLATED):
             origin = next((r for r in candidates if r.captured.comment == comment), None)
         if origin is None:
-            origin = next((r for r in candidates if (r.answer is None or r.answer.number > item.number)
-                           and not (r.captured.comment or "").startswith(TRANSLATED)), None)
+            origin = next((r for r in candidates if not (r.captured.comment or "").startswith(TRANSLATED)), None)
         if origin is not None:
-            received.remove(origin)
+            del received[origin.number]
             item.origin = origin
             origin.forwarded.append(item)
-        received.append(item)
+        received[item.number] = item
 
 
 # -- output ------------------------------------------------------------------------------
