@@ -56,11 +56,21 @@ class Block:
 
 
 def fenced_blocks(path: Path) -> list[Block]:
+    """The fenced blocks of a Markdown file, and its indented code blocks (as ``indented``:
+    four spaces after a blank line, outside fences)."""
     blocks, lines = [], path.read_text(encoding="utf-8").splitlines()
     index = 0
     while index < len(lines):
         opening = FENCE.match(lines[index])
         if not opening:
+            if lines[index].startswith("    ") and lines[index].strip() and (index == 0 or not lines[index - 1].strip()):
+                end = index
+                while end < len(lines) and (lines[end].startswith("    ") or not lines[end].strip()):
+                    end += 1
+                body = [line[4:] for line in lines[index:end]]
+                blocks.append(Block(path, index + 1, "indented", "\n".join(body).rstrip() + "\n"))
+                index = end
+                continue
             index += 1
             continue
         fence, indent, body = opening["fence"], len(opening["indent"]), []
@@ -75,7 +85,7 @@ def fenced_blocks(path: Path) -> list[Block]:
 
 ALL_BLOCKS = [block for path in DOCS for block in fenced_blocks(path)]
 TOML_BLOCKS = [b for b in ALL_BLOCKS if b.lang == "toml" and not b.text.startswith("# fragment")]
-SHELL_BLOCKS = [b for b in ALL_BLOCKS if b.lang in SHELLS and not b.text.startswith("# not runnable")]
+SHELL_BLOCKS = [b for b in ALL_BLOCKS if b.lang in SHELLS | {"indented"} and not b.text.startswith("# not runnable")]
 
 
 # -- configurations ---------------------------------------------------------------------
@@ -150,9 +160,14 @@ def test_toml_block(block: Block, tmp_path: Path) -> None:
 
 
 # -- command lines ----------------------------------------------------------------------
+ASSIGNMENT = re.compile(r"""([A-Za-z_]\w*)=(?:"([^"$`]*)"|'([^']*)')\s*(?:#.*)?""")
+
+
 def command_lines(text: str) -> list[str]:
-    """The shell lines of a block, continuations joined, prompts and comments dropped."""
-    lines, pending = [], ""
+    """The shell lines of a block: continuations joined, prompts and comments dropped, and
+    a variable assigned in the block (``P="cxgw provision --db hss.db"``) expanded where a
+    line starts with it (``$P init``)."""
+    lines, pending, variables = [], "", {}
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("$ "):
@@ -162,8 +177,14 @@ def command_lines(text: str) -> list[str]:
         if line.endswith("\\"):
             pending += line[:-1].rstrip() + " "
             continue
-        lines.append(pending + line)
-        pending = ""
+        line, pending = pending + line, ""
+        assigned = ASSIGNMENT.fullmatch(line)
+        if assigned:
+            variables[assigned[1]] = assigned[2] if assigned[2] is not None else assigned[3]
+        start = re.match(r"\$\{?([A-Za-z_]\w*)\}?(?=\s|$)", line)
+        if start and start[1] in variables:
+            line = variables[start[1]] + line[start.end():]
+        lines.append(line)
     if pending:
         lines.append(pending)
     return lines
@@ -230,8 +251,15 @@ def parse_problem(args: list[str]) -> str | None:
     return None
 
 
+def is_output(block: Block, args: list[str]) -> bool:
+    """In an indented block (no language to tell), ``cxgw capture replay: ...`` is what a
+    command printed: a word ending in a colon among its first ones."""
+    return block.lang == "indented" and any(word.endswith(":") for word in args[:3])
+
+
 SHELL_COMMANDS = [pytest.param(block, args, id=f"{block.where}:{' '.join(args[:2])}")
-                  for block in SHELL_BLOCKS for line in command_lines(block.text) for args in cxgw_commands(line)]
+                  for block in SHELL_BLOCKS for line in command_lines(block.text) for args in cxgw_commands(line)
+                  if not is_output(block, args)]
 
 
 @pytest.mark.parametrize(("block", "args"), SHELL_COMMANDS)
@@ -286,6 +314,8 @@ def test_the_harness_finds_what_it_checks() -> None:
     assert parse_problem(["send", "127.0.0.1:3868", "--no-such-option"]) is not None
     assert command_lines("# c\n$ cxgw a \\\n  --b c\n") == ["cxgw a --b c"]
     assert cxgw_commands("sudo install -d -m 0750 -g cxgw /etc/cxgw") == []
+    assert command_lines('P="cxgw provision --db x"   # a comment\n$P init\n${P} subscriber list\n') == [
+        'P="cxgw provision --db x"   # a comment', "cxgw provision --db x init", "cxgw provision --db x subscriber list"]
     assert cxgw_commands(".venv/bin/python -m gateway.cli decode - < in.hex") == [["decode", "-"]]
 
 
