@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 from cx_codec import DecodeError
 from cx_codec.message import strict_layout
 from gateway.applications.cx import DIGEST_SCHEMES, UNKNOWN_SCHEME, VENDOR_3GPP, Command
-from gateway.applications.translation import Identities, Restore
+from gateway.applications.translation import (
+    AnswerTranslator,
+    Destination,
+    Identities,
+    RequestTranslator,
+    Restore,
+)
 from hss_store.errors import StoreError
 from hss_store.records import InboundBinding
 from hss_store.store import HssStore
@@ -104,19 +110,21 @@ class MarLayout:
     ``avp.TemplateEntry`` per top-level AVP): data offsets of User-Name, the first
     Public-Identity, Origin-Host, and the SIP-Auth-Data-Item's bytes; None where absent."""
 
-    __slots__ = ("entries", "user_name", "public_identity", "origin_host", "item")
+    __slots__ = ("entries", "layout", "user_name", "public_identity", "origin_host", "session_id", "item")
 
     def __init__(self, entries: tuple[Any, ...]) -> None:
         self.entries = entries
+        # (offset, code, vendor, header word) per AVP, as cx_codec.splice takes them
+        self.layout = tuple((entry[0], entry[3], entry[5], entry[4]) for entry in entries)
         found: dict[tuple[int, int], tuple[int, int]] = {}
-        for entry in entries:
-            offset, _, _, code, word, vendor = entry[:6]
+        for offset, code, vendor, word in self.layout:
             key = (code, vendor)
             if key not in found:  # the first of each, as rewrite() and Message.get take it
                 found[key] = (offset + (12 if word & 0x80000000 else 8), offset + (word & 0xFFFFFF))
         self.user_name = found.get(_USER_NAME)
         self.public_identity = found.get(_PUBLIC_IDENTITY)
         self.origin_host = found.get(_ORIGIN_HOST)
+        self.session_id = found.get(_SESSION_ID)
         self.item = found.get(_SIP_AUTH_DATA_ITEM)
 
 
@@ -147,6 +155,8 @@ class PartnerFastPath:
         self.proxy = node.proxy
         self.bindings = partner.bindings
         self._layouts: dict[int, MarLayout] = {}  # id(entries) -> layout (entries kept in it)
+        self.requests = RequestTranslator(partner.local, partner.hide_topology)
+        self.answers = AnswerTranslator(partner.local, partner.hide_topology)
         self._items: dict[bytes, tuple[str, bool]] = {}  # SIP-Auth-Data-Item data -> what it asks
 
     def __call__(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
@@ -184,10 +194,11 @@ class PartnerFastPath:
         if target is None:
             return False
         partner = self.partner
-        try:
-            translated, restore = partner.translate(request, binding, Identities(impi, impu))
-        except DecodeError:
-            return False
+        inbound = Identities(impi, impu)
+        hide = partner.hide_topology
+        splice = self.requests.splice(layout.layout, binding.primary.host is not None)
+        if splice is None:
+            return False  # translate_request would refuse it: the general path answers
         hop_by_hop_in = int.from_bytes(request[12:16], "big")
         origin_host = request[layout.origin_host[0] : layout.origin_host[1]].decode().lower()
         key = (origin_host, int.from_bytes(request[16:20], "big"))
@@ -197,9 +208,21 @@ class PartnerFastPath:
         node = self.node
         pending = node.pending
         hop_by_hop = pending.new_id()
-        forwarded = translated[:12] + hop_by_hop.to_bytes(4, "big") + translated[16:]
+        if partner.annotate is None:
+            primary = binding.primary
+            forwarded = self.requests.translate(
+                request, splice, Identities(binding.primary_impi, binding.primary_impu),
+                Destination(primary.realm, primary.host), hop_by_hop.to_bytes(4, "big"),
+                partner.new_end_to_end() if hide else None,
+            )
+            session = layout.session_id
+            restore = Restore(inbound, request[session[0] : session[1]] if session else None, request[16:20]) \
+                if hide else Restore(inbound, None)
+        else:  # a recording node: the general path's translation, which names the binding in the capture
+            translated, restore = partner.translate(request, binding, inbound)
+            forwarded = translated[:12] + hop_by_hop.to_bytes(4, "big") + translated[16:]
         pending.add(hop_by_hop_in, None, target, forwarded, _MAR, hop_by_hop,
-                    TranslatedAnswer(partner, proxy, restore, peer, key), node.now)
+                    TranslatedAnswer(self, restore, peer, key, request), node.now)
         target.send(forwarded)
         return True
 
@@ -233,11 +256,17 @@ class TranslatedAnswer:
     answer and for this node's 3002 alike), as ``PartnerApplication._translated_back``
     and ``Proxy.local``'s callbacks would treat it."""
 
-    __slots__ = ("partner", "proxy", "restore", "peer", "key")
+    __slots__ = ("fast", "restore", "peer", "key", "request")
 
-    def __init__(self, partner: PartnerApplication, proxy: Any, restore: Restore, peer: Any, key: tuple[str, int]) -> None:
-        self.partner, self.proxy, self.restore, self.peer, self.key = partner, proxy, restore, peer, key
+    def __init__(self, fast: PartnerFastPath, restore: Restore, peer: Any, key: tuple[str, int], request: bytes) -> None:
+        self.fast, self.restore, self.peer, self.key, self.request = fast, restore, peer, key, request
 
     def callback(self, answer: bytes) -> None:
-        translated = self.partner._translated_back(answer, self.restore)  # step 20
-        self.proxy.local_answer(translated, self.peer, self.key, _MAR)
+        fast = self.fast
+        fast.partner._count("forwarded")
+        try:
+            translated = fast.answers.translate(answer, self.restore, None)  # step 20
+        except DecodeError as error:  # what translate_answer raises: local work that failed, 5012
+            fast.proxy.local_failed(error, self.peer, self.key, self.request)
+            return
+        fast.proxy.local_answer(translated, self.peer, self.key, _MAR)

@@ -15,11 +15,14 @@ SIP-Auth-Data-Items, Proxy-Info, vendors' AVPs.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cx_codec.avp import pack_avp
 from cx_codec.commands import new_session_id
+from cx_codec.errors import DecodeError
 from cx_codec.rewrite import rewrite, top_level
+from cx_codec.splice import Entry, Layouts, Splice
 from gateway.applications.cx import (
     DESTINATION_HOST,
     DESTINATION_REALM,
@@ -129,3 +132,85 @@ def translate_answer(answer: bytes, restore: Restore, local: Local, *, hide_topo
     if restore.end_to_end is not None:  # RFC 6733 §6.2: the answer carries the request's id
         translated = translated[:16] + restore.end_to_end + translated[20:]
     return translated
+
+
+# -- the same, compiled per layout (gateway.applications.fastpath) --------------------------
+_REQUEST_CONSTANTS = (ORIGIN_HOST, ORIGIN_REALM, SERVER_NAME)
+_REQUEST_OPTIONAL = (SERVER_NAME, PUBLIC_IDENTITY)
+_ANSWER_OPTIONAL = (SESSION_ID, ORIGIN_HOST, ORIGIN_REALM)
+_ANSWER_ABSENT = {USER_NAME: FLAG_M, PUBLIC_IDENTITY: FLAG_V | FLAG_M}  # as translate_answer packs them
+
+
+class RequestTranslator:
+    """``translate_request`` for requests of a layout seen before (``cx_codec.splice``):
+    the same bytes, made from slices of the request, one Splice per (layout, whether a
+    Destination-Host is named). ``layout``: the request's top-level AVPs as
+    ``cx_codec.splice.Entry``, e.g. from the codec's validated template."""
+
+    def __init__(self, local: Local, hide_topology: bool) -> None:
+        self.local, self.hide_topology = local, hide_topology
+        self._constants = {ORIGIN_HOST: local.host.encode(), ORIGIN_REALM: local.realm.encode(),
+                           SERVER_NAME: f"sip:{local.host}".encode()} if hide_topology else {}
+        self._splices: dict[tuple[int, bool], tuple[object, Splice | None]] = {}
+
+    def splice(self, layout: Sequence[Entry], with_host: bool) -> Splice | None:
+        """None: ``translate_request`` would raise (a key it needs is missing)."""
+        key = (id(layout), with_host)
+        known = self._splices.get(key)
+        if known is not None and known[0] is layout:
+            return known[1]
+        keys = [USER_NAME, PUBLIC_IDENTITY, DESTINATION_REALM] + ([DESTINATION_HOST] if with_host else [])
+        remove = set() if with_host else {DESTINATION_HOST}
+        if self.hide_topology:
+            keys += [SESSION_ID, *_REQUEST_CONSTANTS]
+            remove.add(ROUTE_RECORD)
+        try:
+            splice: Splice | None = Splice(layout, keys, constants=self._constants, optional=_REQUEST_OPTIONAL,
+                                           absent={DESTINATION_HOST: FLAG_M}, remove=remove)
+        except DecodeError:
+            splice = None
+        if len(self._splices) >= 1024:
+            self._splices.clear()
+        self._splices[key] = (layout, splice)
+        return splice
+
+    def translate(self, request: bytes, splice: Splice, to: Identities, destination: Destination,
+                  hop_by_hop: bytes, end_to_end: int | None) -> bytes:
+        """translate_request(request, to, destination, ...) with ``hop_by_hop`` in it."""
+        values = [to.impi.encode(), to.impu.encode(), destination.realm.encode()]
+        if destination.host is not None:
+            values.append(destination.host.encode())
+        if self.hide_topology:
+            values.append(new_session_id(self.local.host).encode())
+        return splice.apply(request, values, hop_by_hop, None if end_to_end is None else _U32.pack(end_to_end))
+
+
+class AnswerTranslator:
+    """``translate_answer`` for answers of a layout seen before (``cx_codec.splice.Layouts``)."""
+
+    def __init__(self, local: Local, hide_topology: bool) -> None:
+        self.local, self.hide_topology = local, hide_topology
+        self._constants = {ORIGIN_HOST: local.host.encode(), ORIGIN_REALM: local.realm.encode()} if hide_topology else {}
+        self._layouts = Layouts()
+        self._splices: dict[tuple[int, bool], tuple[object, Splice]] = {}
+
+    def translate(self, answer: bytes, restore: Restore, hop_by_hop: bytes | None = None) -> bytes:
+        """translate_answer(answer, restore, ...) with ``hop_by_hop`` in it; DecodeError as it raises."""
+        layout = self._layouts.find(answer)
+        with_session = restore.session_id is not None
+        key = (id(layout), with_session)
+        known = self._splices.get(key)
+        if known is None or known[0] is not layout:
+            keys = [USER_NAME, PUBLIC_IDENTITY] + ([SESSION_ID] if with_session else [])
+            if self.hide_topology:
+                keys += [ORIGIN_HOST, ORIGIN_REALM]
+            splice = Splice(layout, keys, constants=self._constants, optional=_ANSWER_OPTIONAL, absent=_ANSWER_ABSENT,
+                            remove=_REMOVE_ROUTE_RECORDS if self.hide_topology else ())
+            if len(self._splices) >= 1024:
+                self._splices.clear()
+            known = self._splices[key] = (layout, splice)
+        who = restore.identities
+        values = [who.impi.encode(), who.impu.encode()]
+        if with_session:
+            values.append(restore.session_id)  # type: ignore[arg-type]
+        return known[1].apply(answer, values, hop_by_hop, restore.end_to_end)

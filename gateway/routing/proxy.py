@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from cx_codec import DecodeError, Message, decode, error_answer_bytes
 from cx_codec.build import avp_bytes
@@ -401,6 +402,11 @@ class Proxy:
         if self.node.counting:
             self._count_local(answer, peer, command)
         self._local_answered(answer, key)
+
+    def local_failed(self, error: BaseException, peer: Any, key: Any, request: bytes) -> None:
+        """Work admitted by ``admit_local`` failed: what ``local``'s errback does (5012)."""
+        self._local_done(None, peer)
+        self._local_failed(Failure(error), key, request)
 
     def _local_done(self, result: Any, peer: Any) -> Any:
         self.serving -= 1

@@ -89,7 +89,7 @@ def _bindings(store) -> list:
 class Partner:
     """A partner node with open peers on in-memory transports, its role and its watch."""
 
-    def __init__(self, store, fast: bool) -> None:
+    def __init__(self, store, fast: bool, hide_topology: bool = True) -> None:
         self.clock = task.Clock()
         self.node = node = DiameterNode(
             LocalIdentity(PARTNER_GW, PARTNER, applications=(Application(CX, 10415),)),
@@ -104,7 +104,8 @@ class Partner:
         local = Local(PARTNER_GW, PARTNER)
         access = StoreAccess(store, self.clock)
         counter = itertools.count(0x5000)
-        self.role = PartnerApplication(access, local, node.send_request, new_end_to_end=lambda: next(counter))
+        self.role = PartnerApplication(access, local, node.send_request, hide_topology=hide_topology,
+                                       new_end_to_end=lambda: next(counter))
         node.applications[CX] = CxService(local, partner=self.role)
         self.watcher = RevocationWatcher(access, local, node.send_request, self.clock, POLL, self.role.registrars,
                                          self.role.bindings)
@@ -197,7 +198,8 @@ _KIND = st.sampled_from(["ok"] * 5 + ["unknown", "impu", "digest", "resync", "re
 def test_the_fast_path_answers_what_the_general_path_answers(tmp_path_factory, data) -> None:
     store = _store(tmp_path_factory.mktemp("fastpath") / "partner.sqlite")
     bindings = _bindings(store)
-    both = (Partner(store, fast=True), Partner(store, fast=False))
+    hide = data.draw(st.booleans(), label="topology hiding")
+    both = (Partner(store, fast=True, hide_topology=hide), Partner(store, fast=False, hide_topology=hide))
     try:
         _exchange(store, bindings, both, data)
     finally:

@@ -1,0 +1,174 @@
+"""``rewrite`` compiled for one layout of top-level AVPs.
+
+A translating proxy rewrites the same few AVPs of messages that are laid out alike, one
+after another (an S-CSCF's MARs, an HSS's MAAs). ``rewrite`` walks every AVP header of
+each; a ``Splice`` is made once per layout (where each AVP is, from the codec's validated
+template or from one walk) and then rebuilds a message of that layout from slices of it
+and the new values, without looking at its AVPs again. Its output is ``rewrite``'s, byte
+for byte (``tests/cx_codec/test_splice.py``): the first AVP of each key replaced with its
+flags and Vendor-Id kept, every AVP of a key in ``remove`` left out, a key the layout
+lacks appended (``absent``) or skipped (``optional``), DecodeError 5005 otherwise.
+
+``Layout`` checks that a message has a layout seen before the way the codec's templates
+do: the AVP header bytes at the same offsets and the same length (so the same chain of
+AVPs); values are not looked at (``rewrite`` does not validate them either).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Collection, Mapping, Sequence
+from operator import itemgetter
+
+from cx_codec.avp_header import AVP_HEADER, VENDOR_ID, pack_avp
+from cx_codec.errors import DecodeError, ResultCode
+from cx_codec.header import HEADER_LENGTH
+
+AvpKey = tuple[int, int]
+# one top-level AVP: (offset, code, vendor, header word: flags << 24 | length)
+Entry = tuple[int, int, int, int]
+
+_unpack_header = AVP_HEADER.unpack_from
+_unpack_vendor = VENDOR_ID.unpack_from
+_U32 = struct.Struct(">I")
+
+
+class Splice:
+    """``rewrite(data, values, optional=..., absent=..., remove=...)`` for messages laid
+    out as ``layout`` (their top-level AVPs, in order, the message ending after the last).
+
+    ``keys``: the keys of ``rewrite``'s ``values``, in its order; ``constants``: those
+    whose new data is the same for every message (packed here once); ``apply`` gets the
+    data of the others, in order. ``absent``: for a key the layout lacks, the flags of the
+    AVP to append.
+    """
+
+    __slots__ = ("_pieces", "_copies", "keys")
+
+    def __init__(
+        self,
+        layout: Sequence[Entry],
+        keys: Sequence[AvpKey],
+        *,
+        constants: Mapping[AvpKey, bytes] | None = None,
+        optional: Collection[AvpKey] = (),
+        absent: Mapping[AvpKey, int] | None = None,
+        remove: Collection[AvpKey] = (),
+    ) -> None:
+        self.keys = tuple(keys)
+        constants = constants or {}
+        index = {key: position for position, key in enumerate(k for k in self.keys if k not in constants)}
+        pending = set(self.keys)
+        pieces: list[slice | bytes | tuple[int, int, int, int]] = []
+        copy_from = copy_to = -1
+        for offset, code, vendor, word in layout:
+            end = offset + (((word & 0xFFFFFF) + 3) & -4)
+            key = (code, vendor)
+            if key in pending or key in remove:
+                if copy_from >= 0:
+                    pieces.append(slice(copy_from, copy_to))
+                    copy_from = -1
+                if key in pending:
+                    pending.discard(key)
+                    if key in constants:
+                        pieces.append(pack_avp(code, word >> 24, vendor, constants[key]))
+                    else:
+                        pieces.append((code, word >> 24, vendor, index[key]))
+                continue
+            if copy_from < 0:
+                copy_from = offset
+            copy_to = end
+        if copy_from >= 0:
+            pieces.append(slice(copy_from, copy_to))
+        for key in [key for key in self.keys if key in pending]:  # appended in rewrite's order: values'
+            code, vendor = key
+            if absent is not None and key in absent:
+                flags = absent[key]
+                pieces.append(pack_avp(code, flags, vendor, constants[key]) if key in constants
+                              else (code, flags, vendor, index[key]))
+            elif key not in optional:
+                raise DecodeError(ResultCode.DIAMETER_MISSING_AVP, f"no AVP {code} (vendor {vendor}) to rewrite")
+        self._pieces = tuple(pieces)
+        copies = [piece for piece in pieces if type(piece) is slice]
+        # every slice of the message at once (one C call), then the pieces in order
+        self._copies = itemgetter(*copies, slice(0, 0)) if copies else (lambda data: ())
+
+    def body(self, data: bytes, values: Sequence[bytes]) -> bytes:
+        """The AVPs of the rewritten message (``data`` has this layout)."""
+        copied = iter(self._copies(data))
+        parts = []
+        append = parts.append
+        for piece in self._pieces:
+            kind = type(piece)
+            if kind is slice:
+                append(next(copied))
+            elif kind is bytes:
+                append(piece)
+            else:
+                code, flags, vendor, position = piece  # type: ignore[misc]
+                append(pack_avp(code, flags, vendor, values[position]))
+        return b"".join(parts)
+
+    def apply(self, data: bytes, values: Sequence[bytes], hop_by_hop: bytes | None = None,
+              end_to_end: bytes | None = None) -> bytes:
+        """The whole rewritten message: header with the new length (and ids, when given)."""
+        body = self.body(data, values)
+        return b"".join((
+            data[0:1], (HEADER_LENGTH + len(body)).to_bytes(3, "big"), data[4:12],
+            data[12:16] if hop_by_hop is None else hop_by_hop, data[16:20] if end_to_end is None else end_to_end, body,
+        ))
+
+
+def walk(data: bytes) -> list[Entry]:
+    """The top-level AVPs of ``data`` (a whole message), as ``rewrite`` walks them: DecodeError
+    5014 on broken framing, 5015 on a message shorter than its header."""
+    end = len(data)
+    if end < HEADER_LENGTH:
+        raise DecodeError(ResultCode.DIAMETER_INVALID_MESSAGE_LENGTH, f"{end} bytes is shorter than the 20-byte header")
+    entries: list[Entry] = []
+    offset = HEADER_LENGTH
+    try:
+        while offset < end:
+            code, word = _unpack_header(data, offset)
+            length = word & 0xFFFFFF
+            if length < 8 + ((word >> 29) & 4) or offset + length > end:
+                raise DecodeError(ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                                  f"AVP at offset {offset} is shorter than its header or overruns the message",
+                                  data[offset : offset + max(length, 8)])
+            vendor = _unpack_vendor(data, offset + 8)[0] if word & 0x80000000 else 0
+            entries.append((offset, code, vendor, word))
+            offset += (length + 3) & -4
+    except struct.error:  # fewer than 8 bytes left for an AVP header
+        raise DecodeError(ResultCode.DIAMETER_INVALID_AVP_LENGTH, f"AVP at offset {offset} is cut short",
+                          data[offset : offset + 8]) from None
+    return entries
+
+
+class Layouts:
+    """Layouts of messages seen before, by length: ``find`` gives the walk of a message
+    laid out like an earlier one (the same AVP headers at the same offsets) without
+    walking it, and walks it otherwise (and remembers it, up to ``per_length`` per length)."""
+
+    def __init__(self, per_length: int = 4, lengths: int = 1024) -> None:
+        self.per_length = per_length
+        self.lengths = lengths
+        self._known: dict[int, list[tuple[itemgetter[bytes], tuple[bytes, ...], tuple[Entry, ...]]]] = {}
+
+    def find(self, data: bytes) -> tuple[Entry, ...]:
+        known = self._known.get(len(data))
+        if known is not None:
+            for compared, expected, entries in known:
+                if compared(data) == expected:
+                    return entries
+        entries = tuple(walk(data))
+        if not entries:
+            return entries
+        headers = [slice(offset, offset + (12 if word & 0x80000000 else 8)) for offset, _, _, word in entries]
+        compared = itemgetter(*headers, slice(0, 0)) if len(headers) == 1 else itemgetter(*headers)
+        if known is None:
+            if len(self._known) >= self.lengths:
+                self._known.clear()
+            known = self._known[len(data)] = []
+        known.insert(0, (compared, compared(data), entries))
+        del known[self.per_length :]
+        return entries

@@ -1,0 +1,63 @@
+"""cx_codec.splice against cx_codec.rewrite: the same bytes for any layout and any choice
+of keys replaced, constant, optional, appended or removed, and the same 5005 when a key
+can be none of those; ``Layouts.find`` agrees with a fresh walk, also after layouts of
+the same length that differ."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cx_codec.avp import pack_avp
+from cx_codec.errors import DecodeError
+from cx_codec.rewrite import rewrite
+from cx_codec.splice import Layouts, Splice, walk
+
+KEYS = [(1, 0), (263, 0), (264, 0), (282, 0), (293, 0), (601, 10415), (602, 10415), (1, 10415)]
+_avp = st.tuples(st.sampled_from(KEYS), st.sampled_from([0x40, 0x00, 0x60]), st.binary(max_size=13))
+
+
+def _message(avps: list) -> bytes:
+    body = b"".join(pack_avp(code, flags | (0x80 if vendor else 0), vendor, data) for (code, vendor), flags, data in avps)
+    return struct.pack(">IIIII", 1 << 24 | (20 + len(body)), 0xC0 << 24 | 303, 16777216, 7, 9) + body
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    avps=st.lists(_avp, max_size=8),
+    chosen=st.lists(st.sampled_from(KEYS), unique=True, max_size=5),
+    constant=st.sets(st.sampled_from(KEYS)),
+    optional=st.sets(st.sampled_from(KEYS)),
+    absent=st.sets(st.sampled_from(KEYS)),
+    remove=st.sets(st.sampled_from(KEYS)),
+    data=st.data(),
+)
+def test_a_splice_rewrites_as_rewrite_does(avps, chosen, constant, optional, absent, remove, data) -> None:
+    message = _message(avps)
+    values = {key: data.draw(st.binary(max_size=9), label=f"value {key}") for key in chosen}
+    constants = {key: value for key, value in values.items() if key in constant}
+    flags = {key: 0x40 | (0x80 if key[1] else 0) for key in absent}
+    packed = {key: pack_avp(key[0], flags[key], key[1], values.get(key, b"")) for key in absent}
+    try:
+        expected = rewrite(message, values, optional=optional, absent=packed, remove=remove)
+    except DecodeError as error:
+        with pytest.raises(DecodeError) as raised:
+            Splice(walk(message), chosen, constants=constants, optional=optional, absent=flags, remove=remove)
+        assert raised.value.result_code == error.result_code == 5005
+        return
+    splice = Splice(walk(message), chosen, constants=constants, optional=optional, absent=flags, remove=remove)
+    assert splice.apply(message, [values[key] for key in chosen if key not in constants]) == expected
+    other = _message(avps[:-1] + [avps[-1][:2] + (b"x" * len(avps[-1][2]),)]) if avps else message  # same layout
+    assert splice.apply(other, [values[key] for key in chosen if key not in constants]) == rewrite(
+        other, values, optional=optional, absent=packed, remove=remove)
+
+
+@given(st.lists(st.lists(_avp, max_size=6), min_size=1, max_size=6))
+def test_layouts_find_what_a_walk_finds(messages) -> None:
+    layouts = Layouts(per_length=2)
+    for avps in messages * 2:
+        message = _message(avps)
+        assert layouts.find(message) == tuple(walk(message))
