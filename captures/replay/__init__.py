@@ -60,6 +60,7 @@ class Report:
     unexpected_answers: int = 0
     unexpected_requests: int = 0
     latencies: list[float] = field(default_factory=list)  # seconds, sorted
+    duration: float = 0.0  # seconds from the first request sent to the last answer
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -74,7 +75,7 @@ class Report:
             "matched": len(self.matched), "differing": self.differing, "missing": self.missing,
             "unrecorded": self.unrecorded, "skipped": self.skipped,
             "unexpected_answers": self.unexpected_answers, "unexpected_requests": self.unexpected_requests,
-            "latency_ms": latency, "notes": self.notes, "ok": not self.failed,
+            "latency_ms": latency, "duration_s": round(self.duration, 6), "notes": self.notes, "ok": not self.failed,
         }
 
 
@@ -179,6 +180,9 @@ def compare(planned: list[Planned], outcome: Any, report: Report, mask: frozense
         else:
             report.matched.append(about)
     report.latencies.sort()
+    if outcome.exchanged:
+        ends = [exchanged.answered_at for exchanged in outcome.exchanged if exchanged.answered_at is not None]
+        report.duration = max(ends, default=0.0) - outcome.exchanged[0].sent_at if ends else 0.0
     report.unexpected_answers = len(outcome.unexpected_answers)
     report.unexpected_requests = len(outcome.unexpected_requests)
     if outcome.closed_early:
@@ -206,6 +210,8 @@ def summary_lines(report: Report) -> list[str]:
         values = report.latencies
         lines.append("  latency ms p50 {:.3f}  p90 {:.3f}  p99 {:.3f}".format(
             *(percentile(values, p) * 1000 for p in (0.5, 0.9, 0.99))))
+        if report.duration > 0:
+            lines.append(f"  {len(values)} answers in {report.duration:.3f} s ({len(values) / report.duration:,.0f}/s)")
     lines += [f"  note: {note}" for note in report.notes]
     lines.append("result: " + ("DIFFERENCES" if report.failed else "no differences"))
     return lines
