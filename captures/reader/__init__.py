@@ -11,20 +11,21 @@ them together: frames in, :class:`CapturedMessage` out, in capture order, and ev
 damage found on the way as a :class:`Problem` with its frame number. Only a file that is
 not a capture at all raises (:class:`NotACapture`).
 
-Why hand-written parsing and not scapy: dissecting each frame with scapy (``rdpcap``
-builds a full layer object per packet) reads some 5,000-10,000 packets/s on this
-project's machines, and scapy's TCP sessions do not handle out-of-order segments, gaps or
-several Diameter messages per segment. Slicing headers with ``struct``-style indexing
-reads the same captures 30-60 times as fast in messages/s (``python bench/captures.py``,
-figures in bench/RESULTS.md) and bounds memory: the file is read record by record,
-per-direction buffers hold at most one message and ``MAX_HELD`` out-of-order bytes.
+Why hand-written parsing and not scapy: scapy's ``rdpcap`` builds a full layer object per
+packet and reads some 7,000 messages/s here (one message per segment, taking each TCP
+payload as it comes, with no reassembly); its ``TCPSession`` with a ``tcp_reassemble``
+hook some 1,400/s, and it neither reorders segments nor reports gaps. Slicing headers by
+hand reads the same file at some 150,000 messages/s: 24 times ``rdpcap``, 115 times
+``TCPSession`` (``python bench/captures.py``, bench/RESULTS.md). Memory is bounded: the
+file is read record by record, each direction's buffer holds at most one message
+(``max_message``) and ``tcp.MAX_HELD`` out-of-order bytes.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -79,12 +80,14 @@ class Problem:
 class _Flow:
     """A TCP connection or SCTP association, as the reader knows it."""
 
-    __slots__ = ("index", "transport", "endpoints", "connection", "association")
+    __slots__ = ("index", "transport", "endpoints", "connection", "association", "deliver", "report")
 
-    def __init__(self, index: int, transport: str, client: Endpoint, server: Endpoint) -> None:
+    def __init__(self, index: int, transport: str, client: Endpoint, server: Endpoint, reader: CaptureReader) -> None:
         self.index = index
         self.transport = transport
         self.endpoints = (client, server)  # direction 0 is client -> server
+        self.deliver: Callable[[int, bytes], None] = lambda way, message: reader._deliver(self, way, message)
+        self.report: Callable[[int, str], None] = lambda way, text: reader._report(self, way, text)
         self.connection: Connection | None = None  # TCP
         self.association: Association | None = None  # SCTP
 
@@ -198,7 +201,7 @@ class CaptureReader:
         for flow in self._all_flows:
             engine = flow.connection or flow.association
             if engine is not None:
-                engine.finish(lambda way, message, flow=flow: self._deliver(flow, way, message))
+                engine.finish(flow.deliver)
         yield from out
         out.clear()
 
@@ -210,7 +213,7 @@ class CaptureReader:
         source = Endpoint(address_text(packet.source), sport)
         destination = Endpoint(address_text(packet.destination), dport)
         client, server = (source, destination) if client_is_source else (destination, source)
-        flow = _Flow(len(self._all_flows), transport, client, server)
+        flow = _Flow(len(self._all_flows), transport, client, server, self)
         self._all_flows.append(flow)
         self.streams[flow.index] = (transport, client, server)
         way = 0 if client_is_source else 1
@@ -258,16 +261,15 @@ class CaptureReader:
         connection = flow.connection
         if connection is None or (flags & SYN and not flags & ACK and connection.closed):
             if connection is not None:  # a new connection on the same ports (RFC 9293 §3.10.7.2)
-                old = flow
-                connection.finish(lambda w, m: self._deliver(old, w, m))
+                connection.finish(flow.deliver)
                 self._forget(flow)
                 flow, way = self._flow("tcp", packet, sport, dport, True)
             connection = flow.connection = Connection(
-                flow.index, lambda w, text, flow=flow: self._report(flow, w, text), self.max_message
+                flow.index, flow.report, self.max_message
             )
         connection.segment(
             way, seq, ack, flags, payload[header:], packet.missing,
-            lambda w, message, flow=flow: self._deliver(flow, w, message),
+            flow.deliver,
         )
 
     def _sctp(self, frame: Frame, packet: Packet) -> None:
@@ -283,9 +285,9 @@ class CaptureReader:
         association = flow.association
         if association is None:
             association = flow.association = Association(
-                lambda w, text, flow=flow: self._report(flow, w, text), self.max_message
+                flow.report, self.max_message
             )
-        association.packet(way, payload, packet.missing, lambda w, message, flow=flow: self._deliver(flow, w, message))
+        association.packet(way, payload, packet.missing, flow.deliver)
 
 
 def _packed(address: str) -> bytes:
