@@ -136,8 +136,7 @@ class GatewayService:
             self.provisioning = ProvisioningServer(self.config, self.reactor)
             self.ports.append(self._bind("[provisioning] port", settings.address, settings.port,
                                          self.provisioning.listen))
-            scheme = "https" if settings.tls is not None else "http"
-            self.endpoints.append(f"provisioning API on {_url(self.ports[-1]).replace('http://', scheme + '://')}v1/")
+            self.endpoints.append(self.provisioning.endpoint())
         self.node.start()
         if self.roles is not None:
             self.roles.start()

@@ -16,14 +16,11 @@ from typing import Any
 from OpenSSL import crypto
 from twisted.internet import ssl
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger
 
 from gateway.applications.storage import StoreAccess
 from gateway.config import GatewayConfig, ProvisioningTlsConfig
 from gateway.config.checks import read_token
 from gateway.provisioning.http import ProvisioningResource, ProvisioningSite
-
-log = Logger(namespace="cxgw.provisioning")
 
 OPENAPI_DOCUMENT = Path(__file__).resolve().parent.parent.parent / "docs" / "openapi.json"
 DEADLINE = 30.0  # seconds a provisioning call may take on PostgreSQL
@@ -81,12 +78,17 @@ class ProvisioningServer:
             self.port = self.reactor.listenSSL(s.port, self.site, tls_context(s.tls), interface=s.address)
         else:
             self.port = self.reactor.listenTCP(s.port, self.site, interface=s.address)
+        return self.port
+
+    def endpoint(self) -> str:
+        """For the node's serving line: where the API listens, and how."""
+        s = self.settings
+        assert self.port is not None
         host = self.port.getHost()
+        address = f"[{host.host}]" if ":" in host.host else host.host
         scheme = "https" if s.tls is not None else "http"
         mutual = " (client certificates required)" if s.tls is not None and s.tls.require_client_certificate else ""
-        log.info("provisioning API on {scheme}://{address}:{port}/v1/{mutual}", scheme=scheme, address=host.host,
-                 port=host.port, mutual=mutual)  # fmt: skip
-        return self.port
+        return f"provisioning API on {scheme}://{address}:{host.port}/v1/{mutual}"
 
     def close(self) -> None:
         self.access.close()
