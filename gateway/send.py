@@ -416,7 +416,13 @@ class Result:
 
     @classmethod
     def of(cls, data: bytes) -> Result:
-        message = decode_lazy(data)
+        try:
+            return cls._of(decode_lazy(data))
+        except DecodeError as error:  # a peer's broken answer is a finding, not a crash
+            return cls(None, f"unreadable answer: {error.reason}")
+
+    @classmethod
+    def _of(cls, message: Message) -> Result:
         error_message = message.get("Error-Message")
         experimental = message.experimental_result if message.find("Experimental-Result") else None
         if experimental is not None:
@@ -428,7 +434,7 @@ class Result:
 
     def line(self) -> str:
         kind = "Experimental-Result-Code" if self.vendor_id else "Result-Code"
-        text = f"result: {self.code} {self.name} ({kind})" if self.code is not None else "result: none (no Result-Code)"
+        text = f"result: {self.code} {self.name} ({kind})" if self.code is not None else f"result: none ({self.name})"
         return text + (f": {self.error_message}" if self.error_message else "")
 
 
@@ -440,11 +446,19 @@ def render(data: bytes, result: Result, peer: Message) -> str:
         verdict = "verdict: valid"
     except DecodeError as error:
         verdict = f"verdict: invalid: {error.result_code} {BASE_NAMES.get(error.result_code, '')}: {error.reason}"
-    return f"{format_message(decode_lazy(data))}\n{verdict}\n{result.line()} from {peer['Origin-Host']}\n"
+    try:
+        tree = format_message(decode_lazy(data))
+    except DecodeError as error:
+        tree = f"an answer of {len(data)} bytes whose AVPs cannot be walked ({error.reason}):\n  0x{data.hex()}"
+    return f"{tree}\n{verdict}\n{result.line()} from {peer['Origin-Host']}\n"
 
 
 def as_json(data: bytes, result: Result, peer: Message) -> dict[str, Any]:
     message = decode_lazy(data)
+    try:
+        avps = [_avp_json(avp) for avp in message.avps]
+    except DecodeError as error:
+        avps = [{"invalid": error.reason, "hex": data[20:].hex()}]
     return {
         "peer": peer["Origin-Host"],
         "command": message.name,
@@ -460,7 +474,7 @@ def as_json(data: bytes, result: Result, peer: Message) -> dict[str, Any]:
         "vendor_id": result.vendor_id,
         "error_message": result.error_message,
         "success": result.success,
-        "avps": [_avp_json(avp) for avp in message.avps],
+        "avps": avps,
     }
 
 

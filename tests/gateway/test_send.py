@@ -173,7 +173,7 @@ def test_bad_input_is_exit_2_without_a_traceback(args, message, tmp_path):
 @pytest.mark.parametrize(("content", "message"), [
     ("", "is empty"),
     ("0100", "is not a valid Diameter message"),
-    ("zz not hex", "is not a valid Diameter message"),
+    ("zz not hex", "cannot read"),  # printable text is read as hex (cx_codec.cli.read_input)
 ])
 def test_bad_files(tmp_path, content, message):
     path = tmp_path / "in.hex"
@@ -223,3 +223,42 @@ def test_against_freediameter(require_program):
                     "--destination-host", "fd.example")
         assert done.returncode == 1
         assert "result: 3007 DIAMETER_APPLICATION_UNSUPPORTED" in done.stdout
+
+
+def test_a_broken_answer_is_reported_not_a_traceback():
+    """A peer whose CEA is fine but whose MAA has an AVP overrunning the message."""
+    from cx_codec import decode
+    from gateway.peer.capabilities import Application, LocalIdentity, build_cea
+    from gateway.transport.framing import Framer
+
+    def serve(server: socket.socket) -> None:
+        conn, _ = server.accept()
+        with conn:
+            framer, messages = Framer(), []
+            while len(messages) < 2:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                messages += framer.feed(data)
+                if len(messages) == 1:
+                    local = LocalIdentity("evil.example", "example", applications=(Application(16777216, 10415),))
+                    conn.sendall(build_cea(local, decode(messages[0]), 2001))
+            request = messages[1]
+            avp = (264).to_bytes(4, "big") + bytes([0x40]) + (200).to_bytes(3, "big") + b"evil"  # says 200 bytes
+            body = avp
+            header = bytes([1]) + (20 + len(body)).to_bytes(3, "big") + bytes([request[4] & 0x7F]) + request[5:20]
+            conn.sendall(header + body)
+            conn.recv(65536)  # the DPR; no DPA
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        thread = threading.Thread(target=serve, args=(server,), daemon=True)
+        thread.start()
+        done = cxgw("send", f"127.0.0.1:{server.getsockname()[1]}", "--sample", "MAR", "--timeout", "2")
+        thread.join(5)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "result: none (unreadable answer:" in done.stdout
+    assert "verdict: invalid: 5014" in done.stdout
+    assert "instead of sending the DPA (after the answers; ignored)" in done.stderr
