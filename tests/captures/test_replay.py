@@ -29,6 +29,7 @@ from cx_codec.rewrite import rewrite
 from gateway.settings import PeerSettings
 from gateway.testing.cores import PARTNER_GW, PRIMARY_GW, SCSCF
 from gateway.testing.diamtest import Answering, Net, wait_for
+from gateway.testing.process import GatewayProcess, provision, until
 
 SAMPLES = Path(__file__).resolve().parents[2] / "captures" / "samples"
 REGISTRATION = SAMPLES / "registration.pcapng"
@@ -393,3 +394,50 @@ def test_the_progress_bar_is_for_long_replays_on_a_terminal(monkeypatch, capsys)
     show(200, 200)
     err = capsys.readouterr().err
     assert "\rreplay [###############...............] 100/200" in err and err.endswith("200/200\n")
+
+
+# -- the shipped examples as real processes, provisioned as captures/samples/README.md says --
+EXAMPLES = Path(__file__).resolve().parents[2] / "gateway" / "examples"
+LISTENING = r"listening on 127\.0\.0\.1:(\d+) \(tcp\)"
+
+
+def _example(name: str, folder: Path, primary_port: int | None = None) -> Path:
+    text = re.sub(r"(?m)^port = \d+", "port = 0", (EXAMPLES / name).read_text())  # ports the OS picks
+    if primary_port is not None:  # the [[peers]] entry of gw.primary.example
+        text = re.sub(r'(host = "gw\.primary\.example"\s*\nrealm = "primary\.example"\s*\naddress = "127\.0\.0\.1"\n)'
+                      r"port = 0\n", rf"\1port = {primary_port}\n", text)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def _readme_provisioning(folder: Path) -> None:
+    """The `cxgw provision` lines of captures/samples/README.md, run against ``folder``."""
+    readme = (SAMPLES / "README.md").read_text()
+    block = readme.split("## Replaying them")[1].split("```sh\n")[1].split("```")[0].replace("\\\n", " ")
+    databases = {"$P": str(folder / "primary-core.sqlite"), "$Q": str(folder / "partner-core.sqlite")}
+    for line in block.splitlines():
+        words = line.split()
+        if words and words[0] in databases:
+            provision(databases[words[0]], *words[1:])
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_samples_replay_against_the_shipped_examples_provisioned_as_the_readme_says(tmp_path):
+    _readme_provisioning(tmp_path)
+    primary = GatewayProcess(str(_example("primary-core.toml", tmp_path)))
+    partner = None
+    try:
+        primary_port = int((await until(lambda: primary.find(LISTENING), "the primary's port", primary)).group(1))
+        partner = GatewayProcess(str(_example("partner-core.toml", tmp_path, primary_port)))
+        port = int((await until(lambda: partner.find(LISTENING), "the partner's port", partner)).group(1))
+        await until(lambda: partner.find(r"peer gw\.primary\.example: open"), "the interconnect", partner)
+        for name in SCENARIOS:
+            done = await replay(SAMPLES / f"{name}.pcapng", "--target", f"127.0.0.1:{port}", "--json")
+            assert done.returncode == 0, (name, done.stdout, done.stderr)
+            report = json.loads(done.stdout)
+            assert report["ok"] and report["matched"] == report["sent"] >= 1, (name, report)
+    finally:
+        for process in (partner, primary):
+            if process is not None:
+                process.stop()
