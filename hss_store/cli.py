@@ -284,8 +284,8 @@ def _allocate_inbound(store: Any, args: argparse.Namespace, out: Output) -> int:
 
 def _binding_show(store: Any, args: argparse.Namespace, out: Output) -> int:
     found = ops.show_bindings(store, args.identity, direction=args.direction)
-    if out.as_json:
-        print(json.dumps(found[0] if len(found) == 1 else found))
+    if out.as_json:  # as the API's GET /v1/bindings/{identity}: always a list
+        print(json.dumps({"bindings": found}))
         return 0
     for i, binding in enumerate(found):
         if i:

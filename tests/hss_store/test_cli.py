@@ -78,7 +78,7 @@ def test_bindings_agreements_policies_pools(provision):
     binding = json.loads(provision("--json", *args, "--partner", "partnerA")[1])
     assert binding["direction"] == "outbound" and binding["expires_at"] - binding["created_at"] == 86400
     shown = json.loads(provision("--json", "binding", "show", binding["outbound_impu"])[1])
-    assert shown == binding
+    assert shown == {"bindings": [binding]}
     code, out, _ = provision("binding", "show", binding["outbound_impi"])
     assert "real impi" in out and "T" in out.split("created at")[1].splitlines()[0]  # ISO time for people
 
@@ -94,7 +94,8 @@ def test_bindings_agreements_policies_pools(provision):
     assert code == 1 and "no free entry" in err
     assert provision("binding", "revoke", "mig001@partner.example")[0] == 0
     code, out, _ = provision("--json", "binding", "show", "mig001@partner.example")
-    assert code == 0 and json.loads(out)["state"] == "revoked" and json.loads(out)["revoked_at"]
+    [shown] = json.loads(out)["bindings"]
+    assert code == 0 and shown["state"] == "revoked" and shown["revoked_at"]
     rows = json.loads(provision("--json", "binding", "list", "--direction", "inbound")[1])
     assert [r["inbound_impi"] for r in rows] == ["mig001@partner.example", "mig002@partner.example"]
 

@@ -257,9 +257,12 @@ def chain(provision):
 
 def test_binding_show_finds_either_direction_and_the_real_identity(provision, chain):
     outbound, inbound = chain
-    assert json.loads(provision("--json", "binding", "show", inbound["inbound_impu"])[1]) == inbound
-    assert json.loads(provision("--json", "binding", "show", outbound["outbound_impi"], "--direction", "outbound")[1]) == outbound
-    both = json.loads(provision("--json", "binding", "show", outbound["outbound_impi"])[1])
+    def show(*argv: str) -> list[dict[str, object]]:
+        return json.loads(provision("--json", "binding", "show", *argv)[1])["bindings"]
+
+    assert show(inbound["inbound_impu"]) == [inbound]
+    assert show(outbound["outbound_impi"], "--direction", "outbound") == [outbound]
+    both = show(outbound["outbound_impi"])
     assert [b["direction"] for b in both] == ["outbound", "inbound"]  # the outbound IMPI is the inbound's primary IMPI
     code, out, _ = provision("binding", "show", "alice@primary.example")  # the real identity: every binding of alice
     assert code == 0 and outbound["outbound_impi"] in out and "state" in out
@@ -279,7 +282,7 @@ def test_binding_revoke_and_list_without_guessing(provision, chain):
     assert {(r["direction"], r["state"]) for r in rows} == {("outbound", "active"), ("inbound", "revoked")}
     code, out, _ = provision("binding", "list")
     assert "outbound:" in out and "inbound:" in out and "revoked" in out
-    shown = json.loads(provision("--json", "binding", "show", inbound["inbound_impi"])[1])
+    [shown] = json.loads(provision("--json", "binding", "show", inbound["inbound_impi"])[1])["bindings"]
     assert shown["state"] == "revoked" and shown["revoked_at"] is not None
 
 
