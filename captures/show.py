@@ -252,8 +252,7 @@ def clock(when: float) -> str:
 def summary_line(item: Item, names: dict[tuple[int, Any], str]) -> str:
     captured = item.captured
     source, destination = captured.source, captured.destination
-    arrow = (f"{names.get((captured.stream, source), '?')} ({source.address}:{source.port}) -> "
-             f"{names.get((captured.stream, destination), '?')} ({destination.address}:{destination.port})")
+    arrow = f"{_end(names, captured.stream, source)} -> {_end(names, captured.stream, destination)}"
     parts = [f"#{item.number:<4} {clock(captured.time)} s{captured.stream:<3} {arrow}"]
     if item.message is None and item.code == 0:
         parts.append(f"{len(captured.data)} bytes, {item.error}")
@@ -269,6 +268,11 @@ def summary_line(item: Item, names: dict[tuple[int, Any], str]) -> str:
     if item.error:
         parts.append(item.error)
     return "  ".join(parts)
+
+
+def _end(names: dict[tuple[int, Any], str], stream: int, endpoint: Any) -> str:
+    name = names.get((stream, endpoint), "?")
+    return f"{name} ({endpoint.address}:{endpoint.port})" if _named(name, endpoint) else name
 
 
 def show_lines(items: list[Item], names: dict[tuple[int, Any], str], tree: bool) -> Iterator[str]:

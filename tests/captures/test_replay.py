@@ -441,3 +441,28 @@ async def test_the_samples_replay_against_the_shipped_examples_provisioned_as_th
         for process in (partner, primary):
             if process is not None:
                 process.stop()
+
+
+def test_the_filters_choose_the_requests_and_the_client():
+    from captures.replay import plan
+    from captures.show import items_of, node_names, pair_answers
+
+    reader = CaptureReader(SAMPLES / "resync.pcapng")
+    items = items_of(reader)
+    pair_answers(items)
+    names = node_names(items, reader.streams)
+
+    def chosen(**filters):
+        options = {"commands": set(), "applications": set(), "peers": set(), "stream_numbers": set(), **filters}
+        found, client, notes = plan(items, reader.streams, names, **options)
+        return [item.field("User-Name") for item in found], client, notes
+
+    users, client, notes = chosen()
+    assert users == ["mig-sample@partner.example"] * 2 and client == "scscf.partner.example"
+    assert "choose with --peer or --stream" in notes[0]  # the gateway's own requests on the interconnect
+    users, client, notes = chosen(peers={"gw.partner.example"})
+    assert users == ["out-sample@primary.example"] * 2 and client == "gw.partner.example" and notes == []
+    interconnect = next(item.captured.stream for item in items if item.field("User-Name") == "out-sample@primary.example")
+    assert chosen(stream_numbers={interconnect})[1] == "gw.partner.example"
+    assert chosen(commands={301})[0] == [] and chosen(applications={0})[0] == []
+    assert chosen(applications={16777216}, peers={"127.0.0.1"})[0] == ["mig-sample@partner.example"] * 2
