@@ -238,31 +238,41 @@ async def test_log_says_once_why_a_peer_cannot_be_reached_then_that_it_opened(tm
             await server.stop()
 
 
-@pytest.mark.parametrize("section", ["listen", "metrics"])
-def test_address_in_use_names_the_key_to_change(tmp_path, section):
+@pytest.mark.parametrize(("section", "key"), [
+    ("listen", "[[listen]] port"), ("metrics", "[metrics] port"), ("provisioning", "[provisioning] port"),
+])
+def test_address_in_use_names_the_key_to_change(tmp_path, section, key):
     import socket
 
+    (tmp_path / "api.token").write_text("cxgw-runner-test-token-0123456789\n")
+    (tmp_path / "api.token").chmod(0o600)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        ports = {name: port if name == section else 0 for name in ("listen", "metrics", "provisioning")}
         config = tmp_path / "busy.toml"
-        listen_port, metrics_port = (port, 0) if section == "listen" else (0, port)
         config.write_text(textwrap.dedent(f"""
             [node]
-            origin_host = "gw.example"
+            origin_host = "hss.example"
             origin_realm = "example"
+            role = "hss"
             [[listen]]
             address = "127.0.0.1"
-            port = {listen_port}
+            port = {ports["listen"]}
+            [store]
+            target = "hss.sqlite"
             [metrics]
             address = "127.0.0.1"
-            port = {metrics_port}
+            port = {ports["metrics"]}
+            [provisioning]
+            address = "127.0.0.1"
+            port = {ports["provisioning"]}
+            token_file = "api.token"
         """))
         result = subprocess.run([sys.executable, "-m", "gateway.cli", "gateway", "--config", str(config)],
                                 capture_output=True, text=True, timeout=60)
-    key = "[[listen]] port" if section == "listen" else "[metrics] port"
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-1] == (
         f"cxgw gateway: {key} = {port} in {config}: address 127.0.0.1:{port} already in use; "
         "choose another port or stop the other process")
