@@ -80,7 +80,7 @@ class Problem:
 class _Flow:
     """A TCP connection or SCTP association, as the reader knows it."""
 
-    __slots__ = ("index", "transport", "endpoints", "connection", "association", "deliver", "report")
+    __slots__ = ("index", "transport", "endpoints", "connection", "association", "closed", "deliver", "report")
 
     def __init__(self, index: int, transport: str, client: Endpoint, server: Endpoint, reader: CaptureReader) -> None:
         self.index = index
@@ -90,6 +90,7 @@ class _Flow:
         self.report: Callable[[int, str], None] = lambda way, text: reader._report(self, way, text)
         self.connection: Connection | None = None  # TCP
         self.association: Association | None = None  # SCTP
+        self.closed = False  # a TCP connection read to its end: its state is dropped
 
 
 class CaptureReader:
@@ -255,22 +256,27 @@ class CaptureReader:
         header = (payload[12] >> 4) * 4
         flags = payload[13]
         if header < 20 or header > len(payload):
-            self._problem(frame.number, f"frame {frame.number}: TCP header length {header} impossible ({len(payload)} bytes of segment)")
+            why = "cut by the snaplen" if packet.missing and header >= 20 else "impossible"
+            self._problem(frame.number, f"frame {frame.number}: TCP header length {header} {why} ({len(payload)} bytes of segment)")
             return
         flow, way = self._flow("tcp", packet, sport, dport, not (flags & SYN and flags & ACK))
         connection = flow.connection
-        if connection is None or (flags & SYN and not flags & ACK and connection.closed):
-            if connection is not None:  # a new connection on the same ports (RFC 9293 §3.10.7.2)
+        opening = flags & SYN and not flags & ACK
+        if opening and (flow.closed or (connection is not None and connection.restarted(way, seq))):
+            # a new connection on the same ports (RFC 9293 §3.4.1): a new stream
+            if connection is not None:
                 connection.finish(flow.deliver)
-                self._forget(flow)
-                flow, way = self._flow("tcp", packet, sport, dport, True)
-            connection = flow.connection = Connection(
-                flow.index, flow.report, self.max_message
-            )
-        connection.segment(
-            way, seq, ack, flags, payload[header:], packet.missing,
-            flow.deliver,
-        )
+            self._forget(flow)
+            flow, way = self._flow("tcp", packet, sport, dport, True)
+            connection = None
+        elif flow.closed:
+            return  # the last ACK, or a late retransmission, of a connection read to its end
+        if connection is None:
+            connection = flow.connection = Connection(flow.index, flow.report, self.max_message)
+        connection.segment(way, seq, ack, flags, payload[header:], packet.missing, flow.deliver)
+        if connection.closed and connection.idle():
+            connection.finish(flow.deliver)
+            flow.connection, flow.closed = None, True
 
     def _sctp(self, frame: Frame, packet: Packet) -> None:
         payload = packet.payload
@@ -284,9 +290,7 @@ class CaptureReader:
         flow, way = found if found is not None else self._flow("sctp", packet, sport, dport, initiator or payload[12:13] != b"\x02")
         association = flow.association
         if association is None:
-            association = flow.association = Association(
-                flow.report, self.max_message
-            )
+            association = flow.association = Association(flow.report, self.max_message)
         association.packet(way, payload, packet.missing, flow.deliver)
 
 

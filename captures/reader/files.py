@@ -167,10 +167,10 @@ def _pcapng_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Itera
             return
         raw_type = head[:4]
         if raw_type == PCAPNG_MAGIC:
-            magic = head[8:12] + read(4)
-            if magic[:4] == b"\x4d\x3c\x2b\x1a":
+            magic = read(4)
+            if magic == b"\x4d\x3c\x2b\x1a":
                 order = "<"
-            elif magic[:4] == b"\x1a\x2b\x3c\x4d":
+            elif magic == b"\x1a\x2b\x3c\x4d":
                 order = ">"
             else:
                 problem(number or None, f"a Section Header Block {where} has no valid byte-order magic ({magic.hex() or 'none'}); the rest of the file is not readable")
@@ -197,7 +197,7 @@ def _pcapng_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Itera
             else:
                 problem(number or None, f"the file ends inside a block {where} ({len(rest) + 8 + body_start} of {total} bytes; truncated capture)")
             return
-        body = (head[8:12] + rest[:-4]) if body_start else rest[:-4]
+        body = rest[:-4]  # of a Section Header Block: after its byte-order magic
         (trailer,) = struct.unpack(order + "I", rest[-4:])
         if trailer != total:
             problem(number or None, f"a block {where} says length {total} at its start and {trailer} at its end (corrupt block; read by the first)")

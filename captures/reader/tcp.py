@@ -14,7 +14,9 @@ A direction first seen without its SYN (the capture started inside the connectio
 starts at its first segment, out of sync: its first plausible Diameter header is where
 reading begins. A direction whose first bytes are a TLS record header (RFC 8446 §5.1:
 content type 20-23, legacy version 3.x) makes the whole connection unreadable.
-A SYN on a connection whose both sides have closed (FIN or RST) starts a new stream.
+A SYN on a connection whose both sides have closed (FIN or RST), or with another initial
+sequence number than the one seen, starts a new stream (a new incarnation of the
+connection, RFC 9293 §3.4.1); the reader then drops a finished connection's state.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def _signed(difference: int) -> int:
 class Direction:
     framer: Framer
     next_seq: int | None = None  # the next sequence number expected (None: nothing seen yet)
+    syn: int | None = None  # the sequence number of its SYN, when seen
     held: dict[int, bytes] = field(default_factory=dict)  # sequence number -> payload
     held_bytes: int = 0
     fin: bool = False
@@ -69,6 +72,7 @@ class Connection:
         direction = self.directions[way]
         if flags & SYN:
             if direction.next_seq is None:
+                direction.syn = seq
                 direction.next_seq = (seq + 1) & _MASK
             seq = (seq + 1) & _MASK  # data on a SYN follows its sequence number
         if flags & ACK:
@@ -82,6 +86,16 @@ class Connection:
             direction.fin = True
         if flags & RST or (self.directions[0].fin and self.directions[1].fin):
             self.closed = True
+
+    def restarted(self, way: int, seq: int) -> bool:
+        """Whether a SYN from ``way`` with ``seq`` opens a new connection on these ports
+        rather than repeating this one's SYN."""
+        direction = self.directions[way]
+        return self.closed or (direction.next_seq is not None and direction.syn != seq)
+
+    def idle(self) -> bool:
+        """Nothing held out of order in either direction."""
+        return not (self.directions[0].held or self.directions[1].held)
 
     def _data(self, way: int, direction: Direction, seq: int, payload: bytes, missing: int, deliver: Deliver) -> None:
         assert direction.next_seq is not None

@@ -475,3 +475,25 @@ def test_tshark_agrees_on_a_multi_message_out_of_order_retransmitted_capture(tmp
         (frame, ",".join(str(code) for code, _, _ in found), ",".join(hbh for _, hbh, _ in found), str(found[0][2]))
         for frame, found in sorted(ours.items())
     ] == theirs
+
+
+def test_a_syn_with_a_new_initial_sequence_number_is_a_new_stream():
+    old, new = TcpFlow(), TcpFlow(client_isn=777777)
+    packets = [*old.handshake(), old.segment(0, 0, SAMPLE_MAR), *new.handshake(), new.segment(0, 0, SAMPLE_MAR)]
+    packets.insert(2, old.handshake()[0])  # a retransmitted SYN is not a new connection
+    reader = read(pcap(packets))
+    assert [m.stream for m in reader.messages] == [0, 1]
+    assert len(reader.streams) == 2 and reader.problems == []
+
+
+def test_segments_after_a_connection_is_read_to_its_end_start_nothing():
+    flow = TcpFlow()
+    packets = [
+        *flow.handshake(), flow.segment(0, 0, SAMPLE_MAR),
+        flow.fin(0, len(SAMPLE_MAR), 0), flow.fin(1, 0, len(SAMPLE_MAR) + 1),
+        flow.segment(0, len(SAMPLE_MAR) + 1, b"", ack=1, flags="A"),  # the last ACK
+        flow.segment(0, 0, SAMPLE_MAR),  # a late retransmission
+    ]
+    reader = read(pcap(packets))
+    assert [m.frame for m in reader.messages] == [4]
+    assert list(reader.streams) == [0] and reader.problems == []
