@@ -314,3 +314,23 @@ def test_binding_help_explains_the_chain(capsys):
         _parser().parse_args(["binding", "--help"])
     text = capsys.readouterr().out
     assert "real IMPI/IMPU  --(primary, steps 4-6)-->  outbound IMPI/IMPU  --(partner, steps 9-11)-->  inbound" in text
+
+
+def test_bindings_of_finds_the_chain_on_both_backends(store):
+    """The store call behind `binding show` (and GET /v1/bindings/{identity}), SQLite and PostgreSQL."""
+    from hss_store.allocation import AllocationPolicy
+    from hss_store.records import Agreement, PrimaryDatabase, Subscriber
+
+    store.add_subscriber(Subscriber.new("alice@primary.example", ["sip:alice@primary.example"], K, opc=OPC))
+    store.add_agreement(Agreement("partner-a", "all"))
+    for direction, domain in (("outbound", "primary"), ("inbound", "partner")):
+        store.set_policy(AllocationPolicy(direction, impi_pattern=f"{direction}-{{random}}@{domain}.example",
+                                          impu_pattern=f"sip:{direction}-{{random}}@{domain}.example"))  # fmt: skip
+    out = store.allocate_outbound("alice@primary.example", "sip:alice@primary.example", "partner-a")
+    inb = store.allocate_inbound(PrimaryDatabase("primary.example"), out.outbound_impi, out.outbound_impu)
+    store.revoke_inbound(inb.inbound_impi)
+    assert store.bindings_of("sip:alice@primary.example") == [out]
+    assert [type(b).__name__ for b in store.bindings_of(out.outbound_impu)] == ["OutboundBinding", "InboundBinding"]
+    [revoked] = store.bindings_of(inb.inbound_impi)
+    assert revoked.revoked_at is not None and store.bindings_of(inb.inbound_impu) == [revoked]
+    assert store.bindings_of("nobody@x.example") == []
