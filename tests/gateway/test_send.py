@@ -262,3 +262,19 @@ def test_a_broken_answer_is_reported_not_a_traceback():
     assert "result: none (unreadable answer:" in done.stdout
     assert "verdict: invalid: 5014" in done.stdout
     assert "instead of sending the DPA (after the answers; ignored)" in done.stderr
+
+
+def test_origin_fixed_up_unless_kept(tcp_hss):
+    """Session-Id begins with the sender's identity (RFC 6733 §8.8): ours, or the sample's
+    with --keep-origin; the answer echoes it."""
+    port, _ = tcp_hss
+
+    def session_id(*extra: str) -> str:
+        done = cxgw("send", f"127.0.0.1:{port}", "--sample", "MAR", "--json", *extra)
+        (answer,) = [json.loads(line) for line in done.stdout.splitlines()]
+        return next(avp["value"] for avp in answer["avps"] if avp["name"] == "Session-Id")
+
+    assert session_id().startswith("cxgw-send.localdomain;")
+    assert session_id("--origin-host", "probe.partner.example", "--origin-realm", "partner.example").startswith(
+        "probe.partner.example;")
+    assert session_id("--keep-origin") == "scscf.partner.example;1700000000;4"
