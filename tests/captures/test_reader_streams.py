@@ -436,14 +436,31 @@ def test_unknown_link_type_is_reported_once():
 
 
 # -- tshark reads the same messages -----------------------------------------------------------
-def tshark_fields(require_program, path) -> list[tuple[int, str, str, str]]:
+def tshark_fields(require_program, path) -> list[tuple[int, str, str]]:
+    """(frame, command codes, hop-by-hop ids) of every frame tshark dissects Diameter in,
+    with out-of-order TCP and SCTP reassembly on."""
     tshark = require_program("tshark")
     command = [
-        tshark, "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-Y", "diameter",
-        "-T", "fields", "-e", "frame.number", "-e", "diameter.cmd.code", "-e", "diameter.hopbyhopid", "-e", "tcp.stream",
+        tshark, "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-o", "sctp.reassembly:TRUE",
+        "-Y", "diameter", "-T", "fields", "-e", "frame.number", "-e", "diameter.cmd.code", "-e", "diameter.hopbyhopid",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return [(int(frame), codes, ids, stream) for frame, codes, ids, stream in (line.split("\t") for line in done.stdout.splitlines())]
+    return [(int(frame), codes, ids) for frame, codes, ids in (line.split("\t") for line in done.stdout.splitlines())]
+
+
+def our_fields(path) -> list[tuple[int, str, str]]:
+    """The same, from the reader: messages completed by one frame joined as tshark does."""
+    ours: dict[int, list[bytes]] = {}
+    for message in read_messages(path):
+        ours.setdefault(message.frame, []).append(message.data)
+    return [
+        (
+            frame,
+            ",".join(str(int.from_bytes(data[5:8], "big")) for data in found),
+            ",".join(f"0x{int.from_bytes(data[12:16], 'big'):08x}" for data in found),
+        )
+        for frame, found in sorted(ours.items())
+    ]
 
 
 def test_tshark_agrees_on_a_multi_message_out_of_order_retransmitted_capture(tmp_path, require_program):
@@ -464,17 +481,38 @@ def test_tshark_agrees_on_a_multi_message_out_of_order_retransmitted_capture(tmp
     ]
     path = tmp_path / "mixed.pcap"
     path.write_bytes(pcap([Ether(**MAC) / packet for packet in packets]))
-    ours: dict[int, list[tuple[int, str, int]]] = {}
-    for message in read_messages(path):
-        ours.setdefault(message.frame, []).append(
-            (int.from_bytes(message.data[5:8], "big"), f"0x{int.from_bytes(message.data[12:16], 'big'):08x}", message.stream)
-        )
     theirs = tshark_fields(require_program, path)
     assert len(theirs) == 4
-    assert [
-        (frame, ",".join(str(code) for code, _, _ in found), ",".join(hbh for _, hbh, _ in found), str(found[0][2]))
-        for frame, found in sorted(ours.items())
-    ] == theirs
+    assert our_fields(path) == theirs
+    assert [m.stream for m in read_messages(path)] == [1, 0, 0, 0, 0, 0, 1]  # tshark's tcp.stream
+
+
+def test_tshark_agrees_on_sctp_and_other_link_layers(tmp_path, require_program):
+    client, server = ("10.2.2.1", 3868), ("10.2.2.2", 3868)
+    big = big_message(1200)
+    sctp_packets = [
+        sctp(client, server, SCTPChunkInit(init_tag=1, a_rwnd=65535, n_out_streams=2, n_in_streams=2, init_tsn=10)),
+        sctp(client, server, data_chunk(10, SAMPLE_MAR), data_chunk(11, requests()[0], ppid=0, stream=1)),
+        sctp(server, client, data_chunk(18, big[:400], end=False)),
+        sctp(server, client, data_chunk(19, big[400:800], begin=False, end=False)),
+        sctp(server, client, data_chunk(20, big[800:], begin=False)),
+        sctp(client, server, data_chunk(10, SAMPLE_MAR)),  # retransmitted
+    ]
+    tcp6, _ = conversation(TcpFlow(("2001:db8::1", 40000), ("2001:db8::2", 3868)))
+    tcp4, _ = conversation(TcpFlow())
+    captures = {
+        "sctp": pcap(sctp_packets),
+        "sll2-ipv6": pcap([CookedLinuxV2(pkttype=0, lladdrtype=1, lladdrlen=6) / p for p in tcp6]),
+        "sll-ipv4": pcap([CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6) / p for p in tcp4]),
+        "qinq-ipv6": pcap([Ether(**MAC, type=0x88A8) / Dot1Q(vlan=7, type=0x8100) / Dot1Q(vlan=42) / p for p in tcp6]),
+        "raw-ipv4": pcap([bytes(p) for p in tcp4], linktype=101),
+    }
+    for name, data in captures.items():
+        path = tmp_path / f"{name}.pcap"
+        path.write_bytes(data)
+        theirs = tshark_fields(require_program, path)
+        assert len(theirs) >= 2, name
+        assert our_fields(path) == theirs, name
 
 
 def test_a_syn_with_a_new_initial_sequence_number_is_a_new_stream():
