@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -195,3 +197,31 @@ def test_not_a_capture_is_the_one_error(tmp_path, content, error):
 def test_problem_reads_as_its_text():
     assert str(Problem(17, None, "frame 17: snaplen cut 1200 of 1514 bytes")) == "frame 17: snaplen cut 1200 of 1514 bytes"
     assert str(Endpoint("::1", 3868)) == "[::1]:3868" and str(Endpoint("127.0.0.1", 3868)) == "127.0.0.1:3868"
+
+
+SAMPLES = sorted((Path(__file__).parents[2] / "captures" / "samples").glob("*.pcapng"))
+
+
+def test_the_sample_captures_exist():
+    assert len(SAMPLES) >= 4, SAMPLES  # the parametrised test below must not run on nothing
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[path.stem for path in SAMPLES])
+def test_the_recorders_sample_captures_read_as_tshark_reads_them(path, require_program):
+    tshark = require_program("tshark")
+    reader = CaptureReader(path)
+    messages = list(reader)
+    assert messages and reader.problems == []
+    ports = sorted({server.port for _, _, server in reader.streams.values()})
+    decode_as = [option for port in ports for option in ("-d", f"tcp.port=={port},diameter")]
+    done = subprocess.run(
+        [tshark, "-r", str(path), *decode_as, "-Y", "diameter", "-T", "fields",
+         "-e", "frame.number", "-e", "diameter.cmd.code", "-e", "diameter.hopbyhopid", "-e", "tcp.stream"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    theirs = [tuple(line.split("\t")) for line in done.stdout.splitlines()]
+    ours = [
+        (str(m.frame), str(int.from_bytes(m.data[5:8], "big")), f"0x{int.from_bytes(m.data[12:16], 'big'):08x}", str(m.stream))
+        for m in messages
+    ]
+    assert ours == theirs
