@@ -36,45 +36,43 @@ def run(args: argparse.Namespace) -> int:
     return int(args._capture_module.run(args) or 0)
 
 
-def command_filter(values: list[str]) -> set[int] | None:
-    """Command-Codes of ``--command`` values (MAR, MAR/MAA, 303); None after printing
-    what is wrong."""
+def command_filter(values: list[str], *, quiet: bool = False) -> set[int] | None:
+    """Command-Codes of ``--command`` values (MAR, MAR/MAA, 303); None when one is not a
+    command (after saying so on standard error, unless ``quiet``)."""
     codes = set()
     for value in values:
         code = command_code(value)
         if code is None:
-            print(f"--command {value!r} is not a Diameter command; use a name such as MAR, MAR/MAA or a code such as 303",
-                  file=sys.stderr)
+            if not quiet:
+                print(f"--command {value!r} is not a Diameter command; use a name such as MAR, MAR/MAA or a code "
+                      "such as 303", file=sys.stderr)
             return None
         codes.add(code)
     return codes
 
 
-def open_capture(path: str) -> tuple[Any, list[Any]] | None:
-    """The reader of ``path`` and its messages, read to the end; None after printing a
-    one-line error (no such file, not a capture)."""
+def open_capture(path: str, *, quiet: bool = False) -> tuple[Any, list[Any]] | str:
+    """The reader of ``path`` and its messages, read to the end; else the one line that
+    says why not (no such file, not a capture), printed on standard error unless ``quiet``."""
     from captures.reader import CaptureReader
     from captures.reader.files import NotACapture
 
     try:
         reader = CaptureReader(path)
-        messages = list(reader)
+        return reader, list(reader)
     except FileNotFoundError:
-        print(f"{path}: no such file", file=sys.stderr)
-        return None
+        problem = f"{path}: no such file"
     except IsADirectoryError:
-        print(f"{path}: is a folder; give a .pcap or .pcapng file", file=sys.stderr)
-        return None
+        problem = f"{path}: is a folder; give a .pcap or .pcapng file"
     except PermissionError:
-        print(f"{path}: not readable (permission denied)", file=sys.stderr)
-        return None
+        problem = f"{path}: not readable (permission denied)"
     except NotACapture as error:  # names the file and what it starts with
-        print(f"{error}; give a capture made by tcpdump, Wireshark or cxgw gateway", file=sys.stderr)
-        return None
+        problem = f"{error}; give a capture made by tcpdump, Wireshark or cxgw gateway"
     except (OSError, ValueError) as error:
-        print(f"{path}: cannot be read as a capture: {error}", file=sys.stderr)
-        return None
-    return reader, messages
+        problem = f"{path}: cannot be read as a capture: {error}"
+    if not quiet:
+        print(problem, file=sys.stderr)
+    return problem
 
 
 __all__ = ["add_arguments", "command_filter", "open_capture", "run"]

@@ -400,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
     if commands is None:
         return 2
     opened = open_capture(args.file)
-    if opened is None:
+    if isinstance(opened, str):
         return 2
     reader, messages = opened
     items = items_of(messages)

@@ -151,8 +151,7 @@ def prepare(chosen: list[Item], identity: IdentityMap, origin: tuple[str, str], 
 
 # -- the run --------------------------------------------------------------------------------
 def compare(planned: list[Planned], outcome: Any, report: Report, mask: frozenset[str]) -> None:
-    from cx_codec import decode_lazy as lazy
-
+    lazy = decode_lazy
     for exchanged in outcome.exchanged:
         entry = planned[exchanged.index]
         item = entry.item
@@ -263,84 +262,113 @@ def target_of(text: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def run(args: argparse.Namespace) -> int:
-    from captures.cli import command_filter, open_capture
+class Refused(Exception):
+    """The replay cannot run; the text is the one line to print."""
 
-    def error(text: str) -> int:
-        print(f"cxgw capture replay: {text}", file=sys.stderr)
-        return 2
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    target: tuple[str, int]
+    mask: frozenset[str]
+    commands: set[int]
+    applications: set[int]
+    identity: IdentityMap
+
+
+def options(args: argparse.Namespace) -> Options:
+    """The arguments checked; Refused naming the first that is wrong and the fix."""
+    from captures.cli import command_filter
 
     target = target_of(args.target)
     if target is None:
-        return error(f"--target {args.target!r} is not HOST:PORT; write it as 127.0.0.1:3868")
+        raise Refused(f"--target {args.target!r} is not HOST:PORT; write it as 127.0.0.1:3868")
     if args.rate is not None and not args.rate > 0:
-        return error(f"--rate {args.rate:g} must be above 0 (requests per second)")
+        raise Refused(f"--rate {args.rate:g} must be above 0 (requests per second)")
     if args.window < 1 or not args.timeout > 0:
-        return error("--window must be 1 or more and --timeout above 0")
+        raise Refused("--window must be 1 or more and --timeout above 0")
     try:
         mask = mask_names(args.mask, default=not args.no_default_mask)
-    except ValueError as problem:
-        return error(str(problem))
+        identity = load_map(args.map) if args.map else IdentityMap()
+    except (ValueError, MapError) as problem:
+        raise Refused(str(problem)) from None
     applications = set()
     for value in args.application:
-        if value.lower() in APPLICATIONS or value.isdigit():
-            applications.add(APPLICATIONS.get(value.lower(), int(value) if value.isdigit() else 0))
-        else:
-            return error(f"--application {value!r} is not an Application-Id; use a number such as 16777216, or cx")
-    commands = command_filter(args.command)
+        if value.lower() not in APPLICATIONS and not value.isdigit():
+            raise Refused(f"--application {value!r} is not an Application-Id; use a number such as 16777216, or cx")
+        applications.add(APPLICATIONS[value.lower()] if value.lower() in APPLICATIONS else int(value))
+    commands = command_filter(args.command, quiet=True)
     if commands is None:
-        return 2
-    try:
-        identity = load_map(args.map) if args.map else IdentityMap()
-    except MapError as problem:
-        return error(str(problem))
-    opened = open_capture(args.file)
-    if opened is None:
-        return 2
+        bad = next(value for value in args.command if command_filter([value], quiet=True) is None)
+        raise Refused(f"--command {bad!r} is not a Diameter command; use a name such as MAR, MAR/MAA or a code such as 303")
+    return Options(target, mask, commands, applications, identity)
+
+
+@dataclass(slots=True)
+class Setup:
+    planned: list[Planned]
+    sendable: list[int]  # indexes into planned: what is sent (not redacted)
+    cer: bytes
+    origin: tuple[str, str]
+    report: Report
+
+
+def setup(args: argparse.Namespace, chosen_options: Options) -> Setup:
+    """What to send, as whom, from the capture; Refused when there is nothing to do."""
+    from captures.cli import open_capture
+
+    opened = open_capture(args.file, quiet=True)
+    if isinstance(opened, str):
+        raise Refused(opened)
     reader, messages = opened
     items = items_of(messages)
     pair_answers(items)
     names = node_names(items, reader.streams)
-    chosen, client, notes = plan(items, reader.streams, names, commands=commands, applications=applications,
+    chosen, client, notes = plan(items, reader.streams, names, commands=chosen_options.commands,
+                                 applications=chosen_options.applications,
                                  peers={peer.lower() for peer in args.peer}, stream_numbers=set(args.stream))
     if not chosen:
-        return error(f"{args.file}: no request to replay (after the filters)")
+        raise Refused(f"{args.file}: no request to replay (after the filters)")
     cer = client_cer(items, names, client)
     if cer is None and not (args.origin_host and args.origin_realm):
-        return error(f"{args.file}: no CER of {client} in the capture; give --origin-host and --origin-realm")
-    base_cer = cer.captured.data if cer is not None else None
-    captured_origin = (cer.field("Origin-Host") or client, cer.field("Origin-Realm") or "") if cer else (client, "")
-    origin = (args.origin_host or identity.host(captured_origin[0]), args.origin_realm or identity.realm(captured_origin[1]))
-    if base_cer is None:
-        base_cer = default_cer(origin)
+        raise Refused(f"{args.file}: no CER of {client} in the capture; give --origin-host and --origin-realm")
+    identity = chosen_options.identity
+    captured = (cer.field("Origin-Host") or client, cer.field("Origin-Realm") or "") if cer else (client, "")
+    origin = (args.origin_host or identity.host(captured[0]), args.origin_realm or identity.realm(captured[1]))
     try:
-        planned = prepare(chosen, identity, origin, captured_origin)
+        planned = prepare(chosen, identity, origin, captured)
     except DecodeError as problem:
-        return error(f"{args.file}: a request cannot be rewritten: {problem.reason}")
+        raise Refused(f"{args.file}: a request cannot be rewritten: {problem.reason}") from None
     report = Report(args.target, args.file, client, notes=notes)
+    report.notes += [f"{args.file}: {problem.text}" for problem in reader.problems]
     sendable = []
     for index, entry in enumerate(planned):
         hidden = redacted(entry.request)
         if hidden:
             report.skipped.append({"frame": entry.item.captured.frame, "number": entry.item.number,
-                                   "command": entry.item.name,
-                                   "reason": f"{', '.join(hidden)} redacted in the capture (record with keep_key_material = true to replay it)"})
+                                   "command": entry.item.name, "reason": f"{', '.join(hidden)} redacted in the "
+                                   "capture (record with keep_key_material = true to replay it)"})
         else:
             sendable.append(index)
-    for problem in reader.problems:
-        report.notes.append(f"{args.file}: {problem.text}")
+    return Setup(planned, sendable, cer.captured.data if cer is not None else default_cer(origin), origin, report)
+
+
+def run(args: argparse.Namespace) -> int:
     from captures.replay.client import ReplayError
 
     try:
-        outcome = run_replay(target, base_cer, origin, planned, sendable, args)
+        chosen = options(args)
+        ready = setup(args, chosen)
+        outcome = run_replay(chosen.target, ready.cer, ready.origin, ready.planned, ready.sendable, args)
+    except Refused as problem:
+        print(f"cxgw capture replay: {problem}", file=sys.stderr)
+        return 2
     except ReplayError as problem:
-        return error(f"{args.target}: {problem}")
-    compare(planned, outcome, report, mask)
+        print(f"cxgw capture replay: {args.target}: {problem}", file=sys.stderr)
+        return 2
+    report = ready.report
+    compare(ready.planned, outcome, report, chosen.mask)
     report.target_identity = outcome.target_identity
-    if args.json:
-        print(json.dumps(report.as_json(), indent=2))
-    else:
-        print("\n".join(summary_lines(report)))
+    print(json.dumps(report.as_json(), indent=2) if args.json else "\n".join(summary_lines(report)))
     return 1 if report.failed else 0
 
 
