@@ -1,4 +1,5 @@
-"""Every loopback example answers every built-in sample request sensibly (`cxgw send`).
+"""Every example answers every built-in sample request sensibly (`cxgw send`): the three
+loopback ones, and the two TLS ones after `cxgw certs`.
 
 The examples run as real `cxgw gateway` processes, as shipped except for their ports (the OS
 picks them: port 0, and a peer is pointed at the port its process got) and where their
@@ -10,6 +11,8 @@ relay and the partner core, the partner gateway for the primary core). No answer
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -24,6 +27,7 @@ from gateway.testing.process import GatewayProcess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "gateway" / "examples"
 LISTENING = r"listening on 127\.0\.0\.1:(\d+) \(tcp\)"
+LISTENING_TLS = r"listening on 127\.0\.0\.1:(\d+) \(tls\)"
 REQUESTS = [name for name, build in BUILDERS.items() if build().is_request and name not in ("CER", "DPR")]
 USER_UNKNOWN = (5001, True)  # Experimental-Result DIAMETER_ERROR_USER_UNKNOWN, TS 29.229 §6.2.2.1
 UNSUPPORTED = (3001, False)  # DIAMETER_COMMAND_UNSUPPORTED, RFC 6733 §7.1.3
@@ -83,12 +87,15 @@ def example(name: str, folder: Path, peer_ports: dict[str, int] | None = None) -
             section, host = line.split("#")[0].strip(), None
         elif line.startswith("host = "):
             host = line.split('"')[1]
+            if section == "[[peers]]" and host in (peer_ports or {}):  # its port, given or by default
+                lines += [line, f"port = {peer_ports[host]}"]  # type: ignore[index]
+                set_ports.add(host)
+                continue
         elif line.startswith("port = "):
             if section in ("[[listen]]", "[metrics]"):
                 line = "port = 0"
             elif section == "[[peers]]" and host in (peer_ports or {}):
-                line = f"port = {peer_ports[host]}"  # type: ignore[index]
-                set_ports.add(host)
+                continue  # given above
         lines.append(line)
     assert set_ports == set(peer_ports or {}), f"no port line for {set(peer_ports or {}) - set_ports} in {name}"
     path = folder / name
@@ -96,13 +103,13 @@ def example(name: str, folder: Path, peer_ports: dict[str, int] | None = None) -
     return path
 
 
-def send_all(port: int, folder: Path, origin_host: str) -> dict[str, dict]:
+def send_all(port: int, folder: Path, origin_host: str, *tls: str) -> dict[str, dict]:
     """`cxgw send --json` of every request sample in one connection: answers by sample."""
     requests = folder / "requests.hex"
     requests.write_text("".join(BUILDERS[name]().encode().hex() + "\n" for name in REQUESTS))
     done = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "send", f"127.0.0.1:{port}", str(requests), "--json",
-         "--origin-host", origin_host, "--origin-realm", "partner.example", "--timeout", "10"],
+         "--origin-host", origin_host, "--origin-realm", "partner.example", "--timeout", "10", *tls],
         capture_output=True, text=True, timeout=120,
     )
     answers = [json.loads(line) for line in done.stdout.splitlines()]
@@ -154,3 +161,27 @@ def test_core_examples_answer_every_sample(tmp_path, processes):
     partner.stop()
     wait_for(primary, r"peer gw\.partner\.example: down", "the partner core gone")
     check(send_all(primary_port, tmp_path, "gw.partner.example"), EXPECTED["primary-core"])
+
+
+def test_tls_examples_answer_every_sample(tmp_path, processes):
+    """primary.toml and partner.toml as their headers say: `cxgw certs` first; the S-CSCF
+    on TCP to the partner, the partner gateway (here `cxgw send` with its certificate) on
+    TLS to the primary."""
+    from gateway.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["certs", str(tmp_path / "tls"), "gw.partner.example", "gw.primary.example"]) == 0
+    primary = GatewayProcess(str(example("primary.toml", tmp_path)))
+    processes.append(primary)
+    primary_port = int(wait_for(primary, LISTENING_TLS, "listening primary").group(1))
+    partner = GatewayProcess(str(example("partner.toml", tmp_path, {"gw.primary.example": primary_port})))
+    processes.append(partner)
+    partner_port = int(wait_for(partner, LISTENING, "listening partner").group(1))
+    wait_for(partner, r"peer gw\.primary\.example: open", "the partner connected to the primary over TLS")
+    check(send_all(partner_port, tmp_path, "scscf.partner.example"), EXPECTED["partner-core"])
+    partner.stop()
+    wait_for(primary, r"peer gw\.partner\.example: down", "the partner gone")
+    pki = tmp_path / "tls"
+    tls = ("--tls-cert", str(pki / "gw.partner.example.pem"), "--tls-key", str(pki / "gw.partner.example.key"),
+           "--ca", str(pki / "interconnect-ca.pem"))
+    check(send_all(primary_port, tmp_path, "gw.partner.example", *tls), EXPECTED["primary-core"])
