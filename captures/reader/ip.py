@@ -22,7 +22,9 @@ from captures.reader.links import ETHERTYPE_IPV4
 IPPROTO_TCP, IPPROTO_SCTP = 6, 132
 _EXTENSIONS = frozenset({0, 43, 60, 51})
 IPV6_FRAGMENT, IPV6_NO_NEXT, IPV6_ESP = 44, 59, 50
-MAX_DATAGRAMS = 256  # fragmented datagrams waiting for their pieces; beyond, the oldest is dropped
+MAX_DATAGRAMS = 64  # fragmented datagrams waiting for their pieces; beyond, the oldest is dropped
+MAX_PIECES = 256  # fragments of one datagram; beyond, it is dropped (a datagram is at most 64 KiB)
+MAX_DATAGRAM = 65535 + 8  # the end of the last fragment (RFC 791 §3.1: Total Length is 16 bits)
 
 
 @dataclass(slots=True)
@@ -59,6 +61,7 @@ class Defragmenter:
 
     def __init__(self) -> None:
         self.datagrams: dict[tuple[bytes, bytes, int, int], _Datagram] = {}
+        self.dropped: list[tuple[int, tuple[bytes, bytes, int, int]]] = []  # (first frame, key): impossible
 
     def add(
         self, key: tuple[bytes, bytes, int, int], frame: int, offset: int, more: bool, data: bytes, protocol: int
@@ -68,7 +71,12 @@ class Defragmenter:
             if len(self.datagrams) >= MAX_DATAGRAMS:
                 self.datagrams.pop(next(iter(self.datagrams)))
             datagram = self.datagrams[key] = _Datagram(frame, protocol=protocol)
-        datagram.pieces.setdefault(offset, data)
+        if offset + len(data) > MAX_DATAGRAM or len(datagram.pieces) >= MAX_PIECES:
+            del self.datagrams[key]
+            if len(self.dropped) < 100:
+                self.dropped.append((datagram.first_frame, key))
+            return None
+        datagram.pieces.setdefault(offset, data)  # the first copy of a piece is kept
         if offset == 0:
             datagram.protocol = protocol
         if not more:
@@ -84,14 +92,21 @@ class Defragmenter:
             return None
         del self.datagrams[key]
         whole = bytearray(datagram.total)
-        for start in sorted(datagram.pieces):  # later pieces win on overlap (RFC 815 leaves it open)
+        for start in sorted(datagram.pieces, reverse=True):  # on overlap, the piece with the lower offset wins
+            if start >= datagram.total:
+                continue
             piece = datagram.pieces[start][: datagram.total - start]
             whole[start : start + len(piece)] = piece
         return bytes(whole)
 
     def leftovers(self) -> list[tuple[int, str]]:
-        """(first frame, text) for every datagram still missing pieces."""
-        return [
+        """(first frame, text) for every datagram still missing pieces, or dropped."""
+        impossible = [
+            (frame, f"frame {frame}: IP fragments of datagram {key[2]} ({address_text(key[0])} -> "
+             f"{address_text(key[1])}) beyond 64 KiB or {MAX_PIECES} pieces; not read")
+            for frame, key in self.dropped
+        ]
+        return impossible + [
             (datagram.first_frame, f"frame {datagram.first_frame}: IP fragments of datagram {key[2]} "
              f"({address_text(key[0])} -> {address_text(key[1])}) never completed; not read")
             for key, datagram in self.datagrams.items()

@@ -7,9 +7,11 @@ before its user data; its flags say B (first fragment), E (last) and U (unordere
 message is the user data of consecutive TSNs from a B to an E fragment; a TSN seen again
 is a retransmission and is dropped. Diameter over SCTP uses PPID 46 (RFC 6733 §2.1.1,
 IANA), and many implementations send 0 (unspecified); PPID 47 is Diameter over DTLS
-(unreadable without keys); other PPIDs are another protocol and are skipped. Each stream
-of a direction is framed on its own (captures.reader.diameter), so a user message holding
-several Diameter messages, or one split over user messages, still reads.
+(unreadable without keys); other PPIDs are another protocol and are skipped. Each user
+message holds whole Diameter messages (RFC 6733 §2.1.1 leaves no message split across
+two), framed on their own (captures.reader.diameter): a rest that is not a whole message
+is reported. Fragments waiting for the rest of their user message are bounded in count
+(MAX_FRAGMENTS) and bytes (``max_message``): memory stays bounded.
 """
 
 from __future__ import annotations
@@ -22,20 +24,20 @@ from captures.reader.diameter import DEFAULT_MAX_MESSAGE, Framer
 CHUNK_DATA, CHUNK_IDATA = 0, 64
 FLAG_END, FLAG_BEGIN = 0x01, 0x02
 PPID_UNSPECIFIED, PPID_DIAMETER, PPID_DIAMETER_DTLS = 0, 46, 47
-MAX_FRAGMENTS = 4096  # fragments waiting for the rest of their user message, per direction
+MAX_FRAGMENTS = 1024  # fragments waiting for the rest of their user message, per direction
 RECENT_TSNS = 4096  # TSNs remembered to recognise retransmissions
 
 Deliver = Callable[[int, bytes], None]
 
 
 class _Direction:
-    __slots__ = ("fragments", "recent", "recent_order", "framers")
+    __slots__ = ("fragments", "fragment_bytes", "recent", "recent_order")
 
     def __init__(self) -> None:
         self.fragments: dict[int, tuple[int, int, int, bytes]] = {}  # TSN -> (flags, stream, PPID, data)
+        self.fragment_bytes = 0
         self.recent: set[int] = set()
         self.recent_order: deque[int] = deque()
-        self.framers: dict[int, Framer] = {}
 
     def seen(self, tsn: int) -> bool:
         if tsn in self.recent:
@@ -90,11 +92,12 @@ class Association:
             self._message(way, stream, ppid, user, deliver)
             return
         fragments = direction.fragments
-        if len(fragments) >= MAX_FRAGMENTS:
+        while fragments and (len(fragments) >= MAX_FRAGMENTS or direction.fragment_bytes + len(user) > self.max_message):
             oldest = next(iter(fragments))
-            del fragments[oldest]
-            self.report(way, f"too many SCTP fragments waiting; TSN {oldest} dropped")
+            direction.fragment_bytes -= len(fragments.pop(oldest)[3])
+            self.report(way, f"SCTP fragments waiting beyond {MAX_FRAGMENTS} or {self.max_message} bytes; TSN {oldest} dropped")
         fragments[tsn] = (flags, stream, ppid, user)
+        direction.fragment_bytes += len(user)
         first = tsn
         while not fragments[first][0] & FLAG_BEGIN:
             previous = (first - 1) & 0xFFFFFFFF
@@ -111,6 +114,7 @@ class Association:
         at = first
         while True:
             pieces.append(fragments.pop(at)[3])
+            direction.fragment_bytes -= len(pieces[-1])
             if at == last:
                 break
             at = (at + 1) & 0xFFFFFFFF
@@ -123,21 +127,13 @@ class Association:
                 what = "DTLS, not readable without keys" if ppid == PPID_DIAMETER_DTLS else f"payload protocol {ppid}, not Diameter; skipped"
                 self.report(way, what)
             return
-        direction = self.directions[way]
-        framer = direction.framers.get(stream)
-        if framer is None:
-            framer = direction.framers[stream] = Framer(
-                lambda text: self.report(way, f"SCTP stream {stream}: {text}"), self.max_message
-            )
+        framer = Framer(lambda text: self.report(way, f"SCTP stream {stream}: {text}"), self.max_message)
         for message in framer.feed(user):
             deliver(way, message)
+        if framer.buffer and not framer.lost:
+            self.report(way, f"SCTP stream {stream}: a user message ends inside a Diameter message ({len(framer.buffer)} bytes); dropped")
 
     def finish(self, deliver: Deliver) -> None:
         for way, direction in enumerate(self.directions):
             if direction.fragments:
                 self.report(way, f"{len(direction.fragments)} SCTP fragments never completed a user message")
-            for stream, framer in direction.framers.items():
-                text = framer.finish()
-                if text:
-                    self.report(way, f"SCTP stream {stream}: {text}")
-

@@ -6,7 +6,7 @@ held segment it makes contiguous; a segment from the future (out of order) is he
 segment wholly in the past (a retransmission) is dropped and one that overlaps is cut to
 its new bytes (the first copy captured wins, as in Wireshark). Data the capture never had
 is a *gap*: when the peer acknowledges bytes beyond what was seen while later segments
-are held, when held data passes MAX_HELD bytes, when a segment was cut by the snaplen,
+are held, when held data passes MAX_HELD bytes or MAX_HELD_SEGMENTS segments, when a segment was cut by the snaplen,
 and at the end of the capture. The Diameter framer of that direction then drops the
 message that the gap cut and resynchronises (captures.reader.diameter).
 
@@ -28,6 +28,7 @@ from captures.reader.diameter import DEFAULT_MAX_MESSAGE, Framer
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 MAX_HELD = 4 << 20  # out-of-order bytes held per direction before the hole is given up as lost
+MAX_HELD_SEGMENTS = 1024  # and segments (each drain scans them: bounded work per segment)
 _MASK = 0xFFFFFFFF
 
 Deliver = Callable[[int, bytes], None]  # (direction 0 client->server / 1 server->client, message)
@@ -104,7 +105,7 @@ class Connection:
             if seq not in direction.held or len(direction.held[seq]) < len(payload):
                 direction.held_bytes += len(payload) - len(direction.held.get(seq, b""))
                 direction.held[seq] = payload
-            if direction.held_bytes > MAX_HELD:
+            if direction.held_bytes > MAX_HELD or len(direction.held) > MAX_HELD_SEGMENTS:
                 self._skip_hole(way, direction, deliver)
             return
         if offset < 0:
@@ -140,20 +141,18 @@ class Connection:
             deliver(way, message)
 
     def _drain(self, way: int, direction: Direction, deliver: Deliver) -> None:
-        """Frame the held segments that are now contiguous."""
+        """Frame the held segments that are now contiguous, in sequence order."""
         held = direction.held
-        while held:
-            assert direction.next_seq is not None
-            start = direction.next_seq
-            ready = [seq for seq in held if _signed(seq - start) <= 0]
-            if not ready:
-                return
-            for seq in sorted(ready, key=lambda value: _signed(value - start)):
-                payload = held.pop(seq)
-                direction.held_bytes -= len(payload)
-                offset = _signed(seq - direction.next_seq)
-                if -offset < len(payload):
-                    self._take(way, direction, payload[-offset:] if offset else payload, deliver)
+        assert direction.next_seq is not None
+        start = direction.next_seq
+        for seq in sorted(held, key=lambda value: _signed(value - start)):
+            offset = _signed(seq - direction.next_seq)
+            if offset > 0:
+                return  # a hole before this one
+            payload = held.pop(seq)
+            direction.held_bytes -= len(payload)
+            if -offset < len(payload):
+                self._take(way, direction, payload[-offset:] if offset else payload, deliver)
 
     def _skip_hole(self, way: int, direction: Direction, deliver: Deliver, until: int | None = None) -> None:
         """Give up the bytes before the first held segment (or before ``until``, if that

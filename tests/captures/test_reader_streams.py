@@ -535,3 +535,33 @@ def test_segments_after_a_connection_is_read_to_its_end_start_nothing():
     reader = read(pcap(packets))
     assert [m.frame for m in reader.messages] == [4]
     assert list(reader.streams) == [0] and reader.problems == []
+
+
+def test_sctp_user_message_ending_inside_a_diameter_message():
+    client, server = ("10.2.2.1", 3868), ("10.2.2.2", 3868)
+    reader = read(pcap([sctp(client, server, data_chunk(1, SAMPLE_MAR + SAMPLE_MAR[:30]))]))
+    assert [m.data for m in reader.messages] == [SAMPLE_MAR]
+    assert [p.text for p in reader.problems] == [
+        "frame 1: stream 0 (10.2.2.1:3868 -> 10.2.2.2:3868): SCTP stream 0: a user message ends inside a Diameter message (30 bytes); dropped"
+    ]
+
+
+def test_many_tiny_out_of_order_segments_are_bounded():
+    flow = TcpFlow()
+    data = b"".join(requests())
+    tiny = [flow.segment(0, offset, data[offset : offset + 1]) for offset in range(1, len(data))]
+    reader = read(pcap(flow.handshake() + tiny[::-1]))  # all held (the first byte is missing), in reverse
+    assert any("missing from the capture" in p.text for p in reader.problems)
+    # past 1024 held segments the hole is given up: the messages after it are read, the
+    # earlier bytes arriving later are in the past (taken as retransmissions)
+    assert 1 <= len(reader.messages) < len(requests())
+    assert [m.data for m in reader.messages] == requests()[-len(reader.messages) :]
+
+
+def test_a_datagram_of_too_many_fragments_is_dropped_and_said():
+    flow = TcpFlow()
+    pieces = fragment(flow.segment(0, 0, big_message(4000)), fragsize=8)
+    assert len(pieces) > 256
+    reader = read(pcap(flow.handshake() + pieces))
+    assert reader.messages == []
+    assert any("beyond 64 KiB or 256 pieces; not read" in p.text for p in reader.problems)
