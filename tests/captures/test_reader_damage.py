@@ -208,7 +208,45 @@ def test_problems_are_capped():
 
 
 # -- property: mutated and truncated captures ----------------------------------------------------
-BASES = [capture(PcapWriter, mss=200)[0], capture(PcapngWriter, mss=200)[0]]
+def mixed_capture() -> bytes:
+    """Ethernet with VLAN tags: IPv4 fragments of a TCP segment, IPv6 with extension
+    headers, SCTP with bundled and fragmented DATA chunks (scapy builds it)."""
+    from scapy.layers.inet import IP, TCP, fragment
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
+    from scapy.layers.l2 import Dot1Q, Ether
+    from scapy.layers.sctp import SCTP, SCTPChunkData
+    from scapy.utils import PcapWriter as ScapyWriter
+
+    samples = [message.encode() for message in all_samples().values()]
+    ether = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q(vlan=5)
+    packets = [ether / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=3868, flags="S", seq=99)]
+    packets += [ether / p for p in fragment(
+        IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=3868, flags="PA", seq=100) / (samples[0] + samples[2]),
+        fragsize=128)]
+    packets.append(ether / IPv6(src="::1", dst="::2") / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
+                   / TCP(sport=40001, dport=3868, flags="PA", seq=5) / samples[4])
+    sctp = IP(src="10.0.0.3", dst="10.0.0.4") / SCTP(sport=3868, dport=3868, tag=1)
+    packets.append(ether / sctp / SCTPChunkData(tsn=1, proto_id=46, beginning=1, ending=1, data=samples[6])
+                   / SCTPChunkData(tsn=2, proto_id=0, beginning=1, ending=1, data=samples[8]))
+    packets.append(ether / sctp / SCTPChunkData(tsn=3, proto_id=46, beginning=1, ending=0, data=samples[10][:100]))
+    packets.append(ether / sctp / SCTPChunkData(tsn=4, proto_id=46, beginning=0, ending=1, data=samples[10][100:]))
+    buffer = io.BytesIO()
+    writer = ScapyWriter(buffer, linktype=1, sync=True)
+    for index, packet in enumerate(packets):
+        packet.time = T0 + index
+        writer.write(packet)
+    return buffer.getvalue()
+
+
+MIXED = mixed_capture()
+BASES = [capture(PcapWriter, mss=200)[0], capture(PcapngWriter, mss=200)[0], MIXED]
+
+
+def test_the_mixed_capture_reads_whole():
+    messages, problems, _ = read(MIXED)
+    assert problems == []
+    samples = [message.encode() for message in all_samples().values()]
+    assert [m.data for m in messages] == [samples[0], samples[2], samples[4], samples[6], samples[8], samples[10]]
 
 
 @st.composite
