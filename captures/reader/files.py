@@ -14,7 +14,11 @@
 
 The file is read through a buffered reader record by record: memory does not grow with
 the file. A damaged file never raises: what is wrong is reported through ``problem``
-(frame number, text) and reading stops where the rest cannot be trusted.
+(frame number, text). After a record or block header that cannot be right (a length
+beyond any packet, pcapng lengths that disagree), the reader scans ahead, at most
+RESYNC_WINDOW bytes at a time, for the next plausible one (a pcap record header whose
+lengths and time fit and whose successor does too; a pcapng block of a known type whose
+two lengths agree) and goes on from there.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ OPT_END, OPT_COMMENT, IF_TSRESOL, IF_TSOFFSET = 0, 1, 9, 14
 
 MAX_RECORD = 1 << 20  # a packet record beyond this is not a packet (snaplens are 262144 at most)
 MAX_BLOCK = 16 << 20  # a pcapng block beyond this is taken as a corrupt length
+RESYNC_WINDOW = 1 << 20  # bytes scanned at a time for the next plausible record after damage
+KNOWN_BLOCKS = frozenset({0x0A0D0D0A, 1, 2, 3, 4, 5, 6, 0x0A, 0x0BAD, 0x40000BAD})  # §4-§4.7, Appendix A
+DAY = 86400
 
 ProblemSink = Callable[[int | None, str], None]
 
@@ -82,6 +89,42 @@ def _read(file: BinaryIO, size: int) -> bytes:
     return file.read(size) if size > 0 else b""
 
 
+class _Source:
+    """The file, with bytes scanned ahead during a resync put back in front of it."""
+
+    __slots__ = ("file", "pending")
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.pending = b""
+
+    def read(self, size: int) -> bytes:
+        if not self.pending:
+            return self.file.read(size) if size > 0 else b""
+        data, self.pending = self.pending[:size], self.pending[size:]
+        if len(data) < size:
+            data += self.file.read(size - len(data))
+        return data
+
+    def resync(self, bad: bytes, header: int, plausible: Callable[[bytes, int, bool], bool]) -> int | None:
+        """Skip to the first offset after the start of ``bad`` (the damaged header and
+        what was read with it) where ``plausible(window, offset, at_end)`` holds; the
+        bytes skipped, or None when the file ends first."""
+        window, first, skipped = bad, 1, 0
+        while True:
+            more = self.read(RESYNC_WINDOW)
+            window += more
+            for offset in range(first, len(window) - header + 1):
+                if plausible(window, offset, not more):
+                    self.pending = window[offset:] + self.pending
+                    return skipped + offset
+            if not more:
+                return None
+            keep = max(first, len(window) - header + 1)
+            skipped += keep
+            window, first = window[keep:], 0
+
+
 # -- libpcap ------------------------------------------------------------------------------
 def _pcap_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Iterator[Frame]:
     order, units = PCAP_MAGICS[prefix[:4]]
@@ -92,7 +135,26 @@ def _pcap_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Iterato
     _major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII", header[4:24])
     linktype &= 0x0FFFFFFF  # the upper bits may carry the FCS length (pcap-savefile, LinkType field)
     record = struct.Struct(order + "IIII")
-    read = file.read
+    source = _Source(file)
+    read = source.read
+    limit = snaplen if 0 < snaplen <= MAX_RECORD else MAX_RECORD
+    last = [0]  # seconds of the last good record
+
+    def fits(seconds: int, fraction: int, included: int, original: int) -> bool:
+        return 0 < included <= limit and included <= original <= MAX_RECORD and fraction < units and (
+            not last[0] or abs(seconds - last[0]) <= DAY
+        )
+
+    def plausible(window: bytes, offset: int, at_end: bool) -> bool:
+        seconds, fraction, included, original = record.unpack_from(window, offset)
+        if not fits(seconds, fraction, included, original):
+            return False
+        following = offset + 16 + included
+        if following + 16 <= len(window):  # the next record header must fit too
+            after = record.unpack_from(window, following)
+            return fits(*after) and abs(after[0] - seconds) <= DAY
+        return following == len(window) or not at_end
+
     number = 0
     while True:
         head = read(16)
@@ -104,12 +166,13 @@ def _pcap_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Iterato
             return
         seconds, fraction, included, original = record.unpack(head)
         if included > MAX_RECORD:
-            problem(
-                number,
-                f"frame {number}: record length {included} is not plausible (over {MAX_RECORD}); "
-                "the rest of the file is not readable",
-            )
-            return
+            what = f"frame {number}: record length {included} is not plausible (over {MAX_RECORD})"
+            skipped = source.resync(head, 16, plausible)
+            if skipped is None:
+                problem(number, f"{what}; no plausible record follows: the rest of the file is not readable")
+                return
+            problem(number, f"{what}; {skipped} bytes skipped to the next plausible record")
+            continue
         data = read(included)
         frame = Frame(number, seconds + fraction / units, linktype, data, max(original, len(data)))
         if len(data) < included:
@@ -117,6 +180,7 @@ def _pcap_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Iterato
             frame.original_length = max(original, included)
             yield frame
             return
+        last[0] = seconds
         yield frame
 
 
@@ -150,9 +214,19 @@ def _resolution(value: bytes) -> float:
 
 
 def _pcapng_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Iterator[Frame]:
-    read = file.read
+    source = _Source(file)
+    read = source.read
     pending = prefix
     order = "<"
+
+    def plausible(window: bytes, offset: int, at_end: bool) -> bool:
+        kind, length = struct.unpack_from(order + "II", window, offset)
+        if kind not in KNOWN_BLOCKS or length < 12 or length & 3 or length > MAX_BLOCK:
+            return False
+        if offset + length <= len(window):
+            return struct.unpack_from(order + "I", window, offset + length - 4)[0] == length
+        return not at_end
+
     interfaces: list[_Interface] = []
     number = 0
     last_time = 0.0
@@ -179,16 +253,22 @@ def _pcapng_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Itera
             (total,) = struct.unpack(order + "I", head[4:8])
             body_start = 4  # the byte-order magic is already read
         else:
-            body_start = 0
+            body_start, magic = 0, b""
             (total,) = struct.unpack(order + "I", head[4:8])
         (block_type,) = struct.unpack(order + "I", raw_type)
         if total < 12 or total & 3 or total > MAX_BLOCK:
-            problem(
-                number or None,
+            what = (
                 f"a block {where} (type 0x{block_type:08x}) has an impossible length {total} "
-                "(needs 12 or more, a multiple of 4); the rest of the file is not readable",
+                "(needs 12 or more, a multiple of 4)"
             )
-            return
+            if block_type in (BLOCK_EPB, BLOCK_SPB, BLOCK_PB):
+                number += 1  # the damaged packet keeps its frame number: the ones after keep theirs
+            skipped = source.resync(head + magic, 8, plausible)
+            if skipped is None:
+                problem(number or None, f"{what}; no plausible block follows: the rest of the file is not readable")
+                return
+            problem(number or None, f"{what}; {skipped} bytes skipped to the next plausible block")
+            continue
         rest = read(total - 8 - body_start)
         if len(rest) < total - 8 - body_start:
             if block_type in (BLOCK_EPB, BLOCK_SPB, BLOCK_PB):
@@ -200,7 +280,15 @@ def _pcapng_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Itera
         body = rest[:-4]  # of a Section Header Block: after its byte-order magic
         (trailer,) = struct.unpack(order + "I", rest[-4:])
         if trailer != total:
-            problem(number or None, f"a block {where} says length {total} at its start and {trailer} at its end (corrupt block; read by the first)")
+            if block_type in (BLOCK_EPB, BLOCK_SPB, BLOCK_PB):
+                number += 1
+            skipped = source.resync(head + magic + rest, 8, plausible)
+            what = f"a block {where} says length {total} at its start and {trailer} at its end (corrupt block)"
+            if skipped is None:
+                problem(number or None, f"{what}; no plausible block follows: the rest of the file is not readable")
+                return
+            problem(number or None, f"{what}; {skipped} bytes skipped to the next plausible block")
+            continue
         if block_type == BLOCK_SHB:
             continue
         if block_type == BLOCK_IDB:

@@ -77,14 +77,34 @@ def test_truncated_inside_a_record():
     assert reader.problems[0].frame == 7
 
 
-def test_implausible_record_length_stops_reading():
+def test_implausible_record_length_is_skipped_to_the_next_plausible_record():
     data, sent = capture()
     offsets = record_offsets(data)
     broken = bytearray(data)
+    struct.pack_into("=I", broken, offsets[5] + 8, 0x7FFFFFFF)  # frame 6, the third message
+    messages, problems, reader = read(bytes(broken))
+    assert [m.data for m in messages] == sent[:2] + sent[3:]
+    # frame numbers kept; frame 8's request waits for frame 9's ACK to give up the hole before it
+    assert [m.frame for m in messages] == [4, 5, 7, 9, 9, *range(10, 4 + len(sent))]
+    skipped = offsets[6] - offsets[5]
+    assert problems == [
+        f"frame 6: record length 2147483647 is not plausible (over 1048576); {skipped} bytes skipped to the next plausible record",
+        f"frame 9: stream 0 (10.0.0.1:40000 -> 10.0.0.2:3868): {len(sent[2])} bytes missing from the capture; "
+        "resynchronising on the next message header",
+    ]
+
+
+def test_implausible_record_length_with_nothing_after_it():
+    data, sent = capture()
+    offsets = record_offsets(data)
+    broken = bytearray(data[: offsets[5] + 16 + 40])
     struct.pack_into("=I", broken, offsets[5] + 8, 0x7FFFFFFF)
     messages, problems, _ = read(bytes(broken))
     assert [m.data for m in messages] == sent[:2]
-    assert problems[0] == "frame 6: record length 2147483647 is not plausible (over 1048576); the rest of the file is not readable"
+    assert problems == [
+        "frame 6: record length 2147483647 is not plausible (over 1048576); "
+        "no plausible record follows: the rest of the file is not readable"
+    ]
 
 
 def test_zero_length_record():
@@ -109,13 +129,15 @@ def test_pcapng_impossible_block_length(length):
     data, sent = capture(PcapngWriter)
     blocks = _pcapng_blocks(data)  # SHB, IDB, then one EPB per frame
     broken = bytearray(data)
-    struct.pack_into("=I", broken, blocks[2 + 5] + 4, length)
+    struct.pack_into("=I", broken, blocks[2 + 5] + 4, length)  # frame 6, the third message
     messages, problems, _ = read(bytes(broken))
-    assert [m.data for m in messages] == sent[:2]
-    assert problems == [
+    assert [m.data for m in messages] == sent[:2] + sent[3:]
+    assert problems[0] == (
         f"a block after frame 5 (type 0x00000006) has an impossible length {length} "
-        "(needs 12 or more, a multiple of 4); the rest of the file is not readable"
-    ]
+        f"(needs 12 or more, a multiple of 4); {blocks[2 + 6] - blocks[2 + 5]} bytes skipped to the next plausible block"
+    )
+    assert problems[1].startswith("frame 9: stream 0 (10.0.0.1:40000 -> 10.0.0.2:3868): ")
+    assert len(problems) == 2
 
 
 def test_pcapng_block_lengths_that_disagree():
@@ -125,9 +147,25 @@ def test_pcapng_block_lengths_that_disagree():
     end = blocks[2 + 5 + 1]
     struct.pack_into("=I", broken, end - 4, 12345)
     messages, problems, _ = read(bytes(broken))
-    assert [m.data for m in messages] == sent
+    assert [m.data for m in messages] == sent[:2] + sent[3:]
+    assert [m.frame for m in messages][:5] == [4, 5, 7, 9, 9]  # frame 8's waited for frame 9's ACK (the hole)
     length = end - blocks[2 + 5]
-    assert problems == [f"a block after frame 5 says length {length} at its start and 12345 at its end (corrupt block; read by the first)"]
+    assert problems[0] == (
+        f"a block after frame 5 says length {length} at its start and 12345 at its end (corrupt block); "
+        f"{length} bytes skipped to the next plausible block"
+    )
+
+
+def test_garbage_between_pcapng_blocks_is_skipped():
+    data, sent = capture(PcapngWriter)
+    blocks = _pcapng_blocks(data)
+    garbage = bytes(range(256)) * 4
+    messages, problems, _ = read(data[: blocks[2 + 5]] + garbage + data[blocks[2 + 5] :])
+    assert [m.data for m in messages] == sent
+    assert problems == [
+        "a block after frame 5 (type 0x03020100) has an impossible length 117835012 "
+        "(needs 12 or more, a multiple of 4); 1024 bytes skipped to the next plausible block"
+    ]
 
 
 def test_pcapng_truncated_inside_a_block_and_an_undescribed_interface():
