@@ -16,9 +16,9 @@ from __future__ import annotations
 import abc
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from hss_store import sqn as sqnmod
 from hss_store.agreements import covering_agreement
@@ -295,6 +295,47 @@ class SqlStore(HssStore):
         server_name: str | None = None,
         max_count: int = MAX_VECTORS_PER_REQUEST,
     ) -> AuthResult:
+        for _ in range(MAX_SQN_RACE_RETRIES):
+            try:
+                with self._txn():
+                    claim = self._claim_mar(impi, impu, scheme, count, rand_auts, server_name, max_count)
+                # committed: only now may vectors carrying these SQNs be computed
+                return _vectors_of(claim)
+            except _SqnMoved:
+                continue
+        raise StoreLocked(f"SQN of {impi!r} changed under us {MAX_SQN_RACE_RETRIES} times in a row; too many writers")
+
+    @operation
+    def multimedia_auth_many(self, requests: Sequence[MarArguments]) -> list[AuthResult | StoreError]:
+        """``multimedia_auth`` for several MARs in ONE transaction (group commit: the MARs
+        an HSS read at once cost one commit, not one each): each one's result, or the
+        StoreError it alone gets, in order. Every SQN is committed before any vector is
+        computed; a failure of the transaction itself (the store locked, unavailable, an
+        SQN moved by another writer) raises, and nothing is committed."""
+        claims: list[_Claim | StoreError] = []
+        try:
+            with self._txn():
+                for impi, impu, scheme, count, rand_auts, server_name, max_count in requests:
+                    try:
+                        claims.append(self._claim_mar(impi, impu, scheme, count, rand_auts, server_name, max_count))
+                    except StoreError as error:  # its own failure, found before it wrote
+                        claims.append(error)
+        except _SqnMoved:
+            raise StoreLocked("an SQN changed under a group of MARs; another writer holds the store") from None
+        results: list[AuthResult | StoreError] = []
+        for claim in claims:
+            try:
+                results.append(claim if isinstance(claim, StoreError) else _vectors_of(claim))
+            except StoreError as error:
+                results.append(error)
+        return results
+
+    def _claim_mar(
+        self, impi: str, impu: str | None, scheme: str, count: int, rand_auts: bytes | None, server_name: str | None,
+        max_count: int,
+    ) -> _Claim:
+        """Within a write transaction: the checks of a MAR (nothing written if one fails)
+        and the compare-and-set of its SQNs."""
         count = _vector_count(count, max_count)
         if rand_auts is not None:
             split_rand_auts(rand_auts)  # a malformed one is InvalidRequest before any read
@@ -304,35 +345,28 @@ class SqlStore(HssStore):
             read, params = _MAR_DEFAULT_IMPU + self._row_lock, (impi,)
         else:
             read, params = _MAR_WITH_IMPU + self._row_lock, (impu, impi)
-        for _ in range(MAX_SQN_RACE_RETRIES):
-            try:
-                with self._txn():
-                    row = self._one(read, params)
-                    if row is None:
-                        raise self._unknown_subscriber(impi)
-                    k, opc, amf, old, wrapped, schemes, found_impu = row
-                    if found_impu is None:  # TS 29.228 §6.3.1: the IMPU must belong to the IMPI
-                        if impu is None:
-                            raise StoreCorrupt(f"subscriber {impi!r} has no IMPU; remove it and provision it again")
-                        raise self._identities_dont_match(impi, impu)
-                    used = _resolve_scheme(impi, scheme, schemes)
-                    k, opc = self._open_keys(impi, k, opc, wrapped)
-                    milenage = Milenage.cached(k, opc)
-                    last = int(old)
-                    if rand_auts is not None:  # TS 33.102 §6.3.5; raises before any write
-                        last = sqnmod.after_resync(last, verify_auts(milenage, rand_auts, who=repr(impi)))
-                    sqns = sqnmod.next_sqns(last, count)
-                    if server_name is None:
-                        written = self._x(_SQN_CAS, (sqns[-1], impi, old))
-                    else:
-                        written = self._x(_SQN_CAS_NAME, (sqns[-1], server_name, impi, old))
-                    if written != 1:
-                        raise _SqnMoved
-                # committed: only now may vectors carrying these SQNs be computed
-                return AuthResult(used, build_vectors(milenage, sqns, bytes(amf)), impi, found_impu)
-            except _SqnMoved:
-                continue
-        raise StoreLocked(f"SQN of {impi!r} changed under us {MAX_SQN_RACE_RETRIES} times in a row; too many writers")
+        row = self._one(read, params)
+        if row is None:
+            raise self._unknown_subscriber(impi)
+        k, opc, amf, old, wrapped, schemes, found_impu = row
+        if found_impu is None:  # TS 29.228 §6.3.1: the IMPU must belong to the IMPI
+            if impu is None:
+                raise StoreCorrupt(f"subscriber {impi!r} has no IMPU; remove it and provision it again")
+            raise self._identities_dont_match(impi, impu)
+        used = _resolve_scheme(impi, scheme, schemes)
+        k, opc = self._open_keys(impi, k, opc, wrapped)
+        milenage = Milenage.cached(k, opc)
+        last = int(old)
+        if rand_auts is not None:  # TS 33.102 §6.3.5; raises before any write
+            last = sqnmod.after_resync(last, verify_auts(milenage, rand_auts, who=repr(impi)))
+        sqns = sqnmod.next_sqns(last, count)
+        if server_name is None:
+            written = self._x(_SQN_CAS, (sqns[-1], impi, old))
+        else:
+            written = self._x(_SQN_CAS_NAME, (sqns[-1], server_name, impi, old))
+        if written != 1:
+            raise _SqnMoved
+        return _Claim(used, milenage, sqns, bytes(amf), impi, found_impu)
 
     @operation
     def server_assignment(
@@ -436,6 +470,26 @@ class SqlStore(HssStore):
     @operation
     def may_migrate(self, partner_id: str, impi: str) -> bool:
         return self._may_migrate(partner_id, impi)
+
+
+# a MAR's arguments, as multimedia_auth takes them: (IMPI, IMPU or None, scheme, count,
+# RAND || AUTS or None, Server-Name or None, the vector cap)
+MarArguments = tuple[str, "str | None", str, int, "bytes | None", "str | None", int]
+
+
+class _Claim(NamedTuple):
+    """A MAR's SQNs, written in the open transaction; its vectors are made after the commit."""
+
+    scheme: str
+    milenage: Milenage
+    sqns: list[int]
+    amf: bytes
+    impi: str
+    impu: str
+
+
+def _vectors_of(claim: _Claim) -> AuthResult:
+    return AuthResult(claim.scheme, build_vectors(claim.milenage, claim.sqns, claim.amf), claim.impi, claim.impu)
 
 
 def _vector_count(count: int, max_count: int) -> int:

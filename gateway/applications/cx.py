@@ -120,14 +120,14 @@ class Local:
 
 
 def multimedia_auth_answer(
-    request: Message, local: Local, impi: str, impu: str, scheme: str, vectors: Sequence[AkaVector]
+    request: Message | bytes, local: Local, impi: str, impu: str, scheme: str, vectors: Sequence[AkaVector]
 ) -> bytes:
     """MAA 2001 with one SIP-Auth-Data-Item per vector (TS 29.229 §6.3.13: RAND || AUTN in
     SIP-Authenticate, XRES in SIP-Authorization, CK and IK), echoing the identities the
     S-CSCF stores them under, in the order of the §6.1.8 grammar. Packed directly: this
     answer is made for every registration, and the general builder costs ten times more
     (tests decode it strictly)."""
-    raw = request.encode()
+    raw = request.encode() if isinstance(request, Message) else request  # (bytes: a request decode() accepts)
     copied = top_level(raw, _MAA_COPIED)
     scheme_bytes = scheme.encode()
     items = b"".join(
@@ -155,8 +155,7 @@ def multimedia_auth_answer(
         *(pack_avp(284, FLAG_M, 0, data) for data in copied.get(_PROXY_INFO, ())),
     ))
     flags = raw[4] & FLAG_M  # RFC 6733 §6.2: the P bit as in the request; R clear
-    return _HEADER.pack(0x01000000 | (20 + len(body)), flags << 24 | Command.MAR, request.application_id,
-                        request.hop_by_hop, request.end_to_end) + body
+    return _HEADER.pack(0x01000000 | (20 + len(body)), flags << 24 | Command.MAR) + raw[8:20] + body
 
 
 def _vendor_avp(code: int, data: bytes) -> bytes:
@@ -167,7 +166,7 @@ def _vendor_avp(code: int, data: bytes) -> bytes:
 FLAG_V, FLAG_M = 0x80, 0x40  # RFC 6733 §4.1 (as header flags, the 0x40 of a command is P)
 _VSAI, _AUTH_SESSION_STATE, _PROXY_INFO = (260, 0), (277, 0), (284, 0)
 _MAA_COPIED = frozenset({SESSION_ID, _VSAI, _AUTH_SESSION_STATE, _PROXY_INFO})
-_HEADER = struct.Struct(">IIIII")
+_HEADER = struct.Struct(">II")  # version | length, flags | command code
 _U32 = struct.Struct(">I")
 _RESULT_2001 = pack_avp(268, FLAG_M, 0, _U32.pack(2001))
 

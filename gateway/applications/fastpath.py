@@ -49,6 +49,7 @@ FLAG_T = 0x10  # RFC 6733 §3: a retransmission
 # (code, vendor) of the AVPs read here (TS 29.229 §6.3, RFC 6733 §8.8, §6.3)
 _USER_NAME, _PUBLIC_IDENTITY, _ORIGIN_HOST, _SESSION_ID = (1, 0), (601, VENDOR_3GPP), (264, 0), (263, 0)
 _SIP_AUTH_DATA_ITEM, _SCHEME, _AUTHORIZATION = (612, VENDOR_3GPP), 608, 610
+_SIP_NUMBER_AUTH_ITEMS, _SERVER_NAME = (607, VENDOR_3GPP), (602, VENDOR_3GPP)
 
 
 class BindingCache:
@@ -110,7 +111,8 @@ class MarLayout:
     ``avp.TemplateEntry`` per top-level AVP): data offsets of User-Name, the first
     Public-Identity, Origin-Host, and the SIP-Auth-Data-Item's bytes; None where absent."""
 
-    __slots__ = ("entries", "layout", "user_name", "public_identity", "origin_host", "session_id", "item")
+    __slots__ = ("entries", "layout", "user_name", "public_identity", "origin_host", "session_id", "item",
+                 "number", "server_name")
 
     def __init__(self, entries: tuple[Any, ...]) -> None:
         self.entries = entries
@@ -126,24 +128,68 @@ class MarLayout:
         self.origin_host = found.get(_ORIGIN_HOST)
         self.session_id = found.get(_SESSION_ID)
         self.item = found.get(_SIP_AUTH_DATA_ITEM)
+        self.number = found.get(_SIP_NUMBER_AUTH_ITEMS)
+        self.server_name = found.get(_SERVER_NAME)
+
+    def fits(self) -> bool:
+        """It has what every fast path reads (a strictly valid MAR has, TS 29.229 §6.1.7)."""
+        return None not in (self.item, self.user_name, self.public_identity, self.origin_host)
+
+
+class MarLayouts:
+    """MarLayout per validated layout, and what each SIP-Auth-Data-Item asks."""
+
+    def __init__(self) -> None:
+        self._layouts: dict[int, MarLayout] = {}  # id(entries) -> layout (entries kept in it)
+        self._items: dict[bytes, tuple[str, bool]] = {}  # SIP-Auth-Data-Item data -> what it asks
+
+    def of(self, request: bytes) -> MarLayout | None:
+        """The layout of a MAR that passes strict decoding and has what fast paths read,
+        else None (the general path answers it)."""
+        try:
+            entries = strict_layout(request)
+        except DecodeError:
+            return None  # the general path answers the protocol error
+        layout = self._layouts.get(id(entries))
+        if layout is None or layout.entries is not entries:
+            if len(self._layouts) >= 4096:
+                self._layouts.clear()
+            layout = self._layouts[id(entries)] = MarLayout(entries)
+        return layout if layout.fits() else None
+
+    def asked(self, request: bytes, layout: MarLayout) -> tuple[str, bool]:
+        """(SIP-Authentication-Scheme, whether SIP-Authorization is there: a re-synchronisation)."""
+        item = request[layout.item[0] : layout.item[1]]  # type: ignore[index]
+        asked = self._items.get(item)
+        if asked is None:
+            asked = _item_members(item)
+            if len(self._items) < 256:
+                self._items[item] = asked
+        return asked
+
+
+def duplicate_key(request: bytes, layout: MarLayout) -> tuple[str, int]:
+    """(Origin-Host, End-to-End id): Proxy.local's key for duplicate detection (RFC 6733 §6.1.3)."""
+    host = request[layout.origin_host[0] : layout.origin_host[1]]  # type: ignore[index]
+    return host.decode().lower(), int.from_bytes(request[16:20], "big")
 
 
 def _item_members(data: bytes) -> tuple[str, bool]:
     """(SIP-Authentication-Scheme, whether SIP-Authorization is there) of the data of a
     SIP-Auth-Data-Item the codec accepted (TS 29.229 §6.3.13)."""
-    scheme, authorization = UNKNOWN_SCHEME, False
+    scheme, authorization = None, False
     offset, end = 0, len(data)
     while offset + 8 <= end:
         code = int.from_bytes(data[offset : offset + 4], "big")
         flags, length = data[offset + 4], int.from_bytes(data[offset + 5 : offset + 8], "big")
         vendor = int.from_bytes(data[offset + 8 : offset + 12], "big") if flags & 0x80 else 0
         start = offset + (12 if flags & 0x80 else 8)
-        if vendor == VENDOR_3GPP and code == _SCHEME and scheme == UNKNOWN_SCHEME:
+        if vendor == VENDOR_3GPP and code == _SCHEME and scheme is None:  # the first, as Avp.get
             scheme = data[start : offset + length].decode()
         elif vendor == VENDOR_3GPP and code == _AUTHORIZATION:
             authorization = True
         offset += (length + 3) & -4
-    return scheme, authorization
+    return scheme if scheme is not None else UNKNOWN_SCHEME, authorization
 
 
 class PartnerFastPath:
@@ -154,33 +200,18 @@ class PartnerFastPath:
         self.node = node
         self.proxy = node.proxy
         self.bindings = partner.bindings
-        self._layouts: dict[int, MarLayout] = {}  # id(entries) -> layout (entries kept in it)
+        self.layouts = MarLayouts()
         self.requests = RequestTranslator(partner.local, partner.hide_topology)
         self.answers = AnswerTranslator(partner.local, partner.hide_topology)
-        self._items: dict[bytes, tuple[str, bool]] = {}  # SIP-Auth-Data-Item data -> what it asks
 
     def __call__(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
         if data[offset + 5 : offset + 8] != b"\x00\x01\x2f" or data[offset + 4] & FLAG_T:  # 303 MAR
             return False
         request = data[offset:stop]
-        try:
-            entries = strict_layout(request)
-        except DecodeError:
-            return False  # the general path answers the protocol error
-        layout = self._layouts.get(id(entries))
-        if layout is None or layout.entries is not entries:
-            if len(self._layouts) >= 4096:
-                self._layouts.clear()
-            layout = self._layouts[id(entries)] = MarLayout(entries)
-        if layout.item is None or layout.user_name is None or layout.public_identity is None or layout.origin_host is None:
+        layout = self.layouts.of(request)
+        if layout is None:
             return False
-        item = request[layout.item[0] : layout.item[1]]
-        asked = self._items.get(item)
-        if asked is None:
-            asked = _item_members(item)
-            if len(self._items) < 256:
-                self._items[item] = asked
-        scheme, resynchronisation = asked
+        scheme, resynchronisation = self.layouts.asked(request, layout)
         if resynchronisation or scheme.casefold() in DIGEST_SCHEMES:
             return False
         impi = request[layout.user_name[0] : layout.user_name[1]].decode()
@@ -200,8 +231,7 @@ class PartnerFastPath:
         if splice is None:
             return False  # translate_request would refuse it: the general path answers
         hop_by_hop_in = int.from_bytes(request[12:16], "big")
-        origin_host = request[layout.origin_host[0] : layout.origin_host[1]].decode().lower()
-        key = (origin_host, int.from_bytes(request[16:20], "big"))
+        key = duplicate_key(request, layout)
         proxy = self.proxy
         if not proxy.admit_local(connection, peer, key, hop_by_hop_in, _MAR):
             return False

@@ -14,6 +14,7 @@ from cx_codec.errors import ResultCode
 from gateway.applications.cx import Local
 from gateway.applications.fastpath import PartnerFastPath
 from gateway.applications.hss import HssApplication, failure_answer
+from gateway.applications.hss_batch import HssBatch
 from gateway.applications.partner import PartnerApplication
 from gateway.applications.primary import PrimaryApplication
 from gateway.routing.relay import FastRequest
@@ -32,22 +33,29 @@ class CxService:
         self.hss, self.partner, self.primary = hss, partner, primary
         self.others = partner or hss  # the role of every peer that is not a partner gateway
         self._node: Any = None
-        self._partner_fast: PartnerFastPath | None = None
+        self._others_fast: FastRequest | None = None
+        self._primary_fast: FastRequest | None = None
 
     def fast_path(self, node: Any) -> FastRequest | None:
         """The requests of the relay's read loop this service answers there
         (gateway.routing.relay calls this for each read that has requests for it)."""
         if self._node is not node:
             self._node = node
-            self._partner_fast = PartnerFastPath(self.partner, node) if self.partner is not None else None
-        return self.fast_request if self._partner_fast is not None else None
+            batch = HssBatch(self.hss, node, self.primary) if self.hss is not None else None
+            if self.partner is not None:
+                self._others_fast = PartnerFastPath(self.partner, node)
+            else:
+                self._others_fast = batch.hss_request if batch is not None else None
+            self._primary_fast = batch.primary_request if batch is not None and self.primary is not None else None
+        return self.fast_request
 
     def fast_request(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
-        """gateway.routing.relay.FastRequest: the partner role's usual MAR (a partner
-        gateway's requests, for the primary role, take the general path)."""
+        """gateway.routing.relay.FastRequest: the usual MAR, routed like handle_message."""
         if self.primary is not None and self.primary.serves(peer):
-            return False
-        return self._partner_fast(connection, peer, data, offset, stop)  # type: ignore[misc]
+            serve = self._primary_fast
+        else:
+            serve = self._others_fast
+        return serve is not None and serve(connection, peer, data, offset, stop)
 
     def handle_message(self, message: Message, peer: Any) -> Deferred[bytes]:
         if self.primary is not None and self.primary.serves(peer):

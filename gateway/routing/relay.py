@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cx_codec import DecodeError
@@ -101,6 +102,9 @@ class StreamRelay:
     def __init__(self, node: RelayHost) -> None:
         self.node = node
         self.verified_chains: set[bytes] = set()
+        # work a fast path keeps for the end of the read (one store transaction for the
+        # MARs of one read: gateway.applications.hss_batch), run before the writes go out
+        self.after_read: list[Callable[[], None]] = []
 
     def learn_prefix(self, connection: DiameterConnection, data: bytes, start: int, first_end: int, stop: int) -> bytes | None:
         """The Destination-Realm of the request in ``data[start:stop]`` whose first AVP ends
@@ -360,6 +364,10 @@ class StreamRelay:
             per_peer[target] = count
         if answered:
             per_peer[peer] -= answered
+        if self.after_read:
+            work, self.after_read = self.after_read, []
+            for finish in work:
+                finish()  # (each answers its requests whatever fails: see hss_batch)
         if counting:
             node.message_counts.settle(peer.host, requests, answers)
             if answered_entries:

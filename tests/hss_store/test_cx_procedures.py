@@ -270,3 +270,27 @@ def test_the_subscriber_of_a_public_identity(store):
     assert store.impi_of_impu(IMPUS[1]) == IMPI
     with pytest.raises(UnknownIdentity):
         store.impi_of_impu("sip:nobody@ims.example.net")
+
+
+def test_mars_of_one_group_are_answered_as_one_by_one_and_fail_alone(store):
+    """multimedia_auth_many (group commit): each MAR gets what multimedia_auth gives it, in
+    order, SQNs following each other; one refused MAR gets its own error and takes nothing
+    from the others."""
+    from hss_store.errors import UnknownSubscriber
+
+    add_alice(store)
+    before = store.get_subscriber(IMPI).sqn
+    results = store.multimedia_auth_many([
+        (IMPI, IMPUS[1], "Unknown", 2, None, "sip:scscf.example", 5),
+        ("nobody@ims.example.net", None, "Unknown", 1, None, None, 5),
+        (IMPI, None, "Digest-AKAv1-MD5", 9, None, None, 3),
+    ])
+    assert isinstance(results[1], UnknownSubscriber)
+    first, third = results[0], results[2]
+    assert first.impi == third.impi == IMPI and first.impu == IMPUS[1] and third.impu == IMPUS[0]
+    assert len(first.vectors) == 2 and len(third.vectors) == 3  # (9 asked, capped at 3)
+    sqns = [v.sqn for v in first.vectors + third.vectors]
+    assert sqns == sorted(sqns) and len(set(sqns)) == 5 and sqns[0] > before
+    assert store.get_subscriber(IMPI).sqn == sqns[-1] and store.get_subscriber(IMPI).scscf_name == "sip:scscf.example"
+    usim = Usim()
+    assert [usim.authenticate(v) for v in first.vectors + third.vectors] == ["ok"] * 5

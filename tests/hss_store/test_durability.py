@@ -1,5 +1,6 @@
-"""SQN durability: kill -9 a process generating vectors (generate_vectors or a whole MAR,
-multimedia_auth), at any moment; no SQN is ever issued twice.
+"""SQN durability: kill -9 a process generating vectors (generate_vectors, a whole MAR:
+multimedia_auth, or the MARs of one read: multimedia_auth_many), at any moment; no SQN is
+ever issued twice.
 
 Two child processes generate vectors for the same subscriber in a loop and write the SQN
 of every vector they got to stdout as soon as the call returns ("handed out"). The test
@@ -35,9 +36,13 @@ if mode == "non-durable":  # negative control: writes sit in an open transaction
     store._conn.execute("BEGIN")
 os.write(1, b"ready\n")
 mar = sys.argv[4] == "multimedia_auth"
+group = sys.argv[4] == "multimedia_auth_many"
 while True:
     count = random.randint(1, 5)
-    if mar:
+    if group:  # the MARs of one read: one transaction (gateway/applications/hss_batch.py)
+        mars = [(sys.argv[3], None, "Unknown", count, None, "sip:scscf.example", 5)] * random.randint(1, 4)
+        vectors = [v for result in store.multimedia_auth_many(mars) for v in result.vectors]
+    elif mar:
         vectors = store.multimedia_auth(sys.argv[3], None, "Unknown", count, server_name="sip:scscf.example").vectors
     else:
         vectors = store.generate_vectors(sys.argv[3], count)
@@ -97,7 +102,7 @@ def target(backend, tmp_path, request) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-@pytest.mark.parametrize("call", ["generate_vectors", "multimedia_auth"])
+@pytest.mark.parametrize("call", ["generate_vectors", "multimedia_auth", "multimedia_auth_many"])
 def test_kill_9_never_reissues_a_sqn(target, call):
     with open_store(target) as store:
         store.add_subscriber(Subscriber.new(IMPI, [f"sip:{IMPI}"], bytes(16), opc=bytes(16)))
