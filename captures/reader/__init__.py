@@ -86,7 +86,7 @@ class _Flow:
         self.index = index
         self.transport = transport
         self.endpoints = (client, server)  # direction 0 is client -> server
-        self.deliver: Callable[[int, bytes], None] = lambda way, message: reader._deliver(self, way, message)
+        self.deliver: Callable[[int, bytes, Frame], None] = lambda way, message, frame: reader._deliver(self, way, message, frame)
         self.report: Callable[[int, str], None] = lambda way, text: reader._report(self, way, text)
         self.connection: Connection | None = None  # TCP
         self.association: Association | None = None  # SCTP
@@ -194,6 +194,7 @@ class CaptureReader:
                 self._tcp(frame, packet)
             elif packet.protocol == IPPROTO_SCTP:
                 self._sctp(frame, packet)
+            frame.data = b""  # held segments keep their frame for its number and time, not its bytes
             if out:
                 yield from out
                 out.clear()
@@ -236,9 +237,7 @@ class CaptureReader:
         where = f"frame {frame}: " if frame is not None else ""
         self._problem(frame, f"{where}stream {flow.index} ({source} -> {destination}): {text}", flow.index)
 
-    def _deliver(self, flow: _Flow, way: int, message: bytes) -> None:
-        frame = self._frame
-        assert frame is not None
+    def _deliver(self, flow: _Flow, way: int, message: bytes, frame: Frame) -> None:
         source, destination = flow.endpoints if way == 0 else flow.endpoints[::-1]
         self._out.append(
             CapturedMessage(frame.number, frame.time, flow.index, flow.transport, source, destination, message, frame.comment)
@@ -273,7 +272,7 @@ class CaptureReader:
             return  # the last ACK, or a late retransmission, of a connection read to its end
         if connection is None:
             connection = flow.connection = Connection(flow.index, flow.report, self.max_message)
-        connection.segment(way, seq, ack, flags, payload[header:], packet.missing, flow.deliver)
+        connection.segment(way, seq, ack, flags, payload[header:], packet.missing, frame, flow.deliver)
         if connection.closed and connection.idle():
             connection.finish(flow.deliver)
             flow.connection, flow.closed = None, True
@@ -291,7 +290,7 @@ class CaptureReader:
         association = flow.association
         if association is None:
             association = flow.association = Association(flow.report, self.max_message)
-        association.packet(way, payload, packet.missing, flow.deliver)
+        association.packet(way, payload, packet.missing, frame, flow.deliver)
 
 
 def _packed(address: str) -> bytes:

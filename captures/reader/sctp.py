@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 
 from captures.reader.diameter import DEFAULT_MAX_MESSAGE, Framer
+from captures.reader.files import Frame
 
 CHUNK_DATA, CHUNK_IDATA = 0, 64
 FLAG_END, FLAG_BEGIN = 0x01, 0x02
@@ -27,7 +28,7 @@ PPID_UNSPECIFIED, PPID_DIAMETER, PPID_DIAMETER_DTLS = 0, 46, 47
 MAX_FRAGMENTS = 1024  # fragments waiting for the rest of their user message, per direction
 RECENT_TSNS = 4096  # TSNs remembered to recognise retransmissions
 
-Deliver = Callable[[int, bytes], None]
+Deliver = Callable[[int, bytes, Frame], None]  # (direction, message, its frame)
 
 
 class _Direction:
@@ -60,7 +61,7 @@ class Association:
         self.max_message = max_message
         self.warned: set[tuple[int, int]] = set()  # (direction, PPID or -chunk type) said once
 
-    def packet(self, way: int, data: bytes, missing: int, deliver: Deliver) -> None:
+    def packet(self, way: int, data: bytes, missing: int, frame: Frame, deliver: Deliver) -> None:
         offset = 12
         end = len(data)
         while offset + 4 <= end:
@@ -74,13 +75,13 @@ class Association:
                     self.report(way, f"SCTP chunk (type {kind}) longer than its packet ({length} bytes, {end - offset} left)")
                 return  # cut by the snaplen: already reported with the frame
             if kind == CHUNK_DATA and length >= 16:
-                self._data(way, flags, data[offset + 4 : offset + length], deliver)
+                self._data(way, flags, data[offset + 4 : offset + length], frame, deliver)
             elif kind == CHUNK_IDATA and (way, -kind) not in self.warned:
                 self.warned.add((way, -kind))
                 self.report(way, "SCTP I-DATA chunks (RFC 8260) are not read")
             offset += (length + 3) & ~3
 
-    def _data(self, way: int, flags: int, chunk: bytes, deliver: Deliver) -> None:
+    def _data(self, way: int, flags: int, chunk: bytes, frame: Frame, deliver: Deliver) -> None:
         tsn = int.from_bytes(chunk[0:4], "big")
         stream = (chunk[4] << 8) | chunk[5]
         ppid = int.from_bytes(chunk[8:12], "big")
@@ -89,7 +90,7 @@ class Association:
             return  # a retransmission (RFC 9260 §6.2: the receiver reports it as a duplicate TSN)
         user = chunk[12:]
         if flags & FLAG_BEGIN and flags & FLAG_END:
-            self._message(way, stream, ppid, user, deliver)
+            self._message(way, stream, ppid, user, frame, deliver)
             return
         fragments = direction.fragments
         while fragments and (len(fragments) >= MAX_FRAGMENTS or direction.fragment_bytes + len(user) > self.max_message):
@@ -118,9 +119,9 @@ class Association:
             if at == last:
                 break
             at = (at + 1) & 0xFFFFFFFF
-        self._message(way, stream, ppid, b"".join(pieces), deliver)  # every fragment carries the PPID (§3.3.1)
+        self._message(way, stream, ppid, b"".join(pieces), frame, deliver)  # every fragment carries the PPID (§3.3.1)
 
-    def _message(self, way: int, stream: int, ppid: int, user: bytes, deliver: Deliver) -> None:
+    def _message(self, way: int, stream: int, ppid: int, user: bytes, frame: Frame, deliver: Deliver) -> None:
         if ppid not in (PPID_DIAMETER, PPID_UNSPECIFIED):
             if (way, ppid) not in self.warned:
                 self.warned.add((way, ppid))
@@ -129,7 +130,7 @@ class Association:
             return
         framer = Framer(lambda text: self.report(way, f"SCTP stream {stream}: {text}"), self.max_message)
         for message in framer.feed(user):
-            deliver(way, message)
+            deliver(way, message, frame)
         if framer.buffer and not framer.lost:
             self.report(way, f"SCTP stream {stream}: a user message ends inside a Diameter message ({len(framer.buffer)} bytes); dropped")
 

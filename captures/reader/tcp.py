@@ -25,13 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from captures.reader.diameter import DEFAULT_MAX_MESSAGE, Framer
+from captures.reader.files import Frame
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 MAX_HELD = 4 << 20  # out-of-order bytes held per direction before the hole is given up as lost
 MAX_HELD_SEGMENTS = 1024  # and segments (each drain scans them: bounded work per segment)
 _MASK = 0xFFFFFFFF
 
-Deliver = Callable[[int, bytes], None]  # (direction 0 client->server / 1 server->client, message)
+Deliver = Callable[[int, bytes, Frame], None]  # (direction 0 client->server / 1 server->client, message, its frame)
 Report = Callable[[str], None]
 
 
@@ -45,7 +46,7 @@ class Direction:
     framer: Framer
     next_seq: int | None = None  # the next sequence number expected (None: nothing seen yet)
     syn: int | None = None  # the sequence number of its SYN, when seen
-    held: dict[int, bytes] = field(default_factory=dict)  # sequence number -> payload
+    held: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)  # sequence number -> (payload, its frame)
     held_bytes: int = 0
     fin: bool = False
     started: bool = False  # its first payload byte was framed
@@ -68,7 +69,7 @@ class Connection:
         self.closed = False  # both FINs, or an RST
 
     def segment(
-        self, way: int, seq: int, ack: int, flags: int, payload: bytes, missing: int, deliver: Deliver
+        self, way: int, seq: int, ack: int, flags: int, payload: bytes, missing: int, frame: Frame, deliver: Deliver
     ) -> None:
         direction = self.directions[way]
         if flags & SYN:
@@ -82,7 +83,7 @@ class Connection:
             if direction.next_seq is None:
                 direction.next_seq = seq  # no SYN seen: start here, and find a message header
                 direction.framer.lost = direction.framer.quiet = True
-            self._data(way, direction, seq, payload, missing, deliver)
+            self._data(way, direction, seq, payload, missing, frame, deliver)
         if flags & FIN:
             direction.fin = True
         if flags & RST or (self.directions[0].fin and self.directions[1].fin):
@@ -98,13 +99,16 @@ class Connection:
         """Nothing held out of order in either direction."""
         return not (self.directions[0].held or self.directions[1].held)
 
-    def _data(self, way: int, direction: Direction, seq: int, payload: bytes, missing: int, deliver: Deliver) -> None:
+    def _data(
+        self, way: int, direction: Direction, seq: int, payload: bytes, missing: int, frame: Frame, deliver: Deliver
+    ) -> None:
         assert direction.next_seq is not None
         offset = _signed(seq - direction.next_seq)
         if offset > 0:  # from the future: hold it until the hole is filled
-            if seq not in direction.held or len(direction.held[seq]) < len(payload):
-                direction.held_bytes += len(payload) - len(direction.held.get(seq, b""))
-                direction.held[seq] = payload
+            before = direction.held.get(seq)
+            if before is None or len(before[0]) < len(payload):
+                direction.held_bytes += len(payload) - (len(before[0]) if before else 0)
+                direction.held[seq] = (payload, frame)
             if direction.held_bytes > MAX_HELD or len(direction.held) > MAX_HELD_SEGMENTS:
                 self._skip_hole(way, direction, deliver)
             return
@@ -115,14 +119,14 @@ class Connection:
                 payload, missing = b"", missing + offset + len(payload)
             else:
                 payload = payload[-offset:]
-        self._take(way, direction, payload, deliver)
+        self._take(way, direction, payload, frame, deliver)
         if missing:
             direction.framer.gap(missing)
             direction.next_seq = (direction.next_seq + missing) & _MASK
         if direction.held:
-            self._drain(way, direction, deliver)
+            self._drain(way, direction, deliver, frame)
 
-    def _take(self, way: int, direction: Direction, payload: bytes, deliver: Deliver) -> None:
+    def _take(self, way: int, direction: Direction, payload: bytes, frame: Frame, deliver: Deliver) -> None:
         assert direction.next_seq is not None
         direction.next_seq = (direction.next_seq + len(payload)) & _MASK
         if self.tls or direction.ignored or not payload:
@@ -138,10 +142,12 @@ class Connection:
                 self.report(way, f"not Diameter (its first bytes are {payload[:8].hex()}); skipped")
                 return
         for message in direction.framer.feed(payload):
-            deliver(way, message)
+            deliver(way, message, frame)
 
-    def _drain(self, way: int, direction: Direction, deliver: Deliver) -> None:
-        """Frame the held segments that are now contiguous, in sequence order."""
+    def _drain(self, way: int, direction: Direction, deliver: Deliver, filler: Frame | None = None) -> None:
+        """Frame the held segments that are now contiguous, in sequence order. Their
+        messages are completed by ``filler``, the frame that filled the hole (as Wireshark
+        has it), or, when the hole is given up, each by the frame that held its bytes."""
         held = direction.held
         assert direction.next_seq is not None
         start = direction.next_seq
@@ -149,10 +155,10 @@ class Connection:
             offset = _signed(seq - direction.next_seq)
             if offset > 0:
                 return  # a hole before this one
-            payload = held.pop(seq)
+            payload, frame = held.pop(seq)
             direction.held_bytes -= len(payload)
             if -offset < len(payload):
-                self._take(way, direction, payload[-offset:] if offset else payload, deliver)
+                self._take(way, direction, payload[-offset:] if offset else payload, filler or frame, deliver)
 
     def _skip_hole(self, way: int, direction: Direction, deliver: Deliver, until: int | None = None) -> None:
         """Give up the bytes before the first held segment (or before ``until``, if that
