@@ -256,13 +256,14 @@ def _pcapng_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Itera
             body_start, magic = 0, b""
             (total,) = struct.unpack(order + "I", head[4:8])
         (block_type,) = struct.unpack(order + "I", raw_type)
+        packet_block = block_type in (BLOCK_EPB, BLOCK_SPB, BLOCK_PB)
+        if packet_block:  # a damaged packet keeps its frame number, so the ones after keep theirs
+            block = f"frame {number + 1}: its block (type 0x{block_type:08x})"
+        else:
+            block = f"a block {where} (type 0x{block_type:08x})"
         if total < 12 or total & 3 or total > MAX_BLOCK:
-            what = (
-                f"a block {where} (type 0x{block_type:08x}) has an impossible length {total} "
-                "(needs 12 or more, a multiple of 4)"
-            )
-            if block_type in (BLOCK_EPB, BLOCK_SPB, BLOCK_PB):
-                number += 1  # the damaged packet keeps its frame number: the ones after keep theirs
+            what = f"{block} has an impossible length {total} (needs 12 or more, a multiple of 4)"
+            number += packet_block
             skipped = source.resync(head + magic, 8, plausible)
             if skipped is None:
                 problem(number or None, f"{what}; no plausible block follows: the rest of the file is not readable")
@@ -271,7 +272,7 @@ def _pcapng_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Itera
             continue
         rest = read(total - 8 - body_start)
         if len(rest) < total - 8 - body_start:
-            if block_type in (BLOCK_EPB, BLOCK_SPB, BLOCK_PB):
+            if packet_block:
                 number += 1
                 problem(number, f"frame {number}: the file ends inside its block ({len(rest) + 8 + body_start} of {total} bytes; truncated capture)")
             else:
@@ -280,10 +281,9 @@ def _pcapng_frames(file: BinaryIO, prefix: bytes, problem: ProblemSink) -> Itera
         body = rest[:-4]  # of a Section Header Block: after its byte-order magic
         (trailer,) = struct.unpack(order + "I", rest[-4:])
         if trailer != total:
-            if block_type in (BLOCK_EPB, BLOCK_SPB, BLOCK_PB):
-                number += 1
+            number += packet_block
             skipped = source.resync(head + magic + rest, 8, plausible)
-            what = f"a block {where} says length {total} at its start and {trailer} at its end (corrupt block)"
+            what = f"{block} says length {total} at its start and {trailer} at its end (corrupt block)"
             if skipped is None:
                 problem(number or None, f"{what}; no plausible block follows: the rest of the file is not readable")
                 return

@@ -134,7 +134,7 @@ def test_pcapng_impossible_block_length(length):
     messages, problems, _ = read(bytes(broken))
     assert [m.data for m in messages] == sent[:2] + sent[3:]
     assert problems[0] == (
-        f"a block after frame 5 (type 0x00000006) has an impossible length {length} "
+        f"frame 6: its block (type 0x00000006) has an impossible length {length} "
         f"(needs 12 or more, a multiple of 4); {blocks[2 + 6] - blocks[2 + 5]} bytes skipped to the next plausible block"
     )
     assert problems[1].startswith("frame 9: stream 0 (10.0.0.1:40000 -> 10.0.0.2:3868): ")
@@ -152,7 +152,7 @@ def test_pcapng_block_lengths_that_disagree():
     assert [m.frame for m in messages][:5] == [4, 5, 7, 8, 9]
     length = end - blocks[2 + 5]
     assert problems[0] == (
-        f"a block after frame 5 says length {length} at its start and 12345 at its end (corrupt block); "
+        f"frame 6: its block (type 0x00000006) says length {length} at its start and 12345 at its end (corrupt block); "
         f"{length} bytes skipped to the next plausible block"
     )
 
