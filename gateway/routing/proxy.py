@@ -130,19 +130,28 @@ class Proxy:
         self._route(connection, peer, data, realm, None)
 
     def _request_general(self, connection: DiameterConnection, peer: Peer, data: bytes) -> None:
-        loop_possible = _ROUTE_RECORD_HEADER in data
         try:
-            found = top_level(data, _SCAN[True, loop_possible], complete=loop_possible)
+            found = self.routing_avps(data)
         except DecodeError as error:
             self.answer_error(connection, data, error.result_code, error.reason, error.failed_avp)
             return
+        if found is None:
+            # RFC 6733 §6.1.3
+            self.answer_error(connection, data, ResultCode.DIAMETER_LOOP_DETECTED, "request came back to us")
+            return
+        self._route(connection, peer, data, *found)
+
+    def routing_avps(self, data: bytes) -> tuple[bytes | None, list[bytes] | None] | None:
+        """(Destination-Realm, Destination-Host values) of a request, or None when one of
+        its Route-Records names this node (a loop, RFC 6733 §6.1.3); DecodeError on broken
+        AVPs. (The relay's hot loop asks this of a request naming a Destination-Host.)"""
+        loop_possible = _ROUTE_RECORD_HEADER in data
+        found = top_level(data, _SCAN[True, loop_possible], complete=loop_possible)
         for hop in found.get(ROUTE_RECORD, ()):
             if hop.lower() == self.identity:
-                # RFC 6733 §6.1.3
-                self.answer_error(connection, data, ResultCode.DIAMETER_LOOP_DETECTED, "request came back to us")
-                return
+                return None
         realm = found.get(DESTINATION_REALM)
-        self._route(connection, peer, data, realm[0] if realm else None, found.get(DESTINATION_HOST))
+        return realm[0] if realm else None, found.get(DESTINATION_HOST)
 
     def _route(
         self, connection: DiameterConnection, peer: Peer, data: bytes, realm: bytes | None,

@@ -165,6 +165,29 @@ class StreamRelay:
             return None, None, None
         return target, out, None
 
+    def finish_read(self) -> None:
+        """Run the work fast paths kept for the end of the read (``after_read``); also
+        before a message of the read takes the general path, so that the store sees the
+        requests in stream order."""
+        work, self.after_read = self.after_read, []
+        for finish in work:
+            finish()  # (each answers its requests whatever fails: see hss_batch)
+
+    def named_here(self, data: bytes, offset: int, stop: int, application_id: int) -> FastRequest | None:
+        """The application's fast path for a request whose Destination-Host is this node
+        (RFC 6733 §6.1.4, as ``Proxy._route`` decides it: no Route-Record of ours), else None."""
+        serve = self.fast_local(application_id)
+        if serve is None:
+            return None
+        proxy = self.node.proxy
+        try:
+            found = proxy.routing_avps(data[offset:stop])
+        except DecodeError:
+            return None
+        if found is None or found[1] is None or found[1][0].lower() != proxy.identity:
+            return None
+        return serve
+
     def fast_local(self, application_id: int) -> FastRequest | None:
         """The fast path of the application serving ``application_id`` here, if it has one
         and the application is one we advertised (else the general path answers 3007)."""
@@ -329,6 +352,23 @@ class StreamRelay:
                                     if serve(connection, peer, data, offset, stop):
                                         offset = stop
                                         continue
+                            else:
+                                # a Destination-Host or Route-Record, maybe: a request naming this
+                                # node (a partner gateway's, to a primary) is served here too
+                                here = self.named_here(data, offset, stop, application_id)
+                                if here is not None:
+                                    if run_to is not None:
+                                        _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
+                                        run_to = None
+                                    if target is not None:
+                                        per_peer[target] = count
+                                    target = out = serve = last_realm = None
+                                    if answered:
+                                        per_peer[peer] -= answered
+                                        answered = 0
+                                    if here(connection, peer, data, offset, stop):
+                                        offset = stop
+                                        continue
                     # the general path, in stream order, with the node's tables up to date
                     if run_to is not None:
                         _queue(run_to, view[run_start:run_end], dirty)  # type: ignore[index]
@@ -339,6 +379,8 @@ class StreamRelay:
                     if answered:
                         per_peer[peer] -= answered
                         answered = 0
+                    if self.after_read:  # the store's work in stream order: what came before, first
+                        self.finish_read()
                     node.dispatch(connection, data[offset:stop])
                     offset = stop
                     if peer.connection is not connection or node.stopping:
@@ -354,6 +396,8 @@ class StreamRelay:
                 if answered:
                     per_peer[peer] -= answered
                     answered = 0
+                if self.after_read:
+                    self.finish_read()
                 node.unable_to_comply(connection, data[offset:stop], error)
                 offset = stop
                 prefix, prefix_realm = connection.relay_prefix
@@ -365,9 +409,7 @@ class StreamRelay:
         if answered:
             per_peer[peer] -= answered
         if self.after_read:
-            work, self.after_read = self.after_read, []
-            for finish in work:
-                finish()  # (each answers its requests whatever fails: see hss_batch)
+            self.finish_read()
         if counting:
             node.message_counts.settle(peer.host, requests, answers)
             if answered_entries:

@@ -8,7 +8,9 @@ relay's hot loop (which hands MARs to the batch), the other through
 bound to the partner, real identities its agreement covers, another partner's user and an
 unknown one (5001), an IMPU not bound (5002), a Digest scheme (5006 at the primary),
 counts beyond the cap, retransmissions (T flag), several MARs of one subscriber in one
-read, re-synchronisations (general path, in a read of their own). RANDs are made from the
+read, Destination-Host and Route-Record (a loop: 3005), re-synchronisations (general path,
+in a read of their own or among others: the batch runs before a message of the read
+takes the general path, so SQNs follow the stream). RANDs are made from the
 SQN, so that the vectors of the two nodes can be compared: every answer must be the same
 bytes (within a read the batch answers at the end of it, so the order may differ), the
 stores must hold the same SQNs, and the tables and counts must end the same.
@@ -131,19 +133,19 @@ class Core:
 
 
 def _mar(hop: int, impi: str, impu: str, host: str, *, scheme: str = AKA, count: int = 1, auts: bytes | None = None,
-         retransmit: bool = False) -> bytes:
+         retransmit: bool = False, **routing: object) -> bytes:
     item: dict[str, object] = {"sip_authentication_scheme": scheme}
     if auts is not None:
         item["sip_authorization"] = auts
     data = MultimediaAuthRequest(
         hop_by_hop=hop, end_to_end=hop, session_id=f"{host};1;{hop}", origin_host=host,
         origin_realm=PARTNER, destination_realm=PRIMARY, user_name=impi, public_identity=impu,
-        sip_auth_data_item=item, sip_number_auth_items=count, server_name=f"sip:{host}",
+        sip_auth_data_item=item, sip_number_auth_items=count, server_name=f"sip:{host}", **routing,
     ).encode()
     return data[:4] + bytes([data[4] | 0x10]) + data[5:] if retransmit else data
 
 
-_EXAMPLES = settings(max_examples=30, deadline=None,
+_EXAMPLES = settings(max_examples=80, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -179,12 +181,23 @@ def _differential(work, primary: bool, data) -> None:  # type: ignore[no-untyped
                 read = b""
                 for _ in range(data.draw(st.integers(1, 6), label="MARs")):
                     impi, impu = data.draw(st.sampled_from(users), label="user")
-                    kind = data.draw(st.sampled_from(["usual"] * 4 + ["digest", "count", "retransmit"]), label="kind")
+                    kind = data.draw(st.sampled_from(["usual"] * 4 + ["digest", "count", "retransmit", "routing", "resync"]),
+                                     label="kind")
+                    routing: dict[str, object] = {}
+                    if kind == "resync" and impi.startswith("user") and impi[4].isdigit() and int(impi[4]) < len(K):
+                        isim = Isim(K[int(impi[4])], OPC, seq_ms=data.draw(st.integers(0, 1 << 20), label="UE's SQN"))
+                        routing["auts"] = bytes(range(16)) + isim.auts(bytes(range(16)))
+                    if kind == "routing":  # as a partner gateway sends it (its binding names us), or odder
+                        routing = data.draw(st.sampled_from([
+                            {"destination_host": PRIMARY_GW}, {"destination_host": "hss.elsewhere.example"},
+                            {"destination_host": PRIMARY_GW.upper(), "route_record": ["dra.partner.example"]},
+                            {"route_record": [PRIMARY_GW]},  # a loop: 3005
+                        ]), label="routing AVPs")
                     hop += 1
                     read += _mar(hop if kind != "retransmit" else max(1, hop - 1), impi, impu, host,
                                  scheme="SIP Digest" if kind == "digest" else AKA,
                                  count=data.draw(st.integers(0, 6), label="count") if kind == "count" else 1,
-                                 retransmit=kind == "retransmit")
+                                 retransmit=kind == "retransmit", **routing)
             answers = [sorted(core.feed(read)) for core in both]
             assert answers[0] == answers[1]
             assert both[0].state() == both[1].state()
@@ -193,6 +206,21 @@ def _differential(work, primary: bool, data) -> None:  # type: ignore[no-untyped
     finally:
         for core in both:
             core.store.close()
+
+
+def test_a_partner_gateways_mar_naming_this_node_takes_the_batch(tmp_path) -> None:
+    """The differential test proves sameness; this one that the batch is taken for the MAR
+    a partner gateway sends (Destination-Host: this node, from its binding)."""
+    users = _provision(tmp_path / "a.sqlite")
+    core = Core(tmp_path / "a.sqlite", True, primary=True)
+    dispatched = []
+    general = core.node.dispatch
+    core.node.dispatch = lambda connection, data: (dispatched.append(data), general(connection, data))  # type: ignore[method-assign]
+    impi, impu = users[0]
+    answers = core.feed(b"".join(_mar(n, impi, impu, PARTNER_GW, destination_host=PRIMARY_GW) for n in range(1, 4)))
+    assert dispatched == [] and [decode(a).result_code for a in answers] == [2001] * 3
+    assert all(decode(a)["User-Name"] == impi for a in answers)
+    core.store.close()
 
 
 def test_one_read_of_mars_is_one_transaction_and_answered_after_it(tmp_path) -> None:
