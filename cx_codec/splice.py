@@ -59,7 +59,7 @@ class Splice:
         constants = constants or {}
         index = {key: position for position, key in enumerate(k for k in self.keys if k not in constants)}
         pending = set(self.keys)
-        pieces: list[slice | bytes | tuple[int, int, int, int]] = []
+        pieces: list[slice | bytes | tuple[bytes, int, bytes, int]] = []
         copy_from = copy_to = -1
         for offset, code, vendor, word in layout:
             end = offset + (((word & 0xFFFFFF) + 3) & -4)
@@ -73,7 +73,7 @@ class Splice:
                     if key in constants:
                         pieces.append(pack_avp(code, word >> 24, vendor, constants[key]))
                     else:
-                        pieces.append((code, word >> 24, vendor, index[key]))
+                        pieces.append(_value_piece(code, word >> 24, vendor, index[key]))
                 continue
             if copy_from < 0:
                 copy_from = offset
@@ -85,7 +85,7 @@ class Splice:
             if absent is not None and key in absent:
                 flags = absent[key]
                 pieces.append(pack_avp(code, flags, vendor, constants[key]) if key in constants
-                              else (code, flags, vendor, index[key]))
+                              else _value_piece(code, flags, vendor, index[key]))
             elif key not in optional:
                 raise DecodeError(ResultCode.DIAMETER_MISSING_AVP, f"no AVP {code} (vendor {vendor}) to rewrite")
         self._pieces = tuple(pieces)
@@ -96,17 +96,23 @@ class Splice:
     def body(self, data: bytes, values: Sequence[bytes]) -> bytes:
         """The AVPs of the rewritten message (``data`` has this layout)."""
         copied = iter(self._copies(data))
-        parts = []
+        parts: list[bytes] = []
         append = parts.append
         for piece in self._pieces:
             kind = type(piece)
             if kind is slice:
                 append(next(copied))
             elif kind is bytes:
-                append(piece)
-            else:
-                code, flags, vendor, position = piece  # type: ignore[misc]
-                append(pack_avp(code, flags, vendor, values[position]))
+                append(piece)  # type: ignore[arg-type]
+            else:  # pack_avp, unrolled: the code field, then flags | length, Vendor-Id, data, padding
+                code_field, word, vendor_field, position = piece  # type: ignore[misc]
+                value = values[position]
+                length = word + len(value)  # (word: flags << 24 | the header's length)
+                append(code_field)
+                append(_pack_u32(length))
+                append(vendor_field)
+                append(value)
+                append(_PADDING[length & 3])
         return b"".join(parts)
 
     def apply(self, data: bytes, values: Sequence[bytes], hop_by_hop: bytes | None = None,
@@ -117,6 +123,18 @@ class Splice:
             data[0:1], (HEADER_LENGTH + len(body)).to_bytes(3, "big"), data[4:12],
             data[12:16] if hop_by_hop is None else hop_by_hop, data[16:20] if end_to_end is None else end_to_end, body,
         ))
+
+
+_pack_u32 = _U32.pack
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4 (RFC 6733 §4: to 32 bits)
+
+
+def _value_piece(code: int, flags: int, vendor: int, position: int) -> tuple[bytes, int, bytes, int]:
+    """What ``body`` packs an AVP with: its code field, flags << 24 | header length (the
+    data's length is added), its Vendor-Id field (empty without the V bit), which value."""
+    if flags & 0x80:
+        return _U32.pack(code), flags << 24 | 12, _U32.pack(vendor), position
+    return _U32.pack(code), flags << 24 | 8, b"", position
 
 
 def walk(data: bytes) -> list[Entry]:

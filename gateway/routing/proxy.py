@@ -295,16 +295,17 @@ class Proxy:
         if origin.connected:
             origin.queue(data[:12] + _U32.pack(entry.original_hop_by_hop) + data[16:])
 
-    def own_answer(self, peer: Peer, entry: PendingRequest, data: bytes) -> None:
+    def own_answer(self, peer: Peer, entry: PendingRequest, data: bytes, observe: bool = True) -> None:
         """The answer from ``peer`` to a request this node originated (``entry`` taken out
         of the pending table): counted, and given to its Deferred. The relay's hot loop
-        calls this too."""
+        calls this too (``observe`` False: it observes the latencies of a read at once)."""
         node = self.node
         if node.counting:
             result = answer_result(data)
             node.message_counts.count(peer.host, "in", entry.command_code, result)
             node.message_counts.count("local", "out", entry.command_code, result)
-            node.observe_latency(entry)
+            if observe:
+                node.observe_latency(entry)
         self.deliver(entry, data)
 
     def deliver(self, entry: PendingRequest, answer: bytes) -> None:

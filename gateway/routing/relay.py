@@ -286,7 +286,9 @@ class StreamRelay:
                                 del entries[hop_by_hop_in]
                                 per_peer[peer] -= answered + 1
                                 answered = 0
-                                node.proxy.own_answer(peer, entry, data[offset:stop])
+                                if counting:
+                                    answered_entries.append(entry)
+                                node.proxy.own_answer(peer, entry, data[offset:stop], False)
                                 offset = stop
                                 if peer.connection is not connection or node.stopping:
                                     break
