@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from twisted.logger import Logger
 
 from cx_codec import DecodeError, Message
+from cx_codec.errors import RESULT_CODE_NAMES
 from gateway.peer import (
     Action,
     Conn,
@@ -139,19 +140,32 @@ class Peer:
         self._feed(PeerEvent.I_RCV_CONN_ACK)
 
     def connect_failed(self, reason: str) -> None:
-        """Said once per series of failed attempts (and again if the reason changes), not
-        at every Tc retry; the peer's "open" line ends the series."""
-        reason = connect_reason(reason)
         settings = self.settings
-        if reason != self._connect_failure:
-            log.warn("peer {peer}: cannot connect to {address}:{port}: {reason}; retrying every "
-                     "{tc:g} s at most (timers.tc)", peer=self.host, address=settings.address,
-                     port=settings.port, reason=reason, tc=self.node.timers.tc)
-        else:
-            log.debug("peer {peer}: cannot connect to {address}:{port}: {reason} (again)", peer=self.host,
-                      address=settings.address, port=settings.port, reason=reason)
-        self._connect_failure = reason
+        self._report_failure(f"cannot connect to {settings.address}:{settings.port}: {connect_reason(reason)}")
         self._feed(PeerEvent.I_RCV_CONN_NACK)
+
+    def _report_failure(self, what: str) -> None:
+        """A failure said once per series (again if it changes), not at every Tc retry;
+        the peer's "open" line ends the series."""
+        if what == self._connect_failure:
+            log.debug("peer {peer}: {what} (again)", peer=self.host, what=what)
+        elif self.settings.connect:
+            log.warn("peer {peer}: {what}; retrying every {tc:g} s at most (timers.tc)", peer=self.host,
+                     what=what, tc=self.node.timers.tc)
+        else:
+            log.warn("peer {peer}: {what}", peer=self.host, what=what)
+        self._connect_failure = what
+
+    def _error_text(self, reason: str | None) -> str:
+        """What went wrong, in the peer's words when its CEA refused us (RFC 6733 §5.3.2:
+        Result-Code and Error-Message), else the state machine's event."""
+        message = self._last_message
+        if message is not None and message.command_code == CER and not message.is_request:
+            code = message.get("Result-Code")
+            if isinstance(code, int) and not 2000 <= code < 3000:
+                detail = message.get("Error-Message")
+                return f"CEA {code} {RESULT_CODE_NAMES.get(code, '')}".rstrip() + (f": {detail}" if detail else "")
+        return f"error ({reason}), closing its connections"
 
     def offered(self, connection: DiameterConnection, cer: Message, capabilities: Capabilities) -> None:
         """An accepted connection whose CER names this peer (R-Conn-CER, §5.6.1)."""
@@ -377,7 +391,7 @@ class Peer:
 
     def _cleanup(self, action: PeerAction) -> None:
         if action.action is Action.ERROR:
-            log.warn("peer {peer}: error ({reason}), closing its connections", peer=self.host, reason=action.reason)
+            self._report_failure(self._error_text(action.reason))
         for conn, connection in list(self.connections.items()):
             self.connections[conn] = None
             if connection is not None:

@@ -277,3 +277,42 @@ def test_address_in_use_names_the_key_to_change(tmp_path, section, key):
         f"cxgw gateway: {key} = {port} in {config}: address 127.0.0.1:{port} already in use; "
         "choose another port or stop the other process")
     assert "Traceback" not in result.stderr
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_capabilities_exchange_is_said_once_in_the_peers_words(tmp_path):
+    """RFC 6733 §5.3.2: the CEA's Result-Code and Error-Message, once per series of Tc retries."""
+    server = DiameterNode(  # knows no relay.example and admits no unknown peer: 3010
+        LocalIdentity("hss.primary.example", "primary.example", applications=CX), reactor=reactor,
+        peers=[], timers=Timers(twinit=6),
+    )
+    port = server.listen(0).getHost().port
+    config = tmp_path / "gateway.toml"
+    config.write_text(textwrap.dedent(f"""
+        [node]
+        origin_host = "relay.example"
+        origin_realm = "example"
+        [[peers]]
+        host = "hss.primary.example"
+        realm = "primary.example"
+        address = "127.0.0.1"
+        port = {port}
+        [timers]
+        tc = 1
+        twinit = 6
+        [logging]
+        level = "debug"
+    """))
+    gateway = GatewayProcess(str(config))
+    try:
+        await until(lambda: sum("(again)" in line for line in gateway.lines) >= 2, "two more attempts", gateway)
+        warnings = [line.rstrip() for line in gateway.lines if " WARN " in line]
+        assert len(warnings) == 1, warnings
+        assert warnings[0].endswith(
+            "peer hss.primary.example: CEA 3010 DIAMETER_UNKNOWN_PEER: peer relay.example (realm example) is not "
+            "configured; add it to [[peers]] or its realm to unknown_peers.accept_realms; "
+            "retrying every 1 s at most (timers.tc)")
+        assert gateway.find(r"serving: realm example, roles relay; Diameter on no port \(it only connects out\)")
+    finally:
+        gateway.stop()
+        await server.stop()
