@@ -15,7 +15,7 @@ Why hand-written parsing and not scapy: scapy's ``rdpcap`` builds a full layer o
 packet and reads some 7,000 messages/s here (one message per segment, taking each TCP
 payload as it comes, with no reassembly); its ``TCPSession`` with a ``tcp_reassemble``
 hook some 1,400/s, and it neither reorders segments nor reports gaps. Slicing headers by
-hand reads the same file at some 150,000 messages/s: 24 times ``rdpcap``, 115 times
+hand reads the same file at some 150,000 messages/s: 22-24 times ``rdpcap``, 64-115 times
 ``TCPSession`` (``python bench/captures.py``, bench/RESULTS.md). Memory is bounded: the
 file is read record by record, each direction's buffer holds at most one message
 (``max_message``) and ``tcp.MAX_HELD`` out-of-order bytes.
