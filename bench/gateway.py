@@ -9,6 +9,8 @@ S-CSCF and the HSS stub are bench/relay_roles.py's cx-client and hss-stub):
   hss            S-CSCF -> cxgw role ["hss"]: MAAs with AKA vectors from its SQLite store,
                  an SQN committed per MAR (subscribers' real identities)
   partner        S-CSCF -> cxgw role "partner" (SQLite) -> HSS stub: the translation alone
+  partner 10k    the same, identities drawn among 10,000 of the bindings only (a working set
+                 the partner holds in memory: repeated registrations; no store read per MAR)
   chain          S-CSCF -> partner -> cxgw role ["primary", "hss"]: the whole chain
   relay          S-CSCF -> cxgw role "relay" -> HSS stub: the same node as a plain relay
   freeDiameter   S-CSCF -> freeDiameterd 1.2.1 relaying -> HSS stub
@@ -71,6 +73,7 @@ _relay = _relay_module()
 ROLES, cpu_seconds, role = _relay.ROLES, _relay.cpu_seconds, _relay.role
 
 WINDOWS = (1, 16, 128)
+HOT_IDENTITIES = 10_000  # the "partner 10k" path: a working set the partner holds in memory
 PARTNER_IMPI, PARTNER_IMPU = "mig-{:07d}@partner.example", "sip:mig-{:07d}@partner.example"
 OUT_IMPI, OUT_IMPU = "out-{:07d}@primary.example", "sip:out-{:07d}@primary.example"
 REAL_IMPI, REAL_IMPU = "user{:07d}@primary.example", "sip:user{:07d}@primary.example"
@@ -574,6 +577,10 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
         partner = started("partner", partner_config(str(partner_store), stub["port"]), PRIMARY_HOST)
         paths["partner"] = {"port": partner.port, "pids": {"partner": partner.pid}, "processes": [partner],
                             "client": partner_client}
+        # the same process, identities drawn among 10,000 only: bindings held in memory
+        hot = [*partner_client[:-1], str(min(b, HOT_IDENTITIES))]
+        paths["partner 10k"] = {"port": partner.port, "pids": {"partner": partner.pid}, "processes": [partner],
+                                "client": hot}
         primary = started("primary", primary_config(str(primary_store)))
         chain_partner = started("chain-partner", partner_config(str(partner_store), primary.port), PRIMARY_HOST)
         paths["chain"] = {"port": chain_partner.port, "pids": {"partner": chain_partner.pid, "primary": primary.pid},
@@ -711,9 +718,10 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="print every run on stderr")
     args = parser.parse_args()
     args.paths = {name.strip() for name in args.paths.split(",") if name.strip()}
-    unknown = args.paths - {"hss", "partner", "chain", "relay", "freeDiameter", "partner pg x1", "partner pg x2"}
+    unknown = args.paths - {"hss", "partner", "partner 10k", "chain", "relay", "freeDiameter", "partner pg x1",
+                            "partner pg x2"}
     if unknown:
-        parser.error(f"--paths: no path {sorted(unknown)}; the paths are hss, partner, chain, relay, freeDiameter, "
+        parser.error(f"--paths: no path {sorted(unknown)}; the paths are hss, partner, 'partner 10k', chain, relay, freeDiameter, "
                      "'partner pg x1', 'partner pg x2'")
     if args.subscribers < 1 or args.bindings < 1:
         parser.error("--bindings and --subscribers must be at least 1")
