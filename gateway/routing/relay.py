@@ -10,7 +10,15 @@ path in stream order:
   out as one slice of that buffer (no per-message copy);
 - a request with no Destination-Host and no Route-Record (so no loop is possible,
   §6.1.3), for a realm whose route is a single available peer, within the pending
-  limits: a new header (hop-by-hop id, length), the body, and our Route-Record.
+  limits: a new header (hop-by-hop id, length), the body, and our Route-Record;
+- a request served here (§6.1.4: our realm and an application we serve, a local route,
+  or a Destination-Host naming us) whose application has a fast path
+  (``application.fast_path(node)``: the Cx roles' MARs, gateway.applications.fastpath
+  and hss_batch): handed to it, with the tables up to date; work it keeps for the end of
+  the read (``after_read``: one store transaction for the MARs of a read) runs there, or
+  before a later message of the read takes the general path;
+- an answer to a request of the node's own (a translated MAR, an RTR):
+  ``Proxy.own_answer``, as the general path does.
 
 Finding the Destination-Realm without walking every AVP: a client sends the same
 Vendor-Specific-Application-Id, Auth-Session-State, Origin-Host, Origin-Realm and
