@@ -21,7 +21,6 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from hss_store import sqn as sqnmod
-from hss_store.agreements import covering_agreement
 from hss_store.aka import AkaVector, build_vectors, split_rand_auts, verify_auts
 from hss_store.errors import (
     DuplicateSubscriber,
@@ -456,16 +455,22 @@ class SqlStore(HssStore):
         return [Agreement(*r) for r in rows]
 
     def _may_migrate(self, partner_id: str, impi: str) -> bool:
+        """Agreement.covers over the partner's agreements (rows checked when they were
+        added), without building them: the primary role asks this for every MAR; the
+        subscriber's groups are read only when a group agreement is there to match."""
         check_partner_id(partner_id)
-        agreements = [
-            Agreement(partner_id, scope, value)
-            for scope, value in self._q("SELECT scope, value FROM agreement WHERE partner_id = ?", (partner_id,))
-        ]
-        if not agreements:
+        rows = self._q("SELECT scope, value FROM agreement WHERE partner_id = ?", (partner_id,))
+        wanted_groups = []
+        for scope, value in rows:
+            if scope == "all" or (scope == "user" and value == impi):
+                return True
+            if scope == "group":
+                wanted_groups.append(value)
+        if not wanted_groups:
             return False
         row = self._one("SELECT groups FROM subscriber WHERE impi = ?", (impi,))
         groups = [g for g in row[0].split(",") if g] if row else []
-        return covering_agreement(agreements, impi, groups) is not None
+        return any(group in groups for group in wanted_groups)
 
     @operation
     def may_migrate(self, partner_id: str, impi: str) -> bool:
