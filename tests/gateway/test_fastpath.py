@@ -326,3 +326,22 @@ def test_the_usual_mar_takes_the_fast_path(store) -> None:
         assert all(decode(a)["User-Name"] == binding.inbound_impi for a in answers)
     finally:
         partner.watcher.stop()
+
+
+def test_a_recording_node_names_the_binding_of_each_fast_mar(store) -> None:
+    """The annotation hook of a recording node (captures.recorder) sees both legs' MARs
+    on the fast path as on the general path (PartnerApplication.translate)."""
+    binding = _bindings(store)[0]
+    partner = Partner(store, fast=True)
+    notes: list[tuple[tuple[bytes, bytes], str]] = []
+    partner.role.annotate = lambda messages, comment: notes.append((messages, comment))
+    try:
+        mar = _mar(7, binding.inbound_impi, binding.inbound_impu)
+        partner.feed(SCSCFS[0], mar)
+        forwarded = partner.drain()[PRIMARY_GW]
+        assert len(forwarded) == 1 and len(notes) == 1
+        (original, translated), comment = notes[0]
+        assert original == mar and translated[:12] == forwarded[0][:12] and translated[16:] == forwarded[0][16:]
+        assert binding.inbound_impi in comment and binding.primary_impi in comment
+    finally:
+        partner.watcher.stop()
