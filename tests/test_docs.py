@@ -306,8 +306,7 @@ def test_the_harness_finds_what_it_checks() -> None:
     """A harness that finds nothing passes everything: the README's blocks are found."""
     readme = [b for b in ALL_BLOCKS if b.path.name == "README.md"]
     assert any(b.lang == "sh" for b in readme)
-    assert any(args[:2] == ["decode", "--sample"] for b in readme for line in command_lines(b.text)
-               for args in cxgw_commands(line))
+    assert any(args == ["demo"] for b in readme for line in command_lines(b.text) for args in cxgw_commands(line))
     assert cxgw_commands("CI=true sudo -u cxgw /opt/cxgw/.venv/bin/cxgw provision --db x.sqlite init && echo ok") == [
         ["provision", "--db", "x.sqlite", "init"]]
     assert parse_problem(["gateway", "--config"]) is not None
@@ -343,3 +342,13 @@ target = "/var/lib/cxgw/partner.sqlite"
     (tmp_path / "bad").mkdir()
     status, output = check_config(materialise(config.replace("port = 5658", "port = 70000"), tmp_path / "bad"))
     assert status == 2 and "listen[0].port = 70000" in output, output
+
+
+def test_the_readme_gives_the_two_commands_the_tests_and_ci_run() -> None:
+    """The README's first block: the main job as tests/gateway/test_demo.py runs it, and the
+    test command that .ci/run runs."""
+    first = next(b for b in ALL_BLOCKS if b.path.name == "README.md" and b.lang == "sh")
+    lines = [line.split("#")[0].strip() for line in first.text.splitlines() if line.strip()]
+    assert lines == [".ci/install && .venv/bin/cxgw demo", ".ci/run"], first.where
+    ci_run = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ".ci/install" in ci_run and ci_run[-1] == "exec .venv/bin/python -m pytest -q"
