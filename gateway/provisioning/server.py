@@ -22,7 +22,8 @@ from gateway.config import GatewayConfig, ProvisioningTlsConfig
 from gateway.config.checks import read_token
 from gateway.provisioning.http import ProvisioningResource, ProvisioningSite
 
-OPENAPI_DOCUMENT = Path(__file__).resolve().parent.parent.parent / "docs" / "openapi.json"
+# docs/openapi.json, through a link in this package so that an installed wheel carries it
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
 DEADLINE = 30.0  # seconds a provisioning call may take on PostgreSQL
 THREADS = 2  # PostgreSQL connections of the API
 
