@@ -424,6 +424,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.file}: no Diameter message found", file=sys.stderr)
     for problem in reader.problems:
         print(f"{args.file}: {problem.text}", file=sys.stderr)
+    if reader.problems_omitted:
+        print(f"{args.file}: ... and {reader.problems_omitted} more problems", file=sys.stderr)
     return 0
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from captures.reader import tcp
 from captures.reader.diameter import DEFAULT_MAX_MESSAGE
 from captures.reader.files import Frame, NotACapture, capture_format, frames
 from captures.reader.ip import (
@@ -162,6 +163,8 @@ class CaptureReader:
         self._all_flows: list[_Flow] = []
         self._out: list[CapturedMessage] = []
         self._frame: Frame | None = None
+        self._holding: dict[Connection, int] = {}  # connections holding out-of-order bytes -> how many
+        self._held_total = 0
         defragmenter = Defragmenter()
         unsupported: set[int] = set()
         problem = self._problem
@@ -265,6 +268,7 @@ class CaptureReader:
             # a new connection on the same ports (RFC 9293 §3.4.1): a new stream
             if connection is not None:
                 connection.finish(flow.deliver)
+                self._account(connection)
             self._forget(flow)
             flow, way = self._flow("tcp", packet, sport, dport, True)
             connection = None
@@ -273,9 +277,26 @@ class CaptureReader:
         if connection is None:
             connection = flow.connection = Connection(flow.index, flow.report, self.max_message)
         connection.segment(way, seq, ack, flags, payload[header:], packet.missing, frame, flow.deliver)
+        if connection in self._holding or not connection.idle():
+            self._account(connection)
         if connection.closed and connection.idle():
             connection.finish(flow.deliver)
             flow.connection, flow.closed = None, True
+
+    def _account(self, connection: Connection) -> None:
+        """Keep the bytes all connections hold out of order under tcp.MAX_HELD_TOTAL: past
+        it, the connection holding most gives up its holes (memory bounded however many
+        streams a capture has)."""
+        held = connection.held_bytes()
+        self._held_total += held - self._holding.pop(connection, 0)
+        if held:
+            self._holding[connection] = held
+        while self._held_total > tcp.MAX_HELD_TOTAL and self._holding:
+            largest = max(self._holding, key=self._holding.__getitem__)
+            self._held_total -= self._holding.pop(largest)
+            largest.give_up_holes(self._all_flows[largest.index].deliver,
+                                  f"out-of-order data of all streams beyond {tcp.MAX_HELD_TOTAL} bytes; "
+                                  "this stream's holes taken as missing from the capture")
 
     def _sctp(self, frame: Frame, packet: Packet) -> None:
         payload = packet.payload

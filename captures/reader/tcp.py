@@ -6,8 +6,9 @@ held segment it makes contiguous; a segment from the future (out of order) is he
 segment wholly in the past (a retransmission) is dropped and one that overlaps is cut to
 its new bytes (the first copy captured wins, as in Wireshark). Data the capture never had
 is a *gap*: when the peer acknowledges bytes beyond what was seen while later segments
-are held, when held data passes MAX_HELD bytes or MAX_HELD_SEGMENTS segments, when a segment was cut by the snaplen,
-and at the end of the capture. The Diameter framer of that direction then drops the
+are held, when held data passes MAX_HELD bytes or MAX_HELD_SEGMENTS segments (or all
+connections together hold MAX_HELD_TOTAL bytes: the one holding most gives up its holes), when
+a segment was cut by the snaplen, and at the end of the capture. The Diameter framer of that direction then drops the
 message that the gap cut and resynchronises (captures.reader.diameter).
 
 A direction first seen without its SYN (the capture started inside the connection)
@@ -29,6 +30,7 @@ from captures.reader.files import Frame
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 MAX_HELD = 4 << 20  # out-of-order bytes held per direction before the hole is given up as lost
+MAX_HELD_TOTAL = 64 << 20  # and by all connections of a capture together (captures.reader gives up the largest)
 MAX_HELD_SEGMENTS = 1024  # and segments (each drain scans them: bounded work per segment)
 _MASK = 0xFFFFFFFF
 
@@ -98,6 +100,17 @@ class Connection:
     def idle(self) -> bool:
         """Nothing held out of order in either direction."""
         return not (self.directions[0].held or self.directions[1].held)
+
+    def held_bytes(self) -> int:
+        return self.directions[0].held_bytes + self.directions[1].held_bytes
+
+    def give_up_holes(self, deliver: Deliver, why: str) -> None:
+        """Read what is held in both directions now, the holes before it taken as lost."""
+        for way, direction in enumerate(self.directions):
+            if direction.held:
+                self.report(way, why)
+            while direction.held:
+                self._skip_hole(way, direction, deliver)
 
     def _data(
         self, way: int, direction: Direction, seq: int, payload: bytes, missing: int, frame: Frame, deliver: Deliver

@@ -340,6 +340,8 @@ def setup(args: argparse.Namespace, chosen_options: Options) -> Setup:
         raise Refused(f"{args.file}: a request cannot be rewritten: {problem.reason}") from None
     report = Report(args.target, args.file, client, notes=notes)
     report.notes += [f"{args.file}: {problem.text}" for problem in reader.problems]
+    if reader.problems_omitted:
+        report.notes.append(f"{args.file}: ... and {reader.problems_omitted} more problems")
     sendable = []
     for index, entry in enumerate(planned):
         hidden = redacted(entry.request)

@@ -114,6 +114,19 @@ def test_a_damaged_capture_is_shown_as_far_as_it_goes_with_its_problems_on_stder
     assert err.startswith(f"{cut}: ") and "frame" in err
 
 
+def test_problems_beyond_the_reader_s_cap_are_counted(tmp_path, capsys):
+    from captures.reader import MAX_PROBLEMS
+
+    empty = tmp_path / "empty-records.pcap"  # a problem per empty record, two more than the cap
+    header = (0xA1B2C3D4).to_bytes(4, "little") + bytes([2, 0, 4, 0]) + bytes(8) + (65535).to_bytes(4, "little")
+    empty.write_bytes(header + (101).to_bytes(4, "little") + bytes(16) * (MAX_PROBLEMS + 2))
+    code, _, err = show(capsys, empty)
+    assert code == 0
+    lines = err.splitlines()
+    assert len(lines) == 1 + MAX_PROBLEMS + 1, lines[:3]
+    assert lines[-1] == f"{empty}: ... and 2 more problems"
+
+
 @pytest.mark.parametrize(
     ("make", "args", "message"),
     [
