@@ -10,19 +10,20 @@ Applied to the top-level User-Name, Public-Identity, Origin-Host/-Realm and
 Destination-Host/-Realm of each request before it is sent, and of each recorded answer
 before it is compared, and to the identities in the User-Data XML of an SAA (the text of
 its elements: PrivateID, Identity). An identity not in ``[identities]`` whose domain (after ``@``) is
-a realm of ``[realms]`` gets the new realm; a host ``name.realm`` too. The bytes are
-changed with cx_codec.rewrite (the first AVP of each of those keys; everything else is
-copied as it is).
+a realm of ``[realms]`` gets the new realm; a host ``name.realm`` too. Every top-level AVP
+of those keys is changed, with its flags; everything else is copied as it is.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cx_codec.rewrite import rewrite, top_level
+from cx_codec.avp_header import AVP_HEADER, VENDOR_ID, pack_avp
+from cx_codec.header import HEADER_LENGTH
 
 VENDOR_3GPP = 10415
 USER_NAME, PUBLIC_IDENTITY = (1, 0), (601, VENDOR_3GPP)  # RFC 6733 §8.14, TS 29.229 §6.3.2
@@ -66,25 +67,41 @@ class IdentityMap:
         return value
 
     def message(self, data: bytes) -> bytes:
-        """``data`` with its identities, realms and hosts mapped (a request or an answer)."""
+        """``data`` with its identities, realms and hosts mapped (a request or an answer):
+        every top-level AVP of those keys (an SAR may carry several Public-Identity AVPs,
+        TS 29.229 §6.1.3); a message whose AVP framing is broken is returned as it is."""
         if not self:
             return data
-        found = top_level(data, (*IDENTITY_KEYS, *REALM_KEYS, *HOST_KEYS, USER_DATA))
-        values: dict[tuple[int, int], bytes] = {}
-        for keys, change in ((IDENTITY_KEYS, self.identity), (REALM_KEYS, self.realm), (HOST_KEYS, self.host)):
-            for key in keys:
-                if key in found:
-                    old = found[key][0].decode("utf-8", "replace")
-                    new = change(old)
-                    if new != old:
-                        values[key] = new.encode()
-        if USER_DATA in found:  # TS 29.228 Annex D: the identities are element texts of the XML
-            old_xml = found[USER_DATA][0]
-            new_xml = _ELEMENT_TEXT.sub(lambda m: b">" + self.identity(m.group(1).decode("utf-8", "replace")).encode() + b"<",
-                                        old_xml)
-            if new_xml != old_xml:
-                values[USER_DATA] = new_xml
-        return rewrite(data, values) if values else data
+        changes = {key: self.identity for key in IDENTITY_KEYS} | {key: self.realm for key in REALM_KEYS} | {
+            key: self.host for key in HOST_KEYS}
+        parts, copied, offset, end = [], HEADER_LENGTH, HEADER_LENGTH, len(data)
+        while offset + 8 <= end:
+            code, word = AVP_HEADER.unpack_from(data, offset)
+            length, flags = word & 0xFFFFFF, word >> 24
+            vendor_size = 4 if flags & 0x80 else 0
+            if length < 8 + vendor_size or offset + length > end:
+                return data  # broken framing: replayed as captured, the node under test judges it
+            vendor = VENDOR_ID.unpack_from(data, offset + 8)[0] if vendor_size else 0
+            old = data[offset + 8 + vendor_size : offset + length]
+            new = self._value((code, vendor), old, changes)
+            if new != old:
+                parts += (data[copied:offset], pack_avp(code, flags, vendor, new))
+                copied = offset + ((length + 3) & -4)
+            offset += (length + 3) & -4
+        if not parts:
+            return data
+        body = b"".join((*parts, data[copied:]))
+        return b"".join((data[:1], (HEADER_LENGTH + len(body)).to_bytes(3, "big"), data[4:HEADER_LENGTH], body))
+
+    def _value(self, key: tuple[int, int], old: bytes, changes: dict[tuple[int, int], Callable[[str], str]]) -> bytes:
+        change = changes.get(key)
+        if change is not None:
+            text = old.decode("utf-8", "replace")
+            new = change(text)
+            return new.encode() if new != text else old
+        if key == USER_DATA:  # TS 29.228 Annex D: the identities are element texts of the XML
+            return _ELEMENT_TEXT.sub(lambda m: b">" + self.identity(m.group(1).decode("utf-8", "replace")).encode() + b"<", old)
+        return old
 
 
 def load_map(path: str | Path) -> IdentityMap:

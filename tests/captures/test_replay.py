@@ -216,6 +216,28 @@ def test_the_identity_map_rewrites_identities_realms_and_hosts(tmp_path):
     assert IdentityMap().message(mar) == mar
 
 
+def test_the_identity_map_rewrites_every_avp_of_a_key_and_keeps_the_rest():
+    from cx_codec.avp_header import pack_avp
+
+    avps = [pack_avp(1, 0x40, 0, b"mig-sample@partner.example"),  # User-Name, then two Public-Identity (SAR)
+            pack_avp(601, 0xC0, 10415, b"sip:mig-sample@partner.example"),
+            pack_avp(601, 0xC0, 10415, b"tel:+15550100"),
+            pack_avp(601, 0xC0, 10415, b"sip:other@partner.example"),
+            pack_avp(123, 0x00, 0, b"x")]  # an unknown AVP, padded
+    body = b"".join(avps)
+    sar = bytes([1]) + (20 + len(body)).to_bytes(3, "big") + bytes([0xC0]) + (301).to_bytes(3, "big") + bytes(12) + body
+    mapped = IdentityMap({"sip:mig-sample@partner.example": "sip:mig-1@lab.example"}, {"partner.example": "lab.example"}).message(sar)
+    assert int.from_bytes(mapped[1:4], "big") == len(mapped)
+    assert mapped[20:].startswith(pack_avp(1, 0x40, 0, b"mig-sample@lab.example"))
+    assert pack_avp(601, 0xC0, 10415, b"sip:mig-1@lab.example") in mapped
+    assert pack_avp(601, 0xC0, 10415, b"tel:+15550100") in mapped
+    assert pack_avp(601, 0xC0, 10415, b"sip:other@lab.example") in mapped
+    assert mapped.endswith(avps[-1])
+    broken = sar[:-4]  # the last AVP overruns: replayed as captured
+    assert IdentityMap({}, {"partner.example": "lab.example"}).message(broken[:1] + (len(broken)).to_bytes(3, "big") + broken[4:]) \
+        == broken[:1] + (len(broken)).to_bytes(3, "big") + broken[4:]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
