@@ -123,6 +123,8 @@ def primary_node(store_path: str, metrics: bool) -> tuple[DiameterNode, Diameter
     access = StoreAccess(open_store(store_path), clock)
     hss = HssApplication(access, local, 5)
     primary = PrimaryApplication(access, local, {"gw.partner.example": "partner-a"}, hss=hss)
+    primary.bindings.watching()  # as under the change watch of a running gateway
+    primary.agreements.watching()
     node.applications[CX] = CxService(local, hss=hss, primary=primary)
     client = _open(node, "gw.partner.example", "R")
     return node, client, client

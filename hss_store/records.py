@@ -296,3 +296,21 @@ class BindingEvent(NamedTuple):
     impu: str  # the migration IMPU bound to it
     event: str  # one of BINDING_EVENTS
     at: int  # Unix time of the change
+
+
+AGREEMENT_EVENTS = ("added", "removed")
+
+
+class AgreementEvent(NamedTuple):
+    """One entry of the agreements' change log (``agreement_events``).
+
+    Written in the transaction that adds or removes an agreement, so a primary gateway
+    that keeps a partner's agreements in memory learns of a change made by another process
+    (``cxgw provision agreement remove``, the provisioning API) by polling
+    :meth:`HssStore.agreement_events_since`, as the bindings' log is polled.
+    """
+
+    id: int  # increasing; poll with the last one seen
+    partner_id: str  # the partner whose agreements changed
+    event: str  # one of AGREEMENT_EVENTS
+    at: int  # Unix time of the change

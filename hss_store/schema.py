@@ -107,6 +107,16 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     [
         """CREATE INDEX impu_by_impu ON impu(impu)""",
     ],
+    # 4: the agreements' change log, as the bindings' (a primary gateway keeps a partner's
+    # agreements in memory and polls it for changes made by another process)
+    [
+        """CREATE TABLE agreement_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            partner_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            at INTEGER NOT NULL
+        )""",
+    ],
 ]
 
 POSTGRES_MIGRATIONS: list[list[str]] = [
@@ -194,6 +204,15 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     # 3: as SQLite's 3
     [
         """CREATE INDEX impu_by_impu ON impu(impu)""",
+    ],
+    # 4: as SQLite's 4 (writers take the same advisory lock as for binding_events)
+    [
+        """CREATE TABLE agreement_events (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            partner_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            at BIGINT NOT NULL
+        )""",
     ],
 ]
 

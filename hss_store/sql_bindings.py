@@ -402,9 +402,6 @@ class BindingsSqlStore(SqlStore):
         return row[0]
 
     # -- change log --------------------------------------------------------------------------
-    def _event_lock(self) -> None:
-        """Hook: make event ids visible in the order they were taken (see PostgresStore)."""
-
     def _event_written(self, event_id: int) -> None:
         """Hook: tell listeners (PostgreSQL NOTIFY); called inside the writing transaction."""
 

@@ -43,6 +43,7 @@ from hss_store.records import (
     SCHEME_UNKNOWN,
     STORES_SERVER_NAME,
     Agreement,
+    AgreementEvent,
     AuthResult,
     Subscriber,
     check_partner_id,
@@ -425,23 +426,52 @@ class SqlStore(HssStore):
         return build_vectors(milenage, sqns, bytes(row[2]))
 
     # -- agreements ----------------------------------------------------------------------
+    # Every change appends to ``agreement_events`` in its own transaction, as bindings do to
+    # ``binding_events``: a primary gateway that keeps agreements in memory polls the log.
     @operation
     def add_agreement(self, agreement: Agreement) -> None:
-        self._x(
-            "INSERT INTO agreement (partner_id, scope, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            (agreement.partner_id, agreement.scope, agreement.value),
-        )
+        with self._txn():
+            if self._x(
+                "INSERT INTO agreement (partner_id, scope, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (agreement.partner_id, agreement.scope, agreement.value),
+            ):
+                self._agreement_event(agreement.partner_id, "added")
 
     @operation
     def remove_agreement(self, agreement: Agreement) -> None:
-        if not self._x(
-            "DELETE FROM agreement WHERE partner_id = ? AND scope = ? AND value = ?",
-            (agreement.partner_id, agreement.scope, agreement.value),
-        ):
-            raise InvalidRequest(
-                f"no agreement {agreement.scope} {agreement.value or ''} for partner {agreement.partner_id!r} "
-                "to remove; list them with: cxgw provision agreement list"
-            )
+        with self._txn():
+            if not self._x(
+                "DELETE FROM agreement WHERE partner_id = ? AND scope = ? AND value = ?",
+                (agreement.partner_id, agreement.scope, agreement.value),
+            ):
+                raise InvalidRequest(
+                    f"no agreement {agreement.scope} {agreement.value or ''} for partner {agreement.partner_id!r} "
+                    "to remove; list them with: cxgw provision agreement list"
+                )
+            self._agreement_event(agreement.partner_id, "removed")
+
+    def _event_lock(self) -> None:
+        """Hook: make event ids visible in the order they were taken (see PostgresStore)."""
+
+    def _agreement_event(self, partner_id: str, event: str) -> None:
+        """Append to the agreements' change log; inside the caller's transaction, its last write."""
+        self._event_lock()
+        self._x("INSERT INTO agreement_events (partner_id, event, at) VALUES (?, ?, ?)", (partner_id, event, self._now()))
+
+    @operation
+    def agreement_events_since(self, after_id: int, limit: int = 1000) -> list[AgreementEvent]:
+        if not isinstance(after_id, int) or isinstance(after_id, bool) or after_id < 0:
+            raise InvalidRequest(f"after_id {after_id!r} must be an event id (0 for the start of the log)")
+        rows = self._q(
+            "SELECT id, partner_id, event, at FROM agreement_events WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, _limit(limit)),
+        )
+        return [AgreementEvent(int(r[0]), r[1], r[2], int(r[3])) for r in rows]
+
+    @operation
+    def last_agreement_event_id(self) -> int:
+        row = self._one("SELECT MAX(id) FROM agreement_events")
+        return int(row[0]) if row and row[0] is not None else 0
 
     @operation
     def list_agreements(self, partner_id: str | None = None) -> list[Agreement]:

@@ -21,6 +21,7 @@ from hss_store.aka import AkaVector
 from hss_store.allocation import AllocationPolicy
 from hss_store.records import (
     Agreement,
+    AgreementEvent,
     AuthResult,
     BindingEvent,
     InboundBinding,
@@ -148,6 +149,16 @@ class HssStore(abc.ABC):
 
     @abc.abstractmethod
     def list_agreements(self, partner_id: str | None = None) -> list[Agreement]: ...
+
+    @abc.abstractmethod
+    def agreement_events_since(self, after_id: int, limit: int = 1000) -> list[AgreementEvent]:
+        """Agreements added and removed with an id above ``after_id``, oldest first (ids
+        grow in commit order, as the bindings' log; start from
+        :meth:`last_agreement_event_id`)."""
+
+    @abc.abstractmethod
+    def last_agreement_event_id(self) -> int:
+        """The id of the newest agreement event, 0 when there is none."""
 
     @abc.abstractmethod
     def may_migrate(self, partner_id: str, impi: str) -> bool:

@@ -8,6 +8,7 @@ from gateway.applications.cx import CX, Local
 from gateway.applications.hss import HssApplication
 from gateway.applications.partner import PartnerApplication
 from gateway.applications.primary import PrimaryApplication
+from gateway.applications.primary_cache import PrimaryWatch
 from gateway.applications.revocation import RevocationWatcher
 from gateway.applications.service import CxService
 from gateway.applications.storage import StoreAccess
@@ -17,19 +18,20 @@ from hss_store import is_postgres_url, open_store
 
 
 class Roles:
-    """What a node's Cx roles hold that outlives a request: the store, the revocation
-    watch. ``start`` once the node runs, ``stop`` at shutdown."""
+    """What a node's Cx roles hold that outlives a request: the store, the watches of its
+    change logs (the partner's revocations, the primary's caches). ``start`` once the node
+    runs, ``stop`` at shutdown."""
 
-    def __init__(self, store: StoreAccess, watcher: RevocationWatcher | None) -> None:
-        self.store, self.watcher = store, watcher
+    def __init__(self, store: StoreAccess, watchers: list[RevocationWatcher | PrimaryWatch]) -> None:
+        self.store, self.watchers = store, watchers
 
     def start(self) -> None:
-        if self.watcher is not None:
-            self.watcher.start()
+        for watcher in self.watchers:
+            watcher.start()
 
     def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
+        for watcher in self.watchers:
+            watcher.stop()
         self.store.close()
 
 
@@ -45,16 +47,17 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | Non
     store = StoreAccess(open_store(settings.target, **options), reactor, settings.deadline, settings.threads)
     local = Local(config.node.origin_host, config.node.origin_realm)
     hss = HssApplication(store, local, config.hss.max_vectors) if config.hss is not None else None
-    partner = primary = watcher = None
+    partner = primary = None
+    watchers: list[RevocationWatcher | PrimaryWatch] = []
     if config.partner is not None:
         partner = PartnerApplication(store, local, node.send_request, hide_topology=config.partner.hide_topology,
                                      new_end_to_end=node.new_end_to_end)
         if node.recorder is not None:  # [capture]: the translated MAR and its original named in the file
             partner.annotate = node.recorder.annotations()
-        watcher = RevocationWatcher(
+        watchers.append(RevocationWatcher(
             store, local, node.send_request, reactor, config.partner.revocation_poll, partner.registrars,
             partner.bindings,
-        )
+        ))
     if config.primary is not None:
         settings = config.primary
         destination = Destination(settings.hss_realm, settings.hss_host) if settings.hss_realm else None
@@ -62,5 +65,8 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | Non
             store, local, {peer.host: peer.partner_id for peer in settings.partners},
             hss=hss, send=node.send_request, hss_destination=destination, hide_topology=settings.hide_topology,
         )
+        if store.store.in_process:  # (PostgreSQL: read per MAR, off the reactor)
+            watchers.append(PrimaryWatch(store.store, reactor, settings.revocation_poll, primary.bindings,
+                                         primary.agreements))
     node.applications[CX] = CxService(local, hss=hss, partner=partner, primary=primary)
-    return Roles(store, watcher)
+    return Roles(store, watchers)

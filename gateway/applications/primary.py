@@ -29,6 +29,7 @@ from gateway.applications.cx import (
     is_digest,
 )
 from gateway.applications.hss import failure_answer, store_failure_answer
+from gateway.applications.primary_cache import AgreementCache, OutboundBindingCache
 from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import (
     Destination,
@@ -37,7 +38,7 @@ from gateway.applications.translation import (
     translate_answer,
     translate_request,
 )
-from hss_store.errors import IdentitiesDontMatch, UnknownBinding, UnknownIdentity, UnknownSubscriber
+from hss_store.errors import IdentitiesDontMatch, UnknownIdentity, UnknownSubscriber
 
 log = Logger(namespace="cxgw.primary")
 
@@ -73,6 +74,9 @@ class PrimaryApplication:
         self.hss_destination = hss_destination
         self.hide_topology = hide_topology
         self.outcomes: dict[str, int] = {}
+        # outbound bindings and agreements held in memory once PrimaryWatch reads the change logs
+        self.bindings = OutboundBindingCache(store.store)
+        self.agreements = AgreementCache(store.store)
 
     def serves(self, peer: Any) -> bool:
         return peer is not None and peer.host.lower() in self.partners
@@ -97,24 +101,20 @@ class PrimaryApplication:
 
     def _real_identities(self, partner_id: str, impi: str, impu: str) -> Identities:
         """Step 19's precondition: the real user behind what the partner sent."""
-        store = self.store.store
-        try:
-            binding = store.outbound_by_impi(impi)
-        except UnknownBinding:
-            binding = None
+        binding = self.bindings.active(impi)
         if binding is not None:
             if binding.partner_id != partner_id:
                 raise UnknownIdentity(f"outbound identity {impi!r} is bound for partner {binding.partner_id!r}, "
                                       f"not {partner_id!r}")
             if binding.outbound_impu != impu:
                 raise IdentitiesDontMatch(f"public identity {impu!r} is not bound with outbound identity {impi!r}")
-            if not store.may_migrate(partner_id, binding.real_impi):  # the agreement ended since
+            if not self.agreements.may_migrate(partner_id, binding.real_impi):  # the agreement ended since
                 raise UnknownIdentity(f"outbound identity {impi!r} is bound for partner {partner_id!r}, whose "
                                       f"agreement no longer covers {binding.real_impi!r}")
             return Identities(binding.real_impi, binding.real_impu)
-        if not store.may_migrate(partner_id, impi):
+        if not self.agreements.may_migrate(partner_id, impi):
             raise UnknownIdentity(f"no agreement lets partner {partner_id!r} use the real identity {impi!r}")
-        store.check_impu(impi, impu)  # UnknownSubscriber, IdentitiesDontMatch
+        self.store.store.check_impu(impi, impu)  # UnknownSubscriber, IdentitiesDontMatch
         return Identities(impi, impu)
 
     def _ask_hss(self, real: Identities, message: Message, sent: Identities, peer: Any) -> Deferred[bytes]:

@@ -233,6 +233,9 @@ class PrimaryConfig:
     hide_topology: bool = True
     hss_realm: str | None = None  # where the HSS is when the hss role does not run in this process
     hss_host: str | None = None  # its Destination-Host (RFC 6733 §6.5), when one HSS is meant
+    # seconds between looks at the store's change logs of bindings and agreements (the
+    # outbound bindings and agreements held in memory; SQLite stores only)
+    revocation_poll: float = 1.0
 
     def partner_id(self, host: str) -> str | None:
         """The partner_id of a partner gateway (case-insensitive Origin-Host), or None."""

@@ -600,6 +600,7 @@ class _Parser:
             hide_topology=c.boolean(t, "primary", "hide_topology", d.hide_topology),
             hss_realm=c.identity(t, "primary", "hss_realm", None, example="primary.example"),
             hss_host=c.identity(t, "primary", "hss_host", None, example="hss.primary.example"),
+            revocation_poll=c.seconds(t, "primary", "revocation_poll", d.revocation_poll),
         )
 
     def _partner_tables(self, t: dict[str, Any]) -> list[dict[str, Any]]:

@@ -556,10 +556,12 @@ threads = 64
 max_vectors = 32
 [primary]
 hide_topology = false
+revocation_poll = 0.5
 """ + PARTNERS, base_dir=pem_dir)
     assert config.store == cfg.StoreConfig(str(pem_dir / "db" / "hss.sqlite"), 1.5, 64)
     assert config.hss == cfg.HssConfig(32)
     assert config.primary is not None and config.primary.hide_topology is False
+    assert config.primary.revocation_poll == 0.5
     partner = parse_config(with_role('"partner"') + "[partner]\nhide_topology = false\nrevocation_poll = 0.25\n",
                            base_dir=pem_dir)
     assert partner.partner == cfg.PartnerConfig(False, 0.25)

@@ -13,7 +13,11 @@ in a read of their own or among others: the batch runs before a message of the r
 takes the general path, so SQNs follow the stream). RANDs are made from the
 SQN, so that the vectors of the two nodes can be compared: every answer must be the same
 bytes (within a read the batch answers at the end of it, so the order may differ), the
-stores must hold the same SQNs, and the tables and counts must end the same.
+stores must hold the same SQNs, and the tables and counts must end the same. Between
+reads, another process may revoke a binding, remove or add an agreement, or let a binding
+expire: the fast node keeps outbound bindings and agreements in memory under its change
+watch (``gateway.applications.primary_cache``), the general one reads the store each time,
+and after the watch's poll both answer the same.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from cx_codec.commands import MultimediaAuthRequest
 from gateway.applications.cx import CX, Local
 from gateway.applications.hss import HssApplication
 from gateway.applications.primary import PrimaryApplication
+from gateway.applications.primary_cache import PrimaryWatch
 from gateway.applications.service import CxService
 from gateway.applications.storage import StoreAccess
 from gateway.node import DiameterNode
@@ -45,6 +50,7 @@ from gateway.transport.connection import DiameterConnection
 from hss_store import open_store
 from hss_store.aka import build_vectors
 from hss_store.allocation import AllocationPolicy
+from hss_store.errors import StoreError
 from hss_store.records import Agreement, Subscriber
 
 PRIMARY, PARTNER = "primary.example", "partner.example"
@@ -63,10 +69,15 @@ def _deterministic_rands(monkeypatch):
     monkeypatch.setattr(hss_store.sqlstore, "build_vectors", _rands_from_sqns)
 
 
+START = 1_800_000_000.0  # the stores' clock when provisioned (the nodes' task.Clock adds to it)
+POLL = 1.0  # [primary] revocation_poll of the fast node
+
+
 def _provision(path) -> list[tuple[str, str]]:
     """Subscribers, an agreement for partner-a (user1 only), outbound identities: the
-    (IMPI, IMPU) pairs the partner may send, then some it may not."""
-    store = open_store(str(path))
+    (IMPI, IMPU) pairs the partner may send, then some it may not, then one bound for
+    EXPIRY seconds."""
+    store = open_store(str(path), clock=lambda: START)
     for n, k in enumerate(K):
         store.add_subscriber(Subscriber.new(f"user{n}@primary.example", [f"sip:user{n}@primary.example"], k, opc=OPC))
     store.set_policy(AllocationPolicy("outbound", impi_pattern="out-<random>@primary.example",
@@ -76,6 +87,9 @@ def _provision(path) -> list[tuple[str, str]]:
     store.add_agreement(Agreement("partner-b", "all"))
     mine = store.allocate_outbound("user0@primary.example", "sip:user0@primary.example", "partner-a")
     theirs = store.allocate_outbound("user2@primary.example", "sip:user2@primary.example", "partner-b")
+    store.set_policy(AllocationPolicy("outbound", impi_pattern="exp-<random>@primary.example",
+                                      impu_pattern="sip:exp-<random>@primary.example", ttl_seconds=EXPIRY))
+    expiring = store.allocate_outbound("user1@primary.example", "sip:user1@primary.example", "partner-a")
     store.close()
     return [
         (mine.outbound_impi, mine.outbound_impu),  # outbound, bound to partner-a
@@ -84,13 +98,36 @@ def _provision(path) -> list[tuple[str, str]]:
         ("user2@primary.example", "sip:user2@primary.example"),  # real, no agreement: 5001
         ("nobody@primary.example", "sip:nobody@primary.example"),  # unknown: 5001
         (mine.outbound_impi, "sip:someone@primary.example"),  # IMPU not bound: 5002
+        (expiring.outbound_impi, expiring.outbound_impu),  # bound, until it expires: then 5001
     ]
 
 
+EXPIRY = 30
+
+
+def _change(path, change: str) -> None:
+    """What `cxgw provision` does in another process, on the store at ``path``."""
+    store = open_store(str(path), clock=lambda: START)
+    try:
+        if change == "revoke":
+            store.revoke_outbound(store.outbound_for("user0@primary.example", "sip:user0@primary.example",
+                                                     "partner-a").outbound_impi)
+        elif change == "remove user0":  # the bound user's agreement: its binding no longer serves
+            store.remove_agreement(Agreement("partner-a", "user", "user0@primary.example"))
+        elif change == "remove user1":
+            store.remove_agreement(Agreement("partner-a", "user", "user1@primary.example"))
+        elif change == "add all":
+            store.add_agreement(Agreement("partner-a", "all"))
+    except StoreError:
+        pass  # done before: nothing changes
+    finally:
+        store.close()
+
+
 class Core:
-    def __init__(self, path, fast: bool, primary: bool) -> None:
+    def __init__(self, path, fast: bool, primary: bool, watch: bool = False) -> None:
         self.clock = task.Clock()
-        self.store = open_store(str(path))
+        self.store = open_store(str(path), clock=lambda: START + self.clock.seconds())
         client = PARTNER_GW if primary else SCSCF
         self.node = node = DiameterNode(
             LocalIdentity(PRIMARY_GW, PRIMARY, applications=(Application(CX, 10415),)),
@@ -111,6 +148,10 @@ class Core:
         peer.connection = connection
         peer.watchdog.state = WatchdogState.OKAY
         node.pending._next_id = 0xFFFFFFF0
+        self.watch = None
+        if watch and self.primary is not None:  # as install_roles starts it
+            self.watch = PrimaryWatch(self.store, self.clock, POLL, self.primary.bindings, self.primary.agreements)
+            self.watch.start()
         if not fast:
             node.relay.stream = lambda connection, peer, data: node.receive_general(connection, data)  # type: ignore[method-assign]
 
@@ -164,13 +205,20 @@ def test_the_hss_batch_answers_what_the_general_path_answers(tmp_path_factory, d
 def _differential(work, primary: bool, data) -> None:  # type: ignore[no-untyped-def]
     users = _provision(work / "a.sqlite")
     shutil.copyfile(work / "a.sqlite", work / "b.sqlite")
-    both = (Core(work / "a.sqlite", True, primary), Core(work / "b.sqlite", False, primary))
+    # the fast node keeps bindings and agreements in memory, the general one reads the store
+    both = (Core(work / "a.sqlite", True, primary, watch=True), Core(work / "b.sqlite", False, primary))
     host = PARTNER_GW if primary else SCSCF
     if not primary:  # the hss role knows real identities only
         users = [(f"user{n}@primary.example", f"sip:user{n}@primary.example") for n in range(3)] + users[4:]
     try:
         hop = 0
         for _ in range(data.draw(st.integers(1, 4), label="reads")):
+            change = data.draw(st.sampled_from(["none"] * 4 + ["revoke", "remove user0", "remove user1", "add all",
+                                                               "expire"]), label="change")
+            if change != "none":  # made by another process; seen by the fast node at its next poll
+                for core, path in zip(both, ("a.sqlite", "b.sqlite"), strict=True):
+                    _change(work / path, change)
+                    core.clock.advance(EXPIRY if change == "expire" else POLL)
             if data.draw(st.integers(0, 5), label="resync read") == 0:
                 n = data.draw(st.integers(0, len(K) - 1), label="resync user")
                 isim = Isim(K[n], OPC, seq_ms=data.draw(st.integers(0, 1 << 20), label="UE's SQN"))
@@ -205,7 +253,49 @@ def _differential(work, primary: bool, data) -> None:  # type: ignore[no-untyped
                 decode(answer)  # strictly valid Cx
     finally:
         for core in both:
+            if core.watch is not None:
+                core.watch.stop()
             core.store.close()
+
+
+def _result(answer: bytes) -> int:
+    message = decode(answer)
+    code = message.result_code
+    return code if code is not None else message.find("Experimental-Result").get("Experimental-Result-Code")
+
+
+@pytest.mark.parametrize("change", ["revoke", "remove user0"])
+def test_a_change_by_another_process_reaches_the_fast_path_at_the_next_poll(tmp_path, change) -> None:
+    """The outbound binding and the agreement are read once and kept; a revocation or an
+    agreement removed in another process is seen at the watch's next poll, not before."""
+    users = _provision(tmp_path / "a.sqlite")
+    core = Core(tmp_path / "a.sqlite", True, primary=True, watch=True)
+    reads = []
+    core.store._conn.set_trace_callback(reads.append)  # type: ignore[attr-defined]
+    impi, impu = users[0]
+    assert [_result(a) for a in core.feed(_mar(1, impi, impu, PARTNER_GW))] == [2001]
+    reads.clear()
+    assert [_result(a) for a in core.feed(_mar(2, impi, impu, PARTNER_GW))] == [2001]
+    assert not [r for r in reads if "outbound_binding" in r or "FROM agreement" in r]  # held in memory
+    _change(tmp_path / "a.sqlite", change)
+    core.clock.advance(POLL / 2)
+    assert [_result(a) for a in core.feed(_mar(3, impi, impu, PARTNER_GW))] == [2001]  # not polled yet
+    core.clock.advance(POLL / 2)
+    assert [_result(a) for a in core.feed(_mar(4, impi, impu, PARTNER_GW))] == [5001]
+    core.watch.stop()  # type: ignore[union-attr]
+    core.store.close()
+
+
+def test_an_expired_binding_is_refused_at_once(tmp_path) -> None:
+    """Expiry is checked at every use of a binding held in memory: no poll needed."""
+    users = _provision(tmp_path / "a.sqlite")
+    core = Core(tmp_path / "a.sqlite", True, primary=True, watch=True)
+    impi, impu = users[-1]
+    assert [_result(a) for a in core.feed(_mar(1, impi, impu, PARTNER_GW))] == [2001]
+    core.watch.stop()  # type: ignore[union-attr]  # (no poll from here on)
+    core.clock.advance(EXPIRY)
+    assert [_result(a) for a in core.feed(_mar(2, impi, impu, PARTNER_GW))] == [5001]
+    core.store.close()
 
 
 def test_a_partner_gateways_mar_naming_this_node_takes_the_batch(tmp_path) -> None:
@@ -253,3 +343,24 @@ class _Spy:
 
     def __getattr__(self, name):  # type: ignore[no-untyped-def]
         return getattr(self._connection, name)
+
+
+def test_a_change_log_that_cannot_be_read_empties_the_caches(tmp_path, monkeypatch) -> None:
+    """A poll that fails could miss a change: what is held is dropped and read again."""
+    users = _provision(tmp_path / "a.sqlite")
+    core = Core(tmp_path / "a.sqlite", True, primary=True, watch=True)
+    impi, impu = users[0]
+    assert [_result(a) for a in core.feed(_mar(1, impi, impu, PARTNER_GW))] == [2001]
+    primary = core.primary
+    assert primary is not None and primary.bindings._entries and primary.agreements._terms
+
+    def locked(after_id: int, limit: int = 1000) -> list:
+        raise StoreError("the store is locked")
+
+    monkeypatch.setattr(core.store, "binding_events_since", locked)
+    core.clock.advance(POLL)
+    assert not primary.bindings._entries and not primary.agreements._terms
+    _change(tmp_path / "a.sqlite", "revoke")  # read from the store at the next MAR
+    assert [_result(a) for a in core.feed(_mar(2, impi, impu, PARTNER_GW))] == [5001]
+    core.watch.stop()  # type: ignore[union-attr]
+    core.store.close()

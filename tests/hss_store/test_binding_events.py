@@ -206,8 +206,9 @@ def test_version_1_is_migrated(make_store, backend, tmp_path, request):
     from hss_store import open_store
 
     with open_store(location) as store:
-        assert store.schema_version() == LATEST_VERSION == 3
+        assert store.schema_version() == LATEST_VERSION == 4
         assert store.inbound_registration("old@partner.example") is None
         store.set_inbound_registration("old@partner.example", SCSCF)
         assert store.inbound_registration("old@partner.example") == SCSCF
         assert store.last_binding_event_id() == 0
+        assert store.last_agreement_event_id() == 0 and store.agreement_events_since(0) == []

@@ -1,0 +1,164 @@
+"""What the `primary` role reads for every MAR, held in memory: the outbound binding of the
+identity a partner gateway sent and that partner's agreements (TR 23.781 solution 2, step
+19's precondition, ``PrimaryApplication._real_identities``).
+
+Only a store called in the reactor thread (SQLite) is cached, and only once
+``PrimaryWatch`` reads the store's change logs: every binding event drops the outbound
+binding it names (an allocation drops a remembered "not bound"), every agreement event
+drops that partner's agreements, so a revocation or an agreement removed by `cxgw provision`
+or the provisioning API in another process takes effect within ``[primary]
+revocation_poll``. A binding's expiry is checked at every use; a group agreement still reads
+the subscriber's groups from the store (subscribers have no change log).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from hss_store.errors import StoreError, UnknownBinding
+from hss_store.records import Agreement, OutboundBinding, check_partner_id
+from hss_store.store import HssStore
+
+log = Logger(namespace="cxgw.primary")
+
+_NOT_BOUND = None  # remembered: the store had no active binding for the identity
+
+
+class OutboundBindingCache:
+    """Active outbound bindings by outbound IMPI, and identities found unbound, read from
+    the store on a miss. Without the watch (``cached`` False) every call reads the store."""
+
+    def __init__(self, store: HssStore, size: int = 200_000) -> None:
+        self.store = store
+        self.size = size  # (memory: about 0.5 KiB a binding)
+        self.cached = False
+        self._entries: dict[str, OutboundBinding | None] = {}
+        self._clock: Callable[[], float] = getattr(store, "_clock", time.time)
+
+    def watching(self) -> None:
+        self.cached = self.store.in_process  # (a store called from threads is not cached)
+
+    def forget(self, impi: str) -> None:
+        self._entries.pop(impi, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def active(self, impi: str) -> OutboundBinding | None:
+        """The active binding of ``impi``, or None (never bound, revoked, expired: the
+        store's UnknownBinding); any other StoreError is raised, as the store raises it."""
+        entries = self._entries
+        if self.cached and impi in entries:
+            binding = entries[impi]
+            if binding is None or binding.expires_at is None or self._clock() < binding.expires_at:
+                return binding
+            entries[impi] = _NOT_BOUND  # expired: for good (an expiry is never moved)
+            return None
+        try:
+            binding = self.store.outbound_by_impi(impi)
+        except UnknownBinding:
+            binding = _NOT_BOUND
+        if self.cached:
+            if len(entries) >= self.size:
+                entries.clear()  # (a bound, not an LRU: a refill costs one store read each)
+            entries[impi] = binding
+        return binding
+
+
+class PartnerTerms:
+    """One partner's agreements, as ``Agreement.covers`` reads them."""
+
+    __slots__ = ("everyone", "users", "groups")
+
+    def __init__(self, agreements: list[Agreement]) -> None:
+        self.everyone = any(a.scope == "all" for a in agreements)
+        self.users = frozenset(a.value for a in agreements if a.scope == "user")
+        self.groups = tuple(a.value for a in agreements if a.scope == "group")
+
+
+class AgreementCache:
+    """``HssStore.may_migrate`` with each partner's agreements read once, until the
+    agreements' change log names the partner."""
+
+    def __init__(self, store: HssStore) -> None:
+        self.store = store
+        self.cached = False
+        self._terms: dict[str, PartnerTerms] = {}
+
+    def watching(self) -> None:
+        self.cached = self.store.in_process
+
+    def forget(self, partner_id: str) -> None:
+        self._terms.pop(partner_id, None)
+
+    def clear(self) -> None:
+        self._terms.clear()
+
+    def may_migrate(self, partner_id: str, impi: str) -> bool:
+        if not self.cached:
+            return self.store.may_migrate(partner_id, impi)
+        terms = self._terms.get(partner_id)
+        if terms is None:
+            check_partner_id(partner_id)  # as the store's may_migrate checks it
+            terms = self._terms[partner_id] = PartnerTerms(self.store.list_agreements(partner_id))
+        if terms.everyone or impi in terms.users:
+            return True
+        if not terms.groups:
+            return False
+        return self.store.may_migrate(partner_id, impi)  # the subscriber's groups: the store's
+
+
+class PrimaryWatch:
+    """Polls the change logs of bindings and agreements every ``interval`` seconds and drops
+    what changed from the primary role's caches. The store is called directly: only an
+    in-process store is cached (``OutboundBindingCache.watching``)."""
+
+    def __init__(self, store: HssStore, clock: Any, interval: float, bindings: OutboundBindingCache,
+                 agreements: AgreementCache) -> None:
+        self.store = store
+        self.bindings, self.agreements = bindings, agreements
+        self.last: tuple[int, int] | None = None  # (binding event id, agreement event id) read up to
+        self._loop = LoopingCall(self.poll)
+        self._loop.clock = clock
+        self.interval = interval
+
+    def start(self) -> None:
+        self._loop.start(self.interval, now=True)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def poll(self) -> None:
+        try:
+            if self.last is None:  # before the caches keep anything: what they read is newer
+                self.last = (self.store.last_binding_event_id(), self.store.last_agreement_event_id())
+                self.bindings.watching()
+                self.agreements.watching()
+                return
+            self.last = (self._binding_events(self.last[0]), self._agreement_events(self.last[1]))
+        except StoreError as error:
+            # a change could go unseen: read everything from the store again until the logs answer
+            self.bindings.clear()
+            self.agreements.clear()
+            log.warn("primary change watch: the store did not answer ({error}); trying again", error=error)
+
+    def _binding_events(self, last: int) -> int:
+        while events := self.store.binding_events_since(last):
+            for event in events:
+                if event.direction == "outbound":
+                    self.bindings.forget(event.impi)
+            last = events[-1].id
+        return last
+
+    def _agreement_events(self, last: int) -> int:
+        while events := self.store.agreement_events_since(last):
+            for event in events:
+                self.agreements.forget(event.partner_id)
+            last = events[-1].id
+        return last
