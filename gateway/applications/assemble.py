@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.applications.caches import PrimaryWatch
 from gateway.applications.cx import CX, Local
 from gateway.applications.hss import HssApplication
 from gateway.applications.partner import PartnerApplication
 from gateway.applications.primary import PrimaryApplication
-from gateway.applications.primary_cache import PrimaryWatch
 from gateway.applications.revocation import RevocationWatcher
 from gateway.applications.service import CxService
 from gateway.applications.storage import StoreAccess

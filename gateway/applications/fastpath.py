@@ -9,7 +9,7 @@ The relay's hot loop (gateway.routing.relay) hands a request served here to
   taken from the layouts it validated before; RFC 6733 §7),
 - it is no retransmission (T flag: the duplicate cache of ``Proxy.local`` answers those),
 - its scheme is no Digest one and it carries no SIP-Authorization (re-synchronisation),
-- its inbound IMPI has an active binding with that IMPU (``BindingCache``),
+- its inbound IMPI has an active binding with that IMPU (``caches.InboundBindingCache``),
 - the primary SIP database is reachable the simple way (one available peer within the
   pending limits) and ``Proxy.admit_local`` admits it (limits, no copy being served).
 
@@ -23,8 +23,6 @@ work (``Proxy.admit_local`` / ``local_answer``), the answer of the node's own re
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cx_codec import DecodeError
@@ -37,9 +35,7 @@ from gateway.applications.translation import (
     RequestTranslator,
     Restore,
 )
-from hss_store.errors import StoreError
 from hss_store.records import InboundBinding
-from hss_store.store import HssStore
 
 if TYPE_CHECKING:
     from gateway.applications.partner import PartnerApplication
@@ -50,60 +46,6 @@ FLAG_T = 0x10  # RFC 6733 §3: a retransmission
 _USER_NAME, _PUBLIC_IDENTITY, _ORIGIN_HOST, _SESSION_ID = (1, 0), (601, VENDOR_3GPP), (264, 0), (263, 0)
 _SIP_AUTH_DATA_ITEM, _SCHEME, _AUTHORIZATION = (612, VENDOR_3GPP), 608, 610
 _SIP_NUMBER_AUTH_ITEMS, _SERVER_NAME = (607, VENDOR_3GPP), (602, VENDOR_3GPP)
-
-
-class BindingCache:
-    """Active inbound bindings by inbound IMPI, read from the store on a miss (SQLite: in
-    the reactor thread, as ``StoreAccess`` calls it). Only a store whose change log is
-    watched may be cached: the revocation watch (gateway.applications.revocation) calls
-    ``forget`` for every binding event and ``watching`` once it reads the log, so a
-    revocation made by another process takes effect within ``[partner] revocation_poll``;
-    an expiry is checked at every use. Without a watch (``cached`` False) every MAR reads
-    the store."""
-
-    def __init__(self, store: HssStore, size: int = 200_000) -> None:
-        self.store = store
-        self.size = size  # (memory: about 0.5 KiB a binding)
-        self.cached = False
-        self._entries: dict[str, InboundBinding] = {}
-        self._clock: Callable[[], float] = getattr(store, "_clock", time.time)
-
-    def watching(self) -> None:
-        """The change log is read from now on: bindings may be kept."""
-        self.cached = True
-
-    def forget(self, impi: str) -> None:
-        self._entries.pop(impi, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def active(self, impi: str) -> InboundBinding | None:
-        """The active binding of ``impi``, or None (unknown, revoked, expired, the store
-        failing, or a store that cannot be read in the reactor thread): the general path
-        finds out which and answers."""
-        binding = self._entries.get(impi)
-        if binding is not None:
-            if binding.expires_at is None or self._clock() < binding.expires_at:
-                return binding
-            del self._entries[impi]
-            return None
-        if not self.store.in_process:
-            return None  # (PostgreSQL: the general path reads it off the reactor, and keeps it)
-        try:
-            binding = self.store.inbound_by_impi(impi)
-        except (StoreError, ValueError):
-            return None
-        self.keep(binding)
-        return binding
-
-    def keep(self, binding: InboundBinding) -> None:
-        if not self.cached:
-            return
-        entries = self._entries
-        if len(entries) >= self.size:
-            entries.clear()  # (a bound, not an LRU: a refill costs one store read each)
-        entries[binding.inbound_impi] = binding
 
 
 class MarLayout:

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 
 from cx_codec import Message
 from cx_codec.errors import ResultCode
+from gateway.applications.caches import InboundBindingCache
 from gateway.applications.cx import (
     Command,
     CxResult,
@@ -38,7 +39,6 @@ from gateway.applications.cx import (
     server_assignment_answer,
     user_authorization_answer,
 )
-from gateway.applications.fastpath import BindingCache
 from gateway.applications.hss import failure_answer, store_failure_answer
 from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import (
@@ -77,7 +77,7 @@ class PartnerApplication:
         self.annotate: Callable[[tuple[bytes, bytes], str], None] | None = None  # a recording node's (captures.recorder)
         self.outcomes: dict[str, int] = {}  # translation outcomes, by result (metrics)
         # active inbound bindings held in memory while the revocation watch keeps them current
-        self.bindings = BindingCache(store.store)
+        self.bindings = InboundBindingCache(store.store)
         # inbound IMPI -> (Origin-Host, Origin-Realm) of the S-CSCF that registered it (its
         # SAR), where a revocation sends the RTR (gateway.applications.revocation)
         self.registrars: dict[str, tuple[str, str]] = {}

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from cx_codec import Message, decode
 from cx_codec.errors import ResultCode
+from gateway.applications.caches import AgreementCache, OutboundBindingCache
 from gateway.applications.cx import (
     Command,
     CxResult,
@@ -29,7 +30,6 @@ from gateway.applications.cx import (
     is_digest,
 )
 from gateway.applications.hss import failure_answer, store_failure_answer
-from gateway.applications.primary_cache import AgreementCache, OutboundBindingCache
 from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import (
     Destination,

@@ -19,8 +19,8 @@ from twisted.logger import Logger
 
 from cx_codec import decode_lazy
 from cx_codec.commands import RegistrationTerminationRequest, new_session_id
+from gateway.applications.caches import InboundBindingCache
 from gateway.applications.cx import CX, VENDOR_3GPP, Local
-from gateway.applications.fastpath import BindingCache
 from gateway.applications.storage import StoreAccess
 from hss_store.errors import StoreError
 from hss_store.records import BindingEvent
@@ -42,7 +42,7 @@ def scscf_host(server_name: str) -> str | None:
 class RevocationWatcher:
     def __init__(
         self, store: StoreAccess, local: Local, send: Callable[[bytes], Deferred[bytes]], clock: Any,
-        interval: float, registrars: dict[str, tuple[str, str]], bindings: BindingCache | None = None,
+        interval: float, registrars: dict[str, tuple[str, str]], bindings: InboundBindingCache | None = None,
     ) -> None:
         self.store = store
         self.local = local

@@ -16,7 +16,7 @@ bytes (within a read the batch answers at the end of it, so the order may differ
 stores must hold the same SQNs, and the tables and counts must end the same. Between
 reads, another process may revoke a binding, remove or add an agreement, or let a binding
 expire: the fast node keeps outbound bindings and agreements in memory under its change
-watch (``gateway.applications.primary_cache``), the general one reads the store each time,
+watch (``gateway.applications.caches``), the general one reads the store each time,
 and after the watch's poll both answer the same.
 """
 
@@ -33,10 +33,10 @@ from twisted.internet.testing import StringTransport
 import hss_store.sqlstore
 from cx_codec import decode
 from cx_codec.commands import MultimediaAuthRequest
+from gateway.applications.caches import PrimaryWatch
 from gateway.applications.cx import CX, Local
 from gateway.applications.hss import HssApplication
 from gateway.applications.primary import PrimaryApplication
-from gateway.applications.primary_cache import PrimaryWatch
 from gateway.applications.service import CxService
 from gateway.applications.storage import StoreAccess
 from gateway.node import DiameterNode

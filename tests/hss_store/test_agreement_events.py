@@ -1,6 +1,6 @@
 """The agreements' change log (``agreement_events``, schema 4), on both backends: what a
 primary gateway polls to drop the agreements it holds in memory
-(gateway.applications.primary_cache)."""
+(gateway.applications.caches)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,15 @@
-"""What the `primary` role reads for every MAR, held in memory: the outbound binding of the
-identity a partner gateway sent and that partner's agreements (TR 23.781 solution 2, step
-19's precondition, ``PrimaryApplication._real_identities``).
+"""What the Cx roles read for every MAR, held in memory: the partner's inbound bindings
+(``InboundBindingCache``, TR 23.781 solution 2 step 17), the primary's outbound bindings and
+each partner's agreements (step 19's precondition, ``PrimaryApplication._real_identities``).
 
-Only a store called in the reactor thread (SQLite) is cached, and only once
-``PrimaryWatch`` reads the store's change logs: every binding event drops the outbound
-binding it names (an allocation drops a remembered "not bound"), every agreement event
-drops that partner's agreements, so a revocation or an agreement removed by `cxgw provision`
-or the provisioning API in another process takes effect within ``[primary]
-revocation_poll``. A binding's expiry is checked at every use; a group agreement still reads
-the subscriber's groups from the store (subscribers have no change log).
+Only a store called in the reactor thread (SQLite) is cached, and only once a watch reads
+the store's change logs: the partner's revocation watch (gateway.applications.revocation)
+and ``PrimaryWatch`` here. Every binding event drops the binding it names (an allocation
+drops a remembered "not bound"), every agreement event drops that partner's agreements, so
+a revocation or an agreement removed by `cxgw provision` or the provisioning API in another
+process takes effect within ``[partner]``/``[primary] revocation_poll``. A binding's expiry
+is checked at every use; a group agreement still reads the subscriber's groups from the
+store (subscribers have no change log).
 """
 
 from __future__ import annotations
@@ -21,12 +22,66 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from hss_store.errors import StoreError, UnknownBinding
-from hss_store.records import Agreement, OutboundBinding, check_partner_id
+from hss_store.records import Agreement, InboundBinding, OutboundBinding, check_partner_id
 from hss_store.store import HssStore
 
 log = Logger(namespace="cxgw.primary")
 
 _NOT_BOUND = None  # remembered: the store had no active binding for the identity
+
+
+class InboundBindingCache:
+    """Active inbound bindings by inbound IMPI, read from the store on a miss (SQLite: in
+    the reactor thread, as ``StoreAccess`` calls it). Only a store whose change log is
+    watched may be cached: the revocation watch (gateway.applications.revocation) calls
+    ``forget`` for every binding event and ``watching`` once it reads the log, so a
+    revocation made by another process takes effect within ``[partner] revocation_poll``;
+    an expiry is checked at every use. Without a watch (``cached`` False) every MAR reads
+    the store."""
+
+    def __init__(self, store: HssStore, size: int = 200_000) -> None:
+        self.store = store
+        self.size = size  # (memory: about 0.5 KiB a binding)
+        self.cached = False
+        self._entries: dict[str, InboundBinding] = {}
+        self._clock: Callable[[], float] = getattr(store, "_clock", time.time)
+
+    def watching(self) -> None:
+        """The change log is read from now on: bindings may be kept."""
+        self.cached = True
+
+    def forget(self, impi: str) -> None:
+        self._entries.pop(impi, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def active(self, impi: str) -> InboundBinding | None:
+        """The active binding of ``impi``, or None (unknown, revoked, expired, the store
+        failing, or a store that cannot be read in the reactor thread): the general path
+        finds out which and answers."""
+        binding = self._entries.get(impi)
+        if binding is not None:
+            if binding.expires_at is None or self._clock() < binding.expires_at:
+                return binding
+            del self._entries[impi]
+            return None
+        if not self.store.in_process:
+            return None  # (PostgreSQL: the general path reads it off the reactor, and keeps it)
+        try:
+            binding = self.store.inbound_by_impi(impi)
+        except (StoreError, ValueError):
+            return None
+        self.keep(binding)
+        return binding
+
+    def keep(self, binding: InboundBinding) -> None:
+        if not self.cached:
+            return
+        entries = self._entries
+        if len(entries) >= self.size:
+            entries.clear()  # (a bound, not an LRU: a refill costs one store read each)
+        entries[binding.inbound_impi] = binding
 
 
 class OutboundBindingCache:
