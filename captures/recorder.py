@@ -10,7 +10,7 @@ material and writes each message with captures.pcap as one TCP stream per connec
 with its real addresses and ports: a three-way handshake when the connection opened (or
 when a new file starts), FIN when it closed.
 
-- The writer takes at most a tenth of the interpreter, in slices of some 50 us
+- The writer takes at most a tenth of the interpreter, in slices of some 150 us
   (WRITER_BATCH, WRITER_PAUSE), so the reactor keeps its throughput and latency; what it
   cannot keep up with fills the queue.
 - When the queue is full, the read or write is dropped and counted (``dropped``, the
@@ -60,7 +60,8 @@ KEY_AVPS = frozenset({609, 610, 625, 626})  # SIP-Authenticate, -Authorization, 
 MULTIMEDIA_AUTH = 303  # MAR/MAA
 ORIGIN_HOST = 264
 MARKER = b"REDACTED"
-WRITER_BATCH = 4  # queue items per batch of the writer thread (about 50 us of work: the reactor waits no longer)
+WRITER_BATCH = 16  # queue items per batch of the writer thread (about 150 us of work: the reactor waits no longer;
+# smaller batches cost more in thread switches than they save in waiting: bench/RESULTS.md)
 WRITER_PAUSE = 9.0  # the writer pauses 9 times as long as a batch took: at most 10% of the GIL
 ANNOTATION_HOLD = 0.25  # seconds a read or write waits for its comment once annotations are on
 MAX_ANNOTATIONS = 1000  # comments waiting for their message; beyond, the oldest is forgotten
