@@ -17,7 +17,7 @@ AVPs); values are not looked at (``rewrite`` does not validate them either).
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from operator import itemgetter
 
 from cx_codec.avp_header import AVP_HEADER, VENDOR_ID, pack_avp
@@ -31,6 +31,7 @@ Entry = tuple[int, int, int, int]
 _unpack_header = AVP_HEADER.unpack_from
 _unpack_vendor = VENDOR_ID.unpack_from
 _U32 = struct.Struct(">I")
+_HEADER_V = struct.Struct(">III")  # code, flags | length, Vendor-Id
 
 
 class Splice:
@@ -43,7 +44,7 @@ class Splice:
     AVP to append.
     """
 
-    __slots__ = ("_pieces", "_copies", "keys")
+    __slots__ = ("_pieces", "_apply", "keys")
 
     def __init__(
         self,
@@ -89,43 +90,59 @@ class Splice:
             elif key not in optional:
                 raise DecodeError(ResultCode.DIAMETER_MISSING_AVP, f"no AVP {code} (vendor {vendor}) to rewrite")
         self._pieces = tuple(pieces)
-        copies = [piece for piece in pieces if type(piece) is slice]
-        # every slice of the message at once (one C call), then the pieces in order
-        self._copies = itemgetter(*copies, slice(0, 0)) if copies else (lambda data: ())
+        self._apply = _compile(self._pieces)
 
     def body(self, data: bytes, values: Sequence[bytes]) -> bytes:
         """The AVPs of the rewritten message (``data`` has this layout)."""
-        copied = iter(self._copies(data))
-        parts: list[bytes] = []
-        append = parts.append
-        for piece in self._pieces:
-            kind = type(piece)
-            if kind is slice:
-                append(next(copied))
-            elif kind is bytes:
-                append(piece)  # type: ignore[arg-type]
-            else:  # pack_avp, unrolled: the code field, then flags | length, Vendor-Id, data, padding
-                code_field, word, vendor_field, position = piece  # type: ignore[misc]
-                value = values[position]
-                length = word + len(value)  # (word: flags << 24 | the header's length)
-                append(code_field)
-                append(_pack_u32(length))
-                append(vendor_field)
-                append(value)
-                append(_PADDING[length & 3])
-        return b"".join(parts)
+        return self._apply(data, values, None, None)[HEADER_LENGTH:]
 
     def apply(self, data: bytes, values: Sequence[bytes], hop_by_hop: bytes | None = None,
               end_to_end: bytes | None = None) -> bytes:
         """The whole rewritten message: header with the new length (and ids, when given)."""
-        body = self.body(data, values)
-        return b"".join((
-            data[0:1], (HEADER_LENGTH + len(body)).to_bytes(3, "big"), data[4:12],
-            data[12:16] if hop_by_hop is None else hop_by_hop, data[16:20] if end_to_end is None else end_to_end, body,
-        ))
+        return self._apply(data, values, hop_by_hop, end_to_end)
 
 
-_pack_u32 = _U32.pack
+_Apply = Callable[[bytes, Sequence[bytes], "bytes | None", "bytes | None"], bytes]
+
+
+def _compile(pieces: Sequence[slice | bytes | tuple[bytes, int, bytes, int]]) -> _Apply:
+    """``apply`` for one layout as one function of straight-line code (the way
+    ``collections.namedtuple`` and ``dataclasses`` make theirs): the message is one
+    ``join`` of the header, the slices at this layout's offsets, the constant AVPs and the
+    packed new ones; its length is the layout's fixed part plus the new AVPs' padded
+    lengths. The source holds only integers and names bound below, never message data."""
+    bound: dict[str, object] = {"_join": b"".join, "_padding": _PADDING}
+    lines: list[str] = []
+    parts = ["data[0:1]", "_length.to_bytes(3, 'big')", "data[4:12]",
+             "data[12:16] if hop_by_hop is None else hop_by_hop", "data[16:20] if end_to_end is None else end_to_end"]
+    fixed, lengths = HEADER_LENGTH, []
+    for n, piece in enumerate(pieces):
+        if type(piece) is slice:
+            parts.append(f"data[{piece.start}:{piece.stop}]")
+            fixed += piece.stop - piece.start
+        elif type(piece) is bytes:
+            bound[f"_c{n}"] = piece
+            parts.append(f"_c{n}")
+            fixed += len(piece)
+        else:  # pack_avp, unrolled: the header in one pack, the data, the padding (RFC 6733 §4.1)
+            code_field, word, vendor_field, position = piece  # type: ignore[misc]
+            bound[f"_h{n}"] = _HEADER_V.pack if vendor_field else AVP_HEADER.pack
+            header = f"_h{n}({int.from_bytes(code_field, 'big')}, _l{n}" + (
+                f", {int.from_bytes(vendor_field, 'big')})" if vendor_field else ")")
+            lines.append(f"    _v{n} = values[{position}]\n    _l{n} = {word} + len(_v{n})")
+            parts += [header, f"_v{n}", f"_padding[_l{n} & 3]"]
+            lengths.append(f" + (((_l{n} & 0xFFFFFF) + 3) & -4)")  # the AVP's length (flags off), padded
+    source = "\n".join([
+        "def apply(data, values, hop_by_hop, end_to_end):",
+        *lines,
+        f"    _length = {fixed}{''.join(lengths)}",
+        f"    return _join(({', '.join(parts)},))",
+    ])
+    namespace: dict[str, object] = {}
+    exec(compile(source, "<cx_codec.splice>", "exec"), bound, namespace)  # noqa: S102
+    return namespace["apply"]  # type: ignore[return-value]
+
+
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")  # by length % 4 (RFC 6733 §4: to 32 bits)
 
 

@@ -30,10 +30,8 @@ from cx_codec.message import strict_layout
 from gateway.applications.cx import DIGEST_SCHEMES, UNKNOWN_SCHEME, VENDOR_3GPP, Command
 from gateway.applications.translation import (
     AnswerTranslator,
-    Destination,
     Identities,
     RequestTranslator,
-    Restore,
 )
 from hss_store.records import InboundBinding
 
@@ -54,7 +52,7 @@ class MarLayout:
     Public-Identity, Origin-Host, and the SIP-Auth-Data-Item's bytes; None where absent."""
 
     __slots__ = ("entries", "layout", "user_name", "public_identity", "origin_host", "session_id", "item",
-                 "number", "server_name")
+                 "number", "server_name", "usable")
 
     def __init__(self, entries: tuple[Any, ...]) -> None:
         self.entries = entries
@@ -72,10 +70,12 @@ class MarLayout:
         self.item = found.get(_SIP_AUTH_DATA_ITEM)
         self.number = found.get(_SIP_NUMBER_AUTH_ITEMS)
         self.server_name = found.get(_SERVER_NAME)
+        # it has what every fast path reads (a strictly valid MAR has, TS 29.229 §6.1.7)
+        self.usable = None not in (self.item, self.user_name, self.public_identity, self.origin_host)
 
     def fits(self) -> bool:
         """It has what every fast path reads (a strictly valid MAR has, TS 29.229 §6.1.7)."""
-        return None not in (self.item, self.user_name, self.public_identity, self.origin_host)
+        return self.usable
 
 
 class MarLayouts:
@@ -84,6 +84,7 @@ class MarLayouts:
     def __init__(self) -> None:
         self._layouts: dict[int, MarLayout] = {}  # id(entries) -> layout (entries kept in it)
         self._items: dict[bytes, tuple[str, bool]] = {}  # SIP-Auth-Data-Item data -> what it asks
+        self._plain: dict[bytes, bool] = {}  # SIP-Auth-Data-Item data -> ``plain``'s verdict
 
     def of(self, request: bytes) -> MarLayout | None:
         """The layout of a MAR that passes strict decoding and has what fast paths read,
@@ -97,7 +98,7 @@ class MarLayouts:
             if len(self._layouts) >= 4096:
                 self._layouts.clear()
             layout = self._layouts[id(entries)] = MarLayout(entries)
-        return layout if layout.fits() else None
+        return layout if layout.usable else None
 
     def asked(self, request: bytes, layout: MarLayout) -> tuple[str, bool]:
         """(SIP-Authentication-Scheme, whether SIP-Authorization is there: a re-synchronisation)."""
@@ -108,6 +109,18 @@ class MarLayouts:
             if len(self._items) < 256:
                 self._items[item] = asked
         return asked
+
+    def plain(self, request: bytes, layout: MarLayout) -> bool:
+        """The MAR asks for no Digest scheme (those are the general path's 5006) and is no
+        re-synchronisation (a SIP-Authorization): ``asked``'s answer as one verdict."""
+        item = request[layout.item[0] : layout.item[1]]  # type: ignore[index]
+        plain = self._plain.get(item)
+        if plain is None:
+            scheme, resynchronisation = self.asked(request, layout)
+            plain = not resynchronisation and scheme.casefold() not in DIGEST_SCHEMES
+            if len(self._plain) < 256:
+                self._plain[item] = plain
+        return plain
 
 
 def duplicate_key(request: bytes, layout: MarLayout) -> tuple[str, int]:
@@ -150,51 +163,54 @@ class PartnerFastPath:
         if data[offset + 5 : offset + 8] != b"\x00\x01\x2f" or data[offset + 4] & FLAG_T:  # 303 MAR
             return False
         request = data[offset:stop]
-        layout = self.layouts.of(request)
-        if layout is None:
+        layouts = self.layouts
+        layout = layouts.of(request)
+        if layout is None or not layouts.plain(request, layout):
             return False
-        scheme, resynchronisation = self.layouts.asked(request, layout)
-        if resynchronisation or scheme.casefold() in DIGEST_SCHEMES:
-            return False
-        impi = request[layout.user_name[0] : layout.user_name[1]].decode()
+        user_name = layout.user_name
+        impi = request[user_name[0] : user_name[1]].decode()  # type: ignore[index]
         binding = self.bindings.active(impi)
         if binding is None:
             return False
-        impu = request[layout.public_identity[0] : layout.public_identity[1]].decode()
-        if binding.inbound_impu != impu:
+        public_identity = layout.public_identity
+        if binding.inbound_impu != request[public_identity[0] : public_identity[1]].decode():  # type: ignore[index]
             return False  # 5002, from the general path
         target = self._target(binding)
         if target is None:
             return False
-        partner = self.partner
-        inbound = Identities(impi, impu)
-        hide = partner.hide_topology
-        splice = self.requests.splice(layout.layout, binding.primary.host is not None)
+        primary = binding.primary
+        requests = self.requests
+        splice = requests.splice(layout.layout, primary.host is not None)
         if splice is None:
             return False  # translate_request would refuse it: the general path answers
         hop_by_hop_in = int.from_bytes(request[12:16], "big")
-        key = duplicate_key(request, layout)
-        proxy = self.proxy
-        if not proxy.admit_local(connection, peer, key, hop_by_hop_in, _MAR):
+        host = request[layout.origin_host[0] : layout.origin_host[1]]  # type: ignore[index]
+        key = (host.decode().lower(), int.from_bytes(request[16:20], "big"))  # as duplicate_key
+        if not self.proxy.admit_local(connection, peer, key, hop_by_hop_in, _MAR):
             return False
+        partner = self.partner
         node = self.node
         pending = node.pending
         hop_by_hop = pending.new_id()
         if partner.annotate is None:
-            primary = binding.primary
-            forwarded = self.requests.translate(
-                request, splice, Identities(binding.primary_impi, binding.primary_impu),
-                Destination(primary.realm, primary.host), hop_by_hop.to_bytes(4, "big"),
-                partner.new_end_to_end() if hide else None,
+            hide = partner.hide_topology
+            forwarded = requests.translate_to(
+                request, splice, binding.primary_impi, binding.primary_impu, primary.realm, primary.host,
+                hop_by_hop.to_bytes(4, "big"), partner.new_end_to_end() if hide else None,
             )
+            # what the answer gets back (Restore, as bytes): the identities as the requester
+            # sent them (valid UTF-8: decoded above), its Session-Id and End-to-End id
+            back = [request[user_name[0] : user_name[1]], request[public_identity[0] : public_identity[1]]]  # type: ignore[index]
             session = layout.session_id
-            restore = Restore(inbound, request[session[0] : session[1]] if session else None, request[16:20]) \
-                if hide else Restore(inbound, None)
+            if hide and session is not None:
+                back.append(request[session[0] : session[1]])
+            end_to_end = request[16:20] if hide else None
         else:  # a recording node: the general path's translation, which names the binding in the capture
-            translated, restore = partner.translate(request, binding, inbound)
+            translated, restore = partner.translate(request, binding, Identities(impi, binding.inbound_impu))
             forwarded = translated[:12] + hop_by_hop.to_bytes(4, "big") + translated[16:]
+            back, end_to_end = AnswerTranslator.values(restore), restore.end_to_end
         pending.add(hop_by_hop_in, None, target, forwarded, _MAR, hop_by_hop,
-                    TranslatedAnswer(self, restore, peer, key, request), node.now)
+                    TranslatedAnswer(self, back, end_to_end, peer, key, request), node.now)
         target.send(forwarded)
         return True
 
@@ -226,18 +242,20 @@ class TranslatedAnswer:
     """Where the answer to a MAR sent on by the fast path goes: the pending entry's
     ``deferred`` (``Proxy.own_answer`` / ``deliver`` call ``callback``, for the primary's
     answer and for this node's 3002 alike), as ``PartnerApplication._translated_back``
-    and ``Proxy.local``'s callbacks would treat it."""
+    and ``Proxy.local``'s callbacks would treat it. ``back`` and ``end_to_end``: the
+    Restore's content as ``AnswerTranslator.translate_with`` takes it."""
 
-    __slots__ = ("fast", "restore", "peer", "key", "request")
+    __slots__ = ("fast", "back", "end_to_end", "peer", "key", "request")
 
-    def __init__(self, fast: PartnerFastPath, restore: Restore, peer: Any, key: tuple[str, int], request: bytes) -> None:
-        self.fast, self.restore, self.peer, self.key, self.request = fast, restore, peer, key, request
+    def __init__(self, fast: PartnerFastPath, back: list[bytes], end_to_end: bytes | None, peer: Any,
+                 key: tuple[str, int], request: bytes) -> None:
+        self.fast, self.back, self.end_to_end, self.peer, self.key, self.request = fast, back, end_to_end, peer, key, request
 
     def callback(self, answer: bytes) -> None:
         fast = self.fast
         fast.partner._count("forwarded")
         try:
-            translated = fast.answers.translate(answer, self.restore, None)  # step 20
+            translated = fast.answers.translate_with(answer, self.back, self.end_to_end)  # step 20
         except DecodeError as error:  # what translate_answer raises: local work that failed, 5012
             fast.proxy.local_failed(error, self.peer, self.key, self.request)
             return

@@ -47,6 +47,8 @@ class CxService:
             else:
                 self._others_fast = batch.hss_request if batch is not None else None
             self._primary_fast = batch.primary_request if batch is not None and self.primary is not None else None
+        if self.primary is None and self._others_fast is not None:
+            return self._others_fast  # what fast_request would call, without its layer per message
         return self.fast_request
 
     def fast_request(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:

@@ -177,9 +177,16 @@ class RequestTranslator:
     def translate(self, request: bytes, splice: Splice, to: Identities, destination: Destination,
                   hop_by_hop: bytes, end_to_end: int | None) -> bytes:
         """translate_request(request, to, destination, ...) with ``hop_by_hop`` in it."""
-        values = [to.impi.encode(), to.impu.encode(), destination.realm.encode()]
-        if destination.host is not None:
-            values.append(destination.host.encode())
+        return self.translate_to(request, splice, to.impi, to.impu, destination.realm, destination.host,
+                                 hop_by_hop, end_to_end)
+
+    def translate_to(self, request: bytes, splice: Splice, impi: str, impu: str, realm: str, host: str | None,
+                     hop_by_hop: bytes, end_to_end: int | None) -> bytes:
+        """``translate`` with the identities and the destination as strings (no objects made
+        per request on the fast path)."""
+        values = [impi.encode(), impu.encode(), realm.encode()]
+        if host is not None:
+            values.append(host.encode())
         if self.hide_topology:
             values.append(new_session_id(self.local.host).encode())
         return splice.apply(request, values, hop_by_hop, None if end_to_end is None else _U32.pack(end_to_end))
@@ -196,8 +203,24 @@ class AnswerTranslator:
 
     def translate(self, answer: bytes, restore: Restore, hop_by_hop: bytes | None = None) -> bytes:
         """translate_answer(answer, restore, ...) with ``hop_by_hop`` in it; DecodeError as it raises."""
+        return self.translate_with(answer, self.values(restore), restore.end_to_end, hop_by_hop)
+
+    @staticmethod
+    def values(restore: Restore) -> list[bytes]:
+        """What ``translate_with`` puts back: the IMPI and IMPU, and the Session-Id when replaced."""
+        who = restore.identities
+        values = [who.impi.encode(), who.impu.encode()]
+        if restore.session_id is not None:
+            values.append(restore.session_id)
+        return values
+
+    def translate_with(self, answer: bytes, values: list[bytes], end_to_end: bytes | None,
+                       hop_by_hop: bytes | None = None) -> bytes:
+        """``translate`` with what the Restore holds as bytes (``values``: the requester's
+        IMPI and IMPU as it sent them, and its Session-Id when it was replaced), and the
+        End-to-End id to put back (None: as it is)."""
         layout = self._layouts.find(answer)
-        with_session = restore.session_id is not None
+        with_session = len(values) == 3
         key = (id(layout), with_session)
         known = self._splices.get(key)
         if known is None or known[0] is not layout:
@@ -209,8 +232,4 @@ class AnswerTranslator:
             if len(self._splices) >= 1024:
                 self._splices.clear()
             known = self._splices[key] = (layout, splice)
-        who = restore.identities
-        values = [who.impi.encode(), who.impu.encode()]
-        if with_session:
-            values.append(restore.session_id)  # type: ignore[arg-type]
-        return known[1].apply(answer, values, hop_by_hop, restore.end_to_end)
+        return known[1].apply(answer, values, hop_by_hop, end_to_end)

@@ -61,3 +61,21 @@ def test_layouts_find_what_a_walk_finds(messages) -> None:
     for avps in messages * 2:
         message = _message(avps)
         assert layouts.find(message) == tuple(walk(message))
+
+
+@settings(max_examples=200, deadline=None)
+@given(avps=st.lists(_avp, min_size=1, max_size=8), chosen=st.lists(st.sampled_from(KEYS), unique=True, max_size=5),
+       data=st.data())
+def test_apply_sets_the_ids_given_and_body_is_its_avps(avps, chosen, data) -> None:
+    """The header ``apply`` writes (RFC 6733 §3: the length of what it made, the ids
+    given, the rest as received); ``body`` is what follows it."""
+    message = _message(avps)
+    values = {key: data.draw(st.binary(max_size=300), label=f"value {key}") for key in chosen}
+    absent = {key: 0x40 | (0x80 if key[1] else 0) for key in chosen}
+    splice = Splice(walk(message), chosen, absent=absent)
+    expected = rewrite(message, values, absent={key: pack_avp(key[0], absent[key], key[1], values[key]) for key in chosen})
+    ordered = [values[key] for key in chosen]
+    made = splice.apply(message, ordered, b"\1\2\3\4", b"\5\6\7\x08")
+    assert made == expected[:12] + b"\1\2\3\4\5\6\7\x08" + expected[20:]
+    assert int.from_bytes(made[1:4], "big") == len(made)
+    assert splice.body(message, ordered) == expected[20:]
