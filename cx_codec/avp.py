@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cx_codec.avp_header import AVP_HEADER, FLAG_MANDATORY, VENDOR_ID, pack_avp
 from cx_codec.avp_header import (
@@ -367,16 +367,22 @@ def _GROUPED(data: bytes) -> object:  # a marker: members are checked by check_a
 
 # A template: a function taking every bytes the entries compare from a message at once
 # (one ``itemgetter`` of slices, in C), what it returns for a message laid out alike,
-# and the entries.
-Template = tuple[Callable[[bytes], object], object, tuple[TemplateEntry, ...]]
+# the entries, and those whose values are checked again (data start and end, code, header
+# word, vendor, definition, value check, enum).
+Template = tuple[Callable[[bytes], object], object, tuple[TemplateEntry, ...], tuple[tuple[Any, ...], ...]]
 
 
 def make_template(buf: bytes, entries: list[TemplateEntry]) -> Template:
     """The template of a message just validated, from the entries ``parse_avps`` recorded."""
     if not entries:
-        return (_no_bytes, None, ())
+        return (_no_bytes, None, (), ())
     compared = itemgetter(*[slice(entry[0], entry[0] + len(entry[1])) for entry in entries])
-    return (compared, compared(buf), tuple(entries))
+    checked = tuple(  # once per layout, not per message: which values ``template_fits`` checks, where
+        (offset + data_at, offset + length, code, word, vendor, definition, check, enum)
+        for offset, _, shared, code, word, vendor, definition, data_at, length, _, check, enum in entries
+        if shared is None and check is not None
+    )
+    return (compared, compared(buf), tuple(entries), checked)
 
 
 def _no_bytes(buf: bytes) -> None:
@@ -392,7 +398,7 @@ def apply_template(buf: bytes, template: Template, dictionary: Dictionary) -> li
     that fails returns None, and the full decoder then reports it precisely. The layout
     is compared first, so a template that does not fit costs no value checks.
     """
-    compared, expected, entries = template
+    compared, expected, entries, _ = template
     if compared(buf) != expected:
         return None
     avps: list[Avp] = []
@@ -422,17 +428,15 @@ def template_fits(buf: bytes, template: Template, dictionary: Dictionary) -> boo
     """``apply_template``'s verdict without building the AVPs: True when ``buf`` is laid
     out like the message the template was made from and its other values pass their
     checks again (so ``decode`` would accept it)."""
-    compared, expected, entries = template
+    compared, expected, _, checked = template
     if compared(buf) != expected:
         return False
     try:
-        for offset, _, shared, code, word, vendor, definition, data_at, length, _, check, enum in entries:
-            if shared is not None or check is None:
-                continue
+        for start, end, code, word, vendor, definition, check, enum in checked:
             if check is _GROUPED:
-                check_avp(code, word, vendor, definition, buf, offset + data_at, offset + length, dictionary, VALIDATE, 0)
+                check_avp(code, word, vendor, definition, buf, start, end, dictionary, VALIDATE, 0)
                 continue
-            value = check(buf[offset + data_at : offset + length])
+            value = check(buf[start:end])
             if enum is not None and value not in enum:
                 return False
     except DecodeError:

@@ -220,7 +220,8 @@ class PartnerFastPath:
         realm's single available target), within the pending limits; else None."""
         node = self.node
         limits = node.limits
-        if len(node.pending) >= limits.max_pending:
+        pending = node.pending  # (its tables read as the relay's loop reads them)
+        if len(pending.entries) >= limits.max_pending:
             return None
         primary = binding.primary
         if primary.host is not None:
@@ -230,7 +231,7 @@ class PartnerFastPath:
             if route is None or len(route.targets) != 1:
                 return None
             target = self.proxy.available(route.targets[0].host)
-        if target is None or node.pending.outstanding(target) >= limits.max_pending_per_peer:
+        if target is None or pending.per_peer.get(target, 0) >= limits.max_pending_per_peer:
             return None
         return target
 

@@ -493,6 +493,24 @@ def test_template_hit_still_checks_values():
     assert caught.value.failed_avp is not None and caught.value.failed_avp[:4] == (1).to_bytes(4, "big")
 
 
+def test_strict_layout_after_a_template_still_checks_values():
+    """strict_layout checks again, on a template hit, the values it checks (per layout,
+    the AVPs not shared byte for byte): the same verdict as decode."""
+    from cx_codec.dictionary import Dictionary, base, cx, digest, doic
+    from cx_codec.message import strict_layout
+    from cx_codec.samples import SAMPLE_MAR
+
+    dictionary = Dictionary().load(base, digest, doic, cx)
+    user = decode(SAMPLE_MAR, dictionary)["User-Name"].encode()
+    good = _with_user(SAMPLE_MAR, b"x" * len(user))
+    assert strict_layout(good, dictionary) == strict_layout(SAMPLE_MAR, dictionary)  # a template hit
+    broken = _with_user(SAMPLE_MAR, b"\xff" * len(user))  # same layout, invalid UTF-8
+    with pytest.raises(DecodeError) as caught:
+        strict_layout(broken, dictionary)
+    assert caught.value.result_code == ResultCode.DIAMETER_INVALID_AVP_VALUE
+    assert caught.value.failed_avp is not None and caught.value.failed_avp[:4] == (1).to_bytes(4, "big")
+
+
 def test_template_miss_on_same_length_other_structure():
     from cx_codec.dictionary import Dictionary, base, cx, digest, doic
     from cx_codec.samples import SAMPLE_MAR
