@@ -79,3 +79,28 @@ def test_apply_sets_the_ids_given_and_body_is_its_avps(avps, chosen, data) -> No
     assert made == expected[:12] + b"\1\2\3\4\5\6\7\x08" + expected[20:]
     assert int.from_bytes(made[1:4], "big") == len(made)
     assert splice.body(message, ordered) == expected[20:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(avps=st.lists(_avp, min_size=1, max_size=8), chosen=st.lists(st.sampled_from(KEYS), unique=True, max_size=5),
+       data=st.data())
+def test_a_splice_is_compiled_at_its_second_use_and_gives_the_same_bytes(avps, chosen, data) -> None:
+    """A layout used once (a hostile peer's answers may each have their own) is never
+    compiled; from the second use on the compiled function gives the interpreted bytes."""
+    from cx_codec import splice as module
+
+    message = _message(avps)
+    values = [data.draw(st.binary(max_size=300), label=f"value {key}") for key in chosen]
+    absent = {key: 0x40 | (0x80 if key[1] else 0) for key in chosen}
+    splice = Splice(walk(message), chosen, absent=absent)
+    compiled = []
+    real = module._compile
+    module._compile = lambda pieces: compiled.append(pieces) or real(pieces)
+    try:
+        first = splice.apply(message, values, b"\1\2\3\4")
+        assert compiled == []
+        second = splice.apply(message, values, b"\1\2\3\4")
+        third = splice.apply(message, values, b"\1\2\3\4")
+    finally:
+        module._compile = real
+    assert len(compiled) == 1 and first == second == third
