@@ -8,7 +8,10 @@ fresh schema in it, so tests do not see each other's rows.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -98,3 +101,50 @@ def backend(request) -> str:
 def store(make_store, backend):
     """A fresh, empty store of each backend."""
     return make_store(backend)
+
+
+@pytest.fixture
+def follow_log_while_writing() -> Callable[..., tuple[list[int], list[int]]]:
+    """Four writers (``write(store, worker)``, each on ``stores[worker + 1]``) change the
+    store at once while a poller on ``stores[0]`` follows the change log ``events`` (the
+    name of a ``*_events_since(after_id, limit)`` method) by id; returns the ids the poller
+    saw and every id of the log, for the test to compare."""
+
+    def run(stores: list[Any], write: Callable[[Any, int], None], events: str) -> tuple[list[int], list[int]]:
+        done = threading.Event()
+        seen: list[int] = []
+        errors: list[BaseException] = []
+
+        def writer(worker: int) -> None:
+            try:
+                write(stores[worker + 1], worker)
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+
+        def poll() -> None:
+            since, last = getattr(stores[0], events), 0
+            try:
+                while True:
+                    finished = done.is_set()  # read before the poll: a last full pass follows the writers
+                    for event in since(last):
+                        assert event.id > last
+                        seen.append(event.id)
+                        last = event.id
+                    if finished:
+                        return
+            except BaseException as exc:
+                errors.append(exc)
+
+        writers = [threading.Thread(target=writer, args=(worker,)) for worker in range(4)]
+        poller = threading.Thread(target=poll)
+        poller.start()
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        done.set()
+        poller.join()
+        assert not errors, errors
+        return seen, [event.id for event in getattr(stores[0], events)(0, limit=100_000)]
+
+    return run

@@ -5,7 +5,6 @@ primary gateway polls to drop the agreements it holds in memory
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 import pytest
 
@@ -71,49 +70,19 @@ def test_a_change_that_rolls_back_logs_nothing(store, monkeypatch):
     assert store.list_agreements() == [Agreement("partner-a", "all")]  # neither change remains
 
 
-def test_concurrent_writers_a_poller_misses_no_event(make_store, backend):
+def test_concurrent_writers_a_poller_misses_no_event(make_store, backend, follow_log_while_writing):
     """Four writers add and remove agreements at once while a poller follows the log by id;
     the poller sees every event exactly once (ids become visible in increasing order)."""
     stores = [make_store(backend, check_same_thread=False) if backend == "sqlite" else make_store(backend)
               for _ in range(5)]
-    done = threading.Event()
-    seen: list[int] = []
-    errors: list[BaseException] = []
 
     def write(store, worker: int) -> None:
-        try:
-            for i in range(15):
-                agreement = Agreement(f"partner-{worker}", "user", f"u{i}@primary.example")
-                store.add_agreement(agreement)
-                store.remove_agreement(agreement)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+        for i in range(15):
+            agreement = Agreement(f"partner-{worker}", "user", f"u{i}@primary.example")
+            store.add_agreement(agreement)
+            store.remove_agreement(agreement)
 
-    def poll(store) -> None:
-        last = 0
-        try:
-            while True:
-                finished = done.is_set()  # read before the poll: a last full pass follows the writers
-                for event in store.agreement_events_since(last):
-                    assert event.id > last
-                    seen.append(event.id)
-                    last = event.id
-                if finished:
-                    return
-        except BaseException as exc:
-            errors.append(exc)
-
-    writers = [threading.Thread(target=write, args=(stores[w + 1], w)) for w in range(4)]
-    poller = threading.Thread(target=poll, args=(stores[0],))
-    poller.start()
-    for t in writers:
-        t.start()
-    for t in writers:
-        t.join()
-    done.set()
-    poller.join()
-    assert not errors, errors
-    every = [e.id for e in stores[0].agreement_events_since(0, limit=100_000)]
+    seen, every = follow_log_while_writing(stores, write, "agreement_events_since")
     assert len(every) == 4 * 15 * 2
     assert seen == every
 

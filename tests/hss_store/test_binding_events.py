@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 import pytest
 
@@ -94,49 +93,19 @@ def test_a_revocation_that_rolls_back_logs_nothing(store, monkeypatch):
     assert (event.impi, event.event) == (binding.inbound_impi, "revoked")
 
 
-def test_concurrent_writers_a_poller_misses_no_event(make_store, backend):
+def test_concurrent_writers_a_poller_misses_no_event(make_store, backend, follow_log_while_writing):
     """Four writers allocate and revoke at once while a poller follows the log by id; the
     poller sees every event exactly once (ids become visible in increasing order)."""
     stores = [make_store(backend, check_same_thread=False) if backend == "sqlite" else make_store(backend)
               for _ in range(5)]
     stores[0].set_policy(INBOUND)
-    done = threading.Event()
-    seen: list[int] = []
-    errors: list[BaseException] = []
 
     def write(store, worker: int) -> None:
-        try:
-            for i in range(15):
-                binding = store.allocate_inbound(PRIMARY, *user(worker * 100 + i))
-                store.revoke_inbound(binding.inbound_impi)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+        for i in range(15):
+            binding = store.allocate_inbound(PRIMARY, *user(worker * 100 + i))
+            store.revoke_inbound(binding.inbound_impi)
 
-    def poll(store) -> None:
-        last = 0
-        try:
-            while True:
-                finished = done.is_set()  # read before the poll: a last full pass follows the writers
-                for event in store.binding_events_since(last):
-                    assert event.id > last
-                    seen.append(event.id)
-                    last = event.id
-                if finished:
-                    return
-        except BaseException as exc:
-            errors.append(exc)
-
-    writers = [threading.Thread(target=write, args=(stores[w + 1], w)) for w in range(4)]
-    poller = threading.Thread(target=poll, args=(stores[0],))
-    poller.start()
-    for t in writers:
-        t.start()
-    for t in writers:
-        t.join()
-    done.set()
-    poller.join()
-    assert not errors, errors
-    every = [e.id for e in stores[0].binding_events_since(0, limit=100_000)]
+    seen, every = follow_log_while_writing(stores, write, "binding_events_since")
     assert len(every) == 4 * 15 * 2
     assert seen == every
 
