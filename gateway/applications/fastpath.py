@@ -184,8 +184,7 @@ class PartnerFastPath:
         if splice is None:
             return False  # translate_request would refuse it: the general path answers
         hop_by_hop_in = int.from_bytes(request[12:16], "big")
-        host = request[layout.origin_host[0] : layout.origin_host[1]]  # type: ignore[index]
-        key = (host.decode().lower(), int.from_bytes(request[16:20], "big"))  # as duplicate_key
+        key = duplicate_key(request, layout)
         if not self.proxy.admit_local(connection, peer, key, hop_by_hop_in, _MAR):
             return False
         partner = self.partner
