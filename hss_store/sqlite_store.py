@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hss_store.checkpoint import BACKSTOP_PAGES, INTERVAL, WalCheckpointer
 from hss_store.errors import (
     IncompatibleSchema,
     InvalidRequest,
@@ -65,6 +66,7 @@ class SqliteStore(BindingsSqlStore):
         self.path = str(path)
         self._busy_timeout = busy_timeout
         self.read_only = read_only
+        self.checkpointer: WalCheckpointer | None = None
         # read_only: SQLite's mode=ro URI (https://sqlite.org/uri.html): reads work on a
         # file this user cannot write, nothing is created, any write fails
         target = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro" if read_only else self.path
@@ -118,7 +120,22 @@ class SqliteStore(BindingsSqlStore):
     def schema_version(self) -> int:
         return int(self._q("PRAGMA user_version")[0][0])
 
+    def checkpoint_in_background(self, interval: float = INTERVAL) -> None:
+        """Checkpoint the WAL in a thread of its own (hss_store.checkpoint) rather than in
+        the commit that fills it, so that a commit in the reactor thread never pays for
+        one; the writer's automatic checkpoint stays as a backstop. Stopped by ``close``."""
+        if self.read_only or self.checkpointer is not None:
+            return
+        try:
+            self.checkpointer = WalCheckpointer(self.path, interval, self._busy_timeout)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        self._x(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         self._conn.close()
 
     # -- hooks --------------------------------------------------------------------------------

@@ -48,6 +48,12 @@ class HssStore(abc.ABC):
     @abc.abstractmethod
     def schema_version(self) -> int: ...
 
+    def checkpoint_in_background(self) -> None:
+        """For a long-running writer (the gateway): keep the store's housekeeping out of
+        the caller's thread. An embedded file does it in a thread of its own (SQLite's WAL
+        checkpoints, hss_store.checkpoint); a database server does its own: nothing to do."""
+        return None
+
     def __enter__(self) -> HssStore:
         return self
 

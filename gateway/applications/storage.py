@@ -1,7 +1,9 @@
 """Calling the SIP database (hss_store) without blocking the reactor.
 
 An in-process store (SQLite: point lookups of microseconds, writes short) is called in the
-reactor thread, which is about fifteen times faster than a hop through a thread pool. A
+reactor thread, which is about fifteen times faster than a hop through a thread pool; its
+WAL checkpoints, the one slow thing a commit may do, run in a thread of their own
+(hss_store.checkpoint). A
 store across the network (PostgreSQL) is called from a pool of threads of its own, each call
 with a deadline below Tx, so that a slow or restarting server costs a well-formed error
 answer at once, never a stalled reactor or a silent request.
@@ -29,6 +31,7 @@ class StoreAccess:
         self.reactor = reactor
         self.deadline = deadline
         self._pool: ThreadPool | None = None
+        store.checkpoint_in_background()
         if not store.in_process:
             self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="hss_store")
             self._pool.start()

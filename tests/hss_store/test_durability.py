@@ -34,6 +34,8 @@ store = open_store(sys.argv[1])
 mode = sys.argv[2]
 if mode == "non-durable":  # negative control: writes sit in an open transaction
     store._conn.execute("BEGIN")
+if mode == "checkpointed":  # as the gateway runs it: WAL checkpoints in a thread, very often
+    store.checkpoint_in_background(0.002)
 os.write(1, b"ready\n")
 mar = sys.argv[4] == "multimedia_auth"
 group = sys.argv[4] == "multimedia_auth_many"
@@ -104,12 +106,21 @@ def target(backend, tmp_path, request) -> str:
 
 @pytest.mark.parametrize("call", ["generate_vectors", "multimedia_auth", "multimedia_auth_many"])
 def test_kill_9_never_reissues_a_sqn(target, call):
+    _never_reissued(target, call, "durable")
+
+
+def test_kill_9_with_background_checkpoints(tmp_path):
+    """The gateway's SQLite set-up (hss_store.checkpoint): a kill -9 may land mid-checkpoint."""
+    _never_reissued(str(tmp_path / "hss.db"), "multimedia_auth_many", "checkpointed")
+
+
+def _never_reissued(target: str, call: str, mode: str) -> None:
     with open_store(target) as store:
         store.add_subscriber(Subscriber.new(IMPI, [f"sip:{IMPI}"], bytes(16), opc=bytes(16)))
     rng = random.Random()
     handed_out: list[int] = []
     for _ in range(3):
-        handed_out += _load_and_kill(target, "durable", children=2, rng=rng, call=call)
+        handed_out += _load_and_kill(target, mode, children=2, rng=rng, call=call)
         assert len(handed_out) == len(set(handed_out)), "a SQN was handed out twice"
         with open_store(target) as store:
             stored = store.get_subscriber(IMPI).sqn
