@@ -129,15 +129,15 @@ def multimedia_auth_answer(
     (tests decode it strictly)."""
     raw = request.encode() if isinstance(request, Message) else request  # (bytes: a request decode() accepts)
     copied = top_level(raw, _MAA_COPIED)
-    scheme_bytes = scheme.encode()
+    scheme_avp = _vendor_avp(608, scheme.encode())
     items = b"".join(
         _vendor_avp(612, b"".join((
-            _vendor_avp(613, _U32.pack(vector.sip_item_number)),
-            _vendor_avp(608, scheme_bytes),
-            _vendor_avp(609, vector.sip_authenticate),
-            _vendor_avp(610, vector.xres),
-            _vendor_avp(625, vector.ck),
-            _vendor_avp(626, vector.ik),
+            _ITEM_NUMBER_HEAD, _U32.pack(vector.sip_item_number),
+            scheme_avp,
+            _AUTHENTICATE_HEAD, vector.rand, vector.autn,
+            _vendor_avp(610, vector.xres),  # (4 to 16 octets: its header and padding vary)
+            _CK_HEAD, vector.ck,
+            _IK_HEAD, vector.ik,
         )))
         for vector in vectors
     )
@@ -169,6 +169,12 @@ _MAA_COPIED = frozenset({SESSION_ID, _VSAI, _AUTH_SESSION_STATE, _PROXY_INFO})
 _HEADER = struct.Struct(">II")  # version | length, flags | command code
 _U32 = struct.Struct(">I")
 _RESULT_2001 = pack_avp(268, FLAG_M, 0, _U32.pack(2001))
+# the headers of a SIP-Auth-Data-Item's fixed-size members (TS 29.229 §6.3.13-§6.3.19; TS
+# 33.203: RAND 16 + AUTN 16, CK 16, IK 16 octets), packed once
+_ITEM_NUMBER_HEAD = _vendor_avp(613, bytes(4))[:12]
+_AUTHENTICATE_HEAD = _vendor_avp(609, bytes(32))[:12]
+_CK_HEAD = _vendor_avp(625, bytes(16))[:12]
+_IK_HEAD = _vendor_avp(626, bytes(16))[:12]
 
 
 def experimental_answer(request: Message, local: Local, code: int, message: str | None = None) -> bytes:

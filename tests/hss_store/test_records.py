@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from hss_store.errors import InvalidKey, InvalidRequest
-from hss_store.records import PrimaryDatabase, Subscriber
+from hss_store.records import PrimaryDatabase, Subscriber, check_server_name
 
 K, OP, OPC = "465b5ce8b199b49faa5f0a2ee238a6bc", "cdc202d5123e20f62b6d676ac72cb318", "cd63cb71954a9f4e48a5994e37a02baf"
 
@@ -40,3 +42,14 @@ def test_needs_an_impu():
 def test_primary_database():
     assert str(PrimaryDatabase("primary.example", "hss1.primary.example")) == "hss1.primary.example@primary.example"
     assert str(PrimaryDatabase("primary.example")) == "primary.example"
+
+
+def test_server_name_refuses_exactly_what_isspace_calls_white_space():
+    """check_server_name's regular expression and str.isspace() agree on every code point."""
+    refused = set()
+    for code in range(sys.maxunicode + 1):
+        try:
+            check_server_name(f"sip:scscf{chr(code)}.example")
+        except InvalidRequest:
+            refused.add(code)
+    assert refused == {code for code in range(sys.maxunicode + 1) if chr(code).isspace()}
