@@ -19,6 +19,7 @@ from cx_codec.avp_header import (
 from cx_codec.avp_header import FLAG_VENDOR as FLAG_VENDOR
 from cx_codec.datatypes import DataType
 from cx_codec.datatypes.strings import decode_octetstring as _identity
+from cx_codec.datatypes.strings import decode_utf8string
 from cx_codec.errors import DecodeError, ResultCode
 
 if TYPE_CHECKING:
@@ -378,7 +379,7 @@ def make_template(buf: bytes, entries: list[TemplateEntry]) -> Template:
         return (_no_bytes, None, (), ())
     compared = itemgetter(*[slice(entry[0], entry[0] + len(entry[1])) for entry in entries])
     checked = tuple(  # once per layout, not per message: which values ``template_fits`` checks, where
-        (offset + data_at, offset + length, code, word, vendor, definition, check, enum)
+        (offset + data_at, offset + length, code, word, vendor, definition, _FITS_CHECKS.get(check, check), enum)
         for offset, _, shared, code, word, vendor, definition, data_at, length, _, check, enum in entries
         if shared is None and check is not None
     )
@@ -387,6 +388,11 @@ def make_template(buf: bytes, entries: list[TemplateEntry]) -> Template:
 
 def _no_bytes(buf: bytes) -> None:
     return None
+
+
+# ``template_fits`` wants a verdict, not a value or a reason: a UTF8String (RFC 6733
+# §4.3.1) is checked by ``bytes.decode`` itself (UnicodeDecodeError: False), one C call
+_FITS_CHECKS: dict[Callable[..., Any] | None, Callable[..., Any]] = {decode_utf8string: bytes.decode}
 
 
 def apply_template(buf: bytes, template: Template, dictionary: Dictionary) -> list[Avp] | None:
@@ -439,7 +445,7 @@ def template_fits(buf: bytes, template: Template, dictionary: Dictionary) -> boo
             value = check(buf[start:end])
             if enum is not None and value not in enum:
                 return False
-    except DecodeError:
+    except (DecodeError, UnicodeDecodeError):  # (UnicodeDecodeError: _FITS_CHECKS)
         return False
     return True
 

@@ -7,6 +7,7 @@ Changing AVPs goes through methods that drop the kept bytes.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -256,9 +257,9 @@ def strict_layout(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -> t
     verdict as ``decode(data)``, for a translating fast path that needs the verdict and
     where each AVP is, not the objects."""
     if len(data) >= HEADER_LENGTH and data[0] == 1:
-        word1 = int.from_bytes(data[4:8], "big")
-        length = int.from_bytes(data[1:4], "big")
-        key = (word1 & 0xFFFFFF, word1 >> 24, int.from_bytes(data[8:12], "big"), length)
+        word0, word1, application_id = _HEAD_WORDS.unpack_from(data)  # RFC 6733 §3
+        length = word0 & 0xFFFFFF
+        key = (word1 & 0xFFFFFF, word1 >> 24, application_id, length)
         templates = dictionary.templates.get(key)
         if templates and length == len(data):
             for template in templates:
@@ -269,6 +270,7 @@ def strict_layout(data: bytes, dictionary: Dictionary = DEFAULT_DICTIONARY) -> t
     return dictionary.templates[key][0][2]
 
 
+_HEAD_WORDS = struct.Struct(">III")  # version | length, flags | command, application
 MAX_TEMPLATES = 4  # per (command, flags, application, length)
 
 

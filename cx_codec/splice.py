@@ -45,7 +45,7 @@ class Splice:
     AVP to append.
     """
 
-    __slots__ = ("_pieces", "_apply", "_uses", "keys")
+    __slots__ = ("_pieces", "apply", "_uses", "keys")
 
     def __init__(
         self,
@@ -95,27 +95,24 @@ class Splice:
         # us, then 1 us a use): a peer that varies its answers' AVPs on purpose makes the
         # node compile at most once per COMPILE_AFTER of its messages
         self._uses = 0
-        self._apply: _Apply = self._interpreted
+        # ``apply(data, values, hop_by_hop=None, end_to_end=None)``: the whole rewritten
+        # message, header with the new length (and ids, when given). An attribute, not a
+        # method: once compiled, a call of it is a call of the generated function itself
+        self.apply: _Apply = self._interpreted
 
     def body(self, data: bytes, values: Sequence[bytes]) -> bytes:
         """The AVPs of the rewritten message (``data`` has this layout)."""
-        return self._apply(data, values, None, None)[HEADER_LENGTH:]
+        return self.apply(data, values, None, None)[HEADER_LENGTH:]
 
-    def apply(self, data: bytes, values: Sequence[bytes], hop_by_hop: bytes | None = None,
-              end_to_end: bytes | None = None) -> bytes:
-        """The whole rewritten message: header with the new length (and ids, when given)."""
-        return self._apply(data, values, hop_by_hop, end_to_end)
-
-
-    def _interpreted(self, data: bytes, values: Sequence[bytes], hop_by_hop: bytes | None,
-                     end_to_end: bytes | None) -> bytes:
+    def _interpreted(self, data: bytes, values: Sequence[bytes], hop_by_hop: bytes | None = None,
+                     end_to_end: bytes | None = None) -> bytes:
         self._uses += 1
         if self._uses >= COMPILE_AFTER:
-            self._apply = _compile(self._pieces)
+            self.apply = _compile(self._pieces)
         return _interpret(self._pieces, data, values, hop_by_hop, end_to_end)
 
 
-_Apply = Callable[[bytes, Sequence[bytes], "bytes | None", "bytes | None"], bytes]
+_Apply = Callable[..., bytes]  # (data, values, hop_by_hop=None, end_to_end=None)
 
 
 def _interpret(pieces: Sequence[slice | bytes | tuple[bytes, int, bytes, int]], data: bytes, values: Sequence[bytes],
@@ -168,7 +165,7 @@ def _compile(pieces: Sequence[slice | bytes | tuple[bytes, int, bytes, int]]) ->
             parts += [header, f"_v{n}", f"_padding[_l{n} & 3]"]
             lengths.append(f" + (((_l{n} & 0xFFFFFF) + 3) & -4)")  # the AVP's length (flags off), padded
     source = "\n".join([
-        "def apply(data, values, hop_by_hop, end_to_end):",
+        "def apply(data, values, hop_by_hop=None, end_to_end=None):",
         *lines,
         f"    _length = {fixed}{''.join(lengths)}",
         f"    return _join(({', '.join(parts)},))",

@@ -43,6 +43,13 @@ _OUT_COLUMNS = "outbound_impi, outbound_impu, real_impi, real_impu, partner_id, 
 _TABLE = {"inbound": "inbound_binding", "outbound": "outbound_binding"}
 _COLUMNS = {"inbound": _IN_COLUMNS, "outbound": _OUT_COLUMNS}
 _KEY = {"inbound": "inbound_impi", "outbound": "outbound_impi"}
+# The partner's read per MAR (TR 23.781 step 17), one statement kept as it is (no SQL
+# made per call): what an active inbound binding of an IMPI gives; revoked ones left out
+_ACTIVE_INBOUND = (
+    "SELECT inbound_impu, primary_db, primary_impi, primary_impu, created_at, expires_at "
+    "FROM inbound_binding WHERE impi_key = ? AND inbound_impi = ? AND revoked_at IS NULL"
+)
+ActiveInbound = tuple[str, PrimaryDatabase, str, str, int, "int | None"]
 ALLOCATION_ATTEMPTS = 5
 
 
@@ -280,6 +287,24 @@ class BindingsSqlStore(SqlStore):
     @operation
     def inbound_by_impi(self, inbound_impi: str) -> InboundBinding:
         return self._active("inbound", "inbound_impi", inbound_impi, validate_impi)
+
+    def active_inbound(self, inbound_impi: str) -> ActiveInbound | None:
+        """``inbound_by_impi`` for the partner's read per MAR: (inbound IMPU, primary SIP
+        database, primary IMPI, primary IMPU, created_at, expires_at) of the active
+        binding, or None where ``inbound_by_impi`` raises UnknownBinding (none, revoked,
+        expired) or the identity is malformed; any other failure is the backend's
+        StoreError. No record object is made (the caller keeps what it reads:
+        gateway.applications.caches.InboundBindingCache), and on a store called in the
+        reactor thread (``in_process``: SQLite, nothing to reconnect) no ``_run`` either."""
+        if not self.in_process:
+            return self._run(lambda: self._active_inbound(inbound_impi))
+        return self._active_inbound(inbound_impi)
+
+    def _active_inbound(self, inbound_impi: str) -> ActiveInbound | None:
+        row = self._one(_ACTIVE_INBOUND, (identity_key(inbound_impi), inbound_impi))
+        if row is None or (row[5] is not None and self._clock() >= row[5]):
+            return None
+        return row[0], self._primary(row[1]), row[2], row[3], row[4], row[5]
 
     @operation
     def inbound_by_impu(self, inbound_impu: str) -> InboundBinding:

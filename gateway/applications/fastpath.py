@@ -23,7 +23,8 @@ work (``Proxy.admit_local`` / ``local_answer``), the answer of the node's own re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import struct
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cx_codec import DecodeError
 from cx_codec.message import strict_layout
@@ -33,9 +34,11 @@ from gateway.applications.translation import (
     Identities,
     RequestTranslator,
 )
-from hss_store.records import InboundBinding
+from gateway.routing.pending import PendingRequest, PendingRequests
 
 if TYPE_CHECKING:
+    from cx_codec.splice import Splice
+    from gateway.applications.caches import ActiveBinding
     from gateway.applications.partner import PartnerApplication
 
 _MAR = Command.MAR
@@ -44,6 +47,7 @@ FLAG_T = 0x10  # RFC 6733 §3: a retransmission
 _USER_NAME, _PUBLIC_IDENTITY, _ORIGIN_HOST, _SESSION_ID = (1, 0), (601, VENDOR_3GPP), (264, 0), (263, 0)
 _SIP_AUTH_DATA_ITEM, _SCHEME, _AUTHORIZATION = (612, VENDOR_3GPP), 608, 610
 _SIP_NUMBER_AUTH_ITEMS, _SERVER_NAME = (607, VENDOR_3GPP), (602, VENDOR_3GPP)
+_UNKNOWN = object()  # not asked yet
 
 
 class MarLayout:
@@ -52,7 +56,7 @@ class MarLayout:
     Public-Identity, Origin-Host, and the SIP-Auth-Data-Item's bytes; None where absent."""
 
     __slots__ = ("entries", "layout", "user_name", "public_identity", "origin_host", "session_id", "item",
-                 "number", "server_name", "usable")
+                 "number", "server_name", "usable", "_splices")
 
     def __init__(self, entries: tuple[Any, ...]) -> None:
         self.entries = entries
@@ -72,6 +76,14 @@ class MarLayout:
         self.server_name = found.get(_SERVER_NAME)
         # it has what every fast path reads (a strictly valid MAR has, TS 29.229 §6.1.7)
         self.usable = None not in (self.item, self.user_name, self.public_identity, self.origin_host)
+        self._splices: list[Any] = [_UNKNOWN, _UNKNOWN]  # RequestTranslator.splice's, without and with a host
+
+    def splice(self, requests: RequestTranslator, with_host: bool) -> Splice | None:
+        """``requests.splice(self.layout, with_host)``, asked once per layout."""
+        splice = self._splices[with_host]
+        if splice is _UNKNOWN:
+            splice = self._splices[with_host] = requests.splice(self.layout, with_host)
+        return splice  # type: ignore[no-any-return]
 
     def fits(self) -> bool:
         """It has what every fast path reads (a strictly valid MAR has, TS 29.229 §6.1.7)."""
@@ -99,6 +111,27 @@ class MarLayouts:
                 self._layouts.clear()
             layout = self._layouts[id(entries)] = MarLayout(entries)
         return layout if layout.usable else None
+
+    def plain_layout(self, request: bytes) -> MarLayout | None:
+        """``of``'s layout where ``plain`` holds too, else None: the partner's verdict on a
+        MAR in one call (RFC 6733 §7, TS 29.229 §6.3.13)."""
+        try:
+            entries = strict_layout(request)
+        except DecodeError:
+            return None  # the general path answers the protocol error
+        layout = self._layouts.get(id(entries))
+        if layout is None or layout.entries is not entries:
+            return self._plain_of(request, self.of(request))
+        if not layout.usable:
+            return None
+        item = layout.item
+        plain = self._plain.get(request[item[0] : item[1]])  # type: ignore[index]
+        if plain is None:
+            return self._plain_of(request, layout)
+        return layout if plain else None
+
+    def _plain_of(self, request: bytes, layout: MarLayout | None) -> MarLayout | None:
+        return layout if layout is not None and self.plain(request, layout) else None
 
     def asked(self, request: bytes, layout: MarLayout) -> tuple[str, bool]:
         """(SIP-Authentication-Scheme, whether SIP-Authorization is there: a re-synchronisation)."""
@@ -163,24 +196,24 @@ class PartnerFastPath:
         if data[offset + 5 : offset + 8] != b"\x00\x01\x2f" or data[offset + 4] & FLAG_T:  # 303 MAR
             return False
         request = data[offset:stop]
-        layouts = self.layouts
-        layout = layouts.of(request)
-        if layout is None or not layouts.plain(request, layout):
+        layout = self.layouts.plain_layout(request)
+        if layout is None:
             return False
         user_name = layout.user_name
         impi = request[user_name[0] : user_name[1]].decode()  # type: ignore[index]
-        binding = self.bindings.active(impi)
+        binding = self.bindings.lookup(impi)
         if binding is None:
             return False
         public_identity = layout.public_identity
-        if binding.inbound_impu != request[public_identity[0] : public_identity[1]].decode():  # type: ignore[index]
+        # (UTF-8 the codec validated: equal bytes, equal identities)
+        if binding.inbound_impu != request[public_identity[0] : public_identity[1]]:  # type: ignore[index]
             return False  # 5002, from the general path
-        target = self._target(binding)
+        node = self.node
+        pending = node.pending
+        target = self._target(binding, pending)
         if target is None:
             return False
-        primary = binding.primary
-        requests = self.requests
-        splice = requests.splice(layout.layout, primary.host is not None)
+        splice = layout.splice(self.requests, binding.host is not None)
         if splice is None:
             return False  # translate_request would refuse it: the general path answers
         hop_by_hop_in = int.from_bytes(request[12:16], "big")
@@ -188,74 +221,92 @@ class PartnerFastPath:
         if not self.proxy.admit_local(connection, peer, key, hop_by_hop_in, _MAR):
             return False
         partner = self.partner
-        node = self.node
-        pending = node.pending
         hop_by_hop = pending.new_id()
         if partner.annotate is None:
             hide = partner.hide_topology
-            forwarded = requests.translate_to(
-                request, splice, binding.primary_impi, binding.primary_impu, primary.realm, primary.host,
-                hop_by_hop.to_bytes(4, "big"), partner.new_end_to_end() if hide else None,
-            )
+            forwarded = self.requests.translate_values(request, splice, binding.values, _U32.pack(hop_by_hop),
+                                                       partner.new_end_to_end() if hide else None)
             # what the answer gets back (Restore, as bytes): the identities as the requester
             # sent them (valid UTF-8: decoded above), its Session-Id and End-to-End id
-            back = [request[user_name[0] : user_name[1]], request[public_identity[0] : public_identity[1]]]  # type: ignore[index]
             session = layout.session_id
-            if hide and session is not None:
-                back.append(request[session[0] : session[1]])
-            end_to_end = request[16:20] if hide else None
+            if not hide:
+                back, end_to_end = (request[user_name[0] : user_name[1]], binding.inbound_impu), None  # type: ignore[index]
+            elif session is None:
+                back, end_to_end = (request[user_name[0] : user_name[1]], binding.inbound_impu), request[16:20]  # type: ignore[index]
+            else:
+                back = (request[user_name[0] : user_name[1]], binding.inbound_impu, request[session[0] : session[1]])  # type: ignore[index]
+                end_to_end = request[16:20]
         else:  # a recording node: the general path's translation, which names the binding in the capture
-            translated, restore = partner.translate(request, binding, Identities(impi, binding.inbound_impu))
-            forwarded = translated[:12] + hop_by_hop.to_bytes(4, "big") + translated[16:]
-            back, end_to_end = AnswerTranslator.values(restore), restore.end_to_end
-        pending.add(hop_by_hop_in, None, target, forwarded, _MAR, hop_by_hop,
-                    TranslatedAnswer(self, back, end_to_end, peer, key, request), node.now)
+            translated, restore = partner.translate(request, binding.binding(),
+                                                    Identities(impi, binding.inbound_impu.decode()))
+            forwarded = translated[:12] + _U32.pack(hop_by_hop) + translated[16:]
+            back, end_to_end = tuple(AnswerTranslator.values(restore)), restore.end_to_end
+        # PendingRequests.add, as the relay's loop inserts its entries (the loop arms the
+        # expiry timer once per read, after this)
+        pending.entries[hop_by_hop] = _new_tuple(PendingRequest, (
+            hop_by_hop, hop_by_hop_in, None, target, forwarded, node.now + pending.tx, _MAR, (),
+            _new_tuple(TranslatedAnswer, (self, back, end_to_end, peer, key, request)),
+        ))
+        per_peer = pending.per_peer
+        per_peer[target] = per_peer.get(target, 0) + 1
         target.send(forwarded)
         return True
 
-    def _target(self, binding: InboundBinding) -> Any:
+    def _target(self, binding: ActiveBinding, pending: PendingRequests) -> Any:
         """The peer ``Proxy.originate`` would choose for the translated MAR when the choice
         is simple (RFC 6733 §6.1.5: a Destination-Host that is an available peer, else the
-        realm's single available target), within the pending limits; else None."""
+        realm's single available target), within the pending limits; else None. (The
+        pending tables read as the relay's loop reads them; ``Proxy.available``, inline.)"""
         node = self.node
         limits = node.limits
-        pending = node.pending  # (its tables read as the relay's loop reads them)
         if len(pending.entries) >= limits.max_pending:
             return None
-        primary = binding.primary
-        if primary.host is not None:
-            target = self.proxy.available(primary.host)
-        else:
-            route = node.routing.lookup(primary.realm, _CX)
+        host_key = binding.host_key
+        if host_key is None:
+            route = node.routing.lookup(binding.realm, _CX)
             if route is None or len(route.targets) != 1:
                 return None
-            target = self.proxy.available(route.targets[0].host)
-        if target is None or pending.per_peer.get(target, 0) >= limits.max_pending_per_peer:
+            host_key = route.targets[0].host.lower()
+        target = node.peers.get(host_key)
+        if target is None or not target.available or pending.per_peer.get(target, 0) >= limits.max_pending_per_peer:
             return None
         return target
 
 
 _CX = 16777216
+_U32 = struct.Struct(">I")
+_new_tuple = tuple.__new__
 
 
-class TranslatedAnswer:
+class TranslatedAnswer(NamedTuple):
     """Where the answer to a MAR sent on by the fast path goes: the pending entry's
-    ``deferred`` (``Proxy.own_answer`` / ``deliver`` call ``callback``, for the primary's
-    answer and for this node's 3002 alike), as ``PartnerApplication._translated_back``
-    and ``Proxy.local``'s callbacks would treat it. ``back`` and ``end_to_end``: the
-    Restore's content as ``AnswerTranslator.translate_with`` takes it."""
+    ``deferred``. ``Proxy.own_answer`` gives it the primary's answer (``answered``: the
+    hop-by-hop id put back in the translation's copy), ``Proxy.deliver`` this node's 3002
+    (``callback``, as to a Deferred); either is treated as
+    ``PartnerApplication._translated_back`` and ``Proxy.local``'s callbacks would treat it.
+    ``back`` and ``end_to_end``: the Restore's content as
+    ``AnswerTranslator.translate_with`` takes it. A tuple: made with ``tuple.__new__``."""
 
-    __slots__ = ("fast", "back", "end_to_end", "peer", "key", "request")
-
-    def __init__(self, fast: PartnerFastPath, back: list[bytes], end_to_end: bytes | None, peer: Any,
-                 key: tuple[str, int], request: bytes) -> None:
-        self.fast, self.back, self.end_to_end, self.peer, self.key, self.request = fast, back, end_to_end, peer, key, request
+    fast: PartnerFastPath
+    back: tuple[bytes, ...]
+    end_to_end: bytes | None
+    peer: Any
+    key: tuple[str, int]
+    request: bytes
 
     def callback(self, answer: bytes) -> None:
+        """The answer with the requester's hop-by-hop id already in it (``Proxy.deliver``)."""
+        self.answered(answer, None)
+
+    def answered(self, answer: bytes, hop_by_hop: int | None) -> None:
+        """The answer as it came (its hop-by-hop id ours: ``hop_by_hop`` goes in), or as
+        ``callback`` gives it (None)."""
         fast = self.fast
-        fast.partner._count("forwarded")
+        outcomes = fast.partner.outcomes  # PartnerApplication._count, inline
+        outcomes["forwarded"] = outcomes.get("forwarded", 0) + 1
         try:
-            translated = fast.answers.translate_with(answer, self.back, self.end_to_end)  # step 20
+            translated = fast.answers.translate_with(  # step 20
+                answer, self.back, self.end_to_end, None if hop_by_hop is None else _U32.pack(hop_by_hop))
         except DecodeError as error:  # what translate_answer raises: local work that failed, 5012
             fast.proxy.local_failed(error, self.peer, self.key, self.request)
             return

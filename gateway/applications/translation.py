@@ -184,11 +184,16 @@ class RequestTranslator:
                      hop_by_hop: bytes, end_to_end: int | None) -> bytes:
         """``translate`` with the identities and the destination as strings (no objects made
         per request on the fast path)."""
-        values = [impi.encode(), impu.encode(), realm.encode()]
-        if host is not None:
-            values.append(host.encode())
+        values = (impi.encode(), impu.encode(), realm.encode()) + (() if host is None else (host.encode(),))
+        return self.translate_values(request, splice, values, hop_by_hop, end_to_end)
+
+    def translate_values(self, request: bytes, splice: Splice, values: tuple[bytes, ...], hop_by_hop: bytes,
+                         end_to_end: int | None) -> bytes:
+        """``translate_to`` with the identities and the destination as UTF-8 bytes, in its
+        order (IMPI, IMPU, realm[, host]: ``caches.ActiveBinding.values``); with topology
+        hiding, a Session-Id of this node's is added here."""
         if self.hide_topology:
-            values.append(new_session_id(self.local.host).encode())
+            values = (*values, new_session_id(self.local.host).encode())
         return splice.apply(request, values, hop_by_hop, None if end_to_end is None else _U32.pack(end_to_end))
 
 

@@ -33,8 +33,9 @@ class DuplicateCache:
 
     def put(self, key: Any, answer: bytes) -> None:
         answers = self._answers
+        if key in answers:  # the newest last (a key seen before usually is not: End-to-End ids are new)
+            answers.move_to_end(key)
         answers[key] = (self.clock.seconds() + self.ttl, answer)
-        answers.move_to_end(key)
         while len(answers) > self.size:
             answers.popitem(last=False)
 

@@ -302,10 +302,17 @@ class Proxy:
         node = self.node
         if node.counting:
             result = answer_result(data)
-            node.message_counts.count(peer.host, "in", entry.command_code, result)
-            node.message_counts.count("local", "out", entry.command_code, result)
+            counts = node.message_counts  # (MessageCounts.count, inline: twice per answer)
+            counts[peer.host, "in", entry.command_code, result] += 1
+            counts["local", "out", entry.command_code, result] += 1
             if observe:
                 node.observe_latency(entry)
+        # a fast path's receiver (gateway.applications.fastpath.TranslatedAnswer) takes the
+        # answer as it came and puts the original hop-by-hop id back in the same copy
+        answered = getattr(entry.deferred, "answered", None)
+        if answered is not None:
+            answered(data, entry.original_hop_by_hop)
+            return
         self.deliver(entry, data)
 
     def deliver(self, entry: PendingRequest, answer: bytes) -> None:
@@ -393,25 +400,39 @@ class Proxy:
         answers those); nothing was changed then."""
         node = self.node
         limits = node.limits
-        if (
-            key in self._serving
-            or self.serving >= limits.max_pending
-            or self._serving_per_peer.get(peer, 0) >= limits.max_pending_per_peer
-        ):
+        serving = self._serving
+        per_peer = self._serving_per_peer
+        if key in serving or self.serving >= limits.max_pending or per_peer.get(peer, 0) >= limits.max_pending_per_peer:
             return False
-        self._begin_local(connection, peer, key, hop_by_hop)
+        # _begin_local, inline (once per request on the fast path)
+        serving[key] = [(connection, hop_by_hop)]
+        self.serving += 1
+        per_peer[peer] = per_peer.get(peer, 0) + 1
         if node.counting:
-            node.message_counts.count(peer.host, "in", command, "")
+            node.message_counts[peer.host, "in", command, ""] += 1  # MessageCounts.count, inline
         return True
 
     def local_answer(self, answer: bytes, peer: Any, key: Any, command: int) -> None:
         """The answer of work admitted by ``admit_local``: what ``local``'s callbacks do with
-        an application's answer (limits released, counted, kept for duplicates, sent to
-        every copy of the request)."""
-        self._local_done(None, peer)
-        if self.node.counting:
-            self._count_local(answer, peer, command)
-        self._local_answered(answer, key)
+        an application's answer (``_local_done``: limits released; ``_count_local``:
+        counted; ``_local_answered``: kept for duplicates, sent to every copy of the
+        request), in one call. An ``answer`` that carries the hop-by-hop id of a copy
+        already goes to it as it is."""
+        self.serving -= 1
+        per_peer = self._serving_per_peer
+        left = per_peer[peer] - 1
+        if left:
+            per_peer[peer] = left
+        else:
+            del per_peer[peer]
+        node = self.node
+        if node.counting:
+            node.message_counts[peer.host, "out", command, answer_result(answer)] += 1
+        node.duplicates.put(key, answer)
+        for connection, hop_by_hop in self._serving.pop(key, ()):
+            if connection.connected:
+                connection.queue(answer if _U32.unpack_from(answer, 12)[0] == hop_by_hop
+                                 else with_hop_by_hop(answer, hop_by_hop))
 
     def local_failed(self, error: BaseException, peer: Any, key: Any, request: bytes) -> None:
         """Work admitted by ``admit_local`` failed: what ``local``'s errback does (5012)."""

@@ -525,3 +525,23 @@ def test_template_miss_on_same_length_other_structure():
     with pytest.raises(DecodeError) as caught:
         decode(bytes(data), dictionary)
     assert caught.value.result_code in (ResultCode.DIAMETER_INVALID_AVP_LENGTH, ResultCode.DIAMETER_INVALID_AVP_VALUE)
+
+
+@pytest.mark.parametrize("avp", [(263, 0), (1, 0), (601, 10415)])  # Session-Id, User-Name, Public-Identity
+def test_template_fits_says_no_to_invalid_utf8_on_a_template_hit(avp):
+    """template_fits checks a UTF8String with bytes.decode (a verdict, no reason): a
+    value of a remembered layout that is not UTF-8 makes it say False, never raise."""
+    from cx_codec.avp import template_fits
+    from cx_codec.dictionary import Dictionary, base, cx, digest, doic
+    from cx_codec.rewrite import top_level
+    from cx_codec.samples import SAMPLE_MAR
+
+    dictionary = Dictionary().load(base, digest, doic, cx)
+    decode(SAMPLE_MAR, dictionary)
+    (template,) = [t for known in dictionary.templates.values() for t in known]
+    old = top_level(SAMPLE_MAR, {avp})[avp][0]
+    broken = SAMPLE_MAR.replace(old, b"\xc3" + old[1:], 1)  # a lead byte without its continuation
+    assert template_fits(SAMPLE_MAR, template, dictionary)
+    assert not template_fits(broken, template, dictionary)
+    with pytest.raises(DecodeError):
+        decode(broken, dictionary)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cx_codec.avp import pack_avp
 from cx_codec.errors import DecodeError
 from cx_codec.rewrite import rewrite
-from cx_codec.splice import Layouts, Splice, _compile, walk
+from cx_codec.splice import Layouts, Splice, _compile, _interpret, walk
 
 KEYS = [(1, 0), (263, 0), (264, 0), (282, 0), (293, 0), (601, 10415), (602, 10415), (1, 10415)]
 _avp = st.tuples(st.sampled_from(KEYS), st.sampled_from([0x40, 0x00, 0x60]), st.binary(max_size=13))
@@ -105,3 +105,6 @@ def test_a_splice_is_compiled_after_some_uses_and_gives_the_same_bytes(avps, cho
     finally:
         module._compile = real
     assert len(compiled) == 1 and len(set(made)) == 1
+    # compiled, ``apply`` is the generated function itself, with the method's defaults
+    assert splice.apply is not splice._interpreted
+    assert splice.apply(message, values) == _interpret(splice._pieces, message, values, None, None)

@@ -144,6 +144,10 @@ class Partner:
             sorted(node.message_counts.items()),
             sorted(self.role.outcomes.items()),
             dict(node.counters.generated),
+            # the duplicate cache (RFC 6733 §6.1.3) in its order, and the local work being served
+            list(node.duplicates._answers.items()),
+            sorted((key, [(c.peer.host, hop) for c, hop in waiting]) for key, waiting in node.proxy._serving.items()),
+            sorted((peer.host, n) for peer, n in node.proxy._serving_per_peer.items()),
         )
 
 

@@ -219,3 +219,22 @@ def test_stop_cancels_the_timer():
     clock.advance(10 * TX)
     assert expired == []
     table.stop()  # twice is fine
+
+
+def test_the_duplicate_cache_keeps_the_newest_answers_last_and_evicts_the_oldest() -> None:
+    """DuplicateCache (RFC 6733 §6.1.3): an answer put again for a key moves it last, the
+    oldest goes beyond ``size``, an entry past its ttl is not given."""
+    from twisted.internet import task
+
+    from gateway.routing.local import DuplicateCache
+
+    clock = task.Clock()
+    cache = DuplicateCache(size=2, ttl=5.0, clock=clock)
+    cache.put(("a", 1), b"first")
+    cache.put(("b", 2), b"second")
+    cache.put(("a", 1), b"first again")  # now the newest
+    cache.put(("c", 3), b"third")  # evicts ("b", 2), the oldest
+    assert list(cache._answers) == [("a", 1), ("c", 3)]
+    assert cache.get(("a", 1)) == b"first again" and cache.get(("b", 2)) is None
+    clock.advance(5.1)
+    assert cache.get(("c", 3)) is None

@@ -13,6 +13,7 @@ from hss_store.errors import (
     NoAgreement,
     NoAllocationPolicy,
     PoolExhausted,
+    StoreError,
     UnknownBinding,
     UnknownSubscriber,
 )
@@ -90,6 +91,36 @@ def test_expiry(store, clock):
         store.inbound_by_impi(b.inbound_impi)
     renewed = store.allocate_inbound(PRIMARY, P_IMPI, P_IMPU)
     assert renewed.inbound_impi != b.inbound_impi and store.inbound_by_impi(renewed.inbound_impi) == renewed
+
+
+def test_active_inbound_reads_what_inbound_by_impi_returns(store, clock, backend):
+    """The partner's lean read per MAR: the same binding's fields, None wherever
+    inbound_by_impi raises UnknownBinding (or InvalidIdentity), expiry and revocation included."""
+    store.set_policy(AllocationPolicy("inbound", "random", INBOUND.impi_pattern, INBOUND.impu_pattern, ttl_seconds=60))
+    b = store.allocate_inbound(PRIMARY, P_IMPI, P_IMPU)
+    assert store.active_inbound(b.inbound_impi) == (
+        b.inbound_impu, b.primary, b.primary_impi, b.primary_impu, b.created_at, b.expires_at,
+    )
+    assert store.active_inbound("nobody@partner.example") is None
+    assert store.active_inbound("not-an-impi") is None
+    assert store.active_inbound(b.inbound_impu) is None  # an IMPU is no IMPI
+    clock.advance(59)
+    assert store.active_inbound(b.inbound_impi) is not None
+    clock.advance(1)
+    assert store.active_inbound(b.inbound_impi) is None  # expired, as inbound_by_impi says
+    store.set_policy(INBOUND)
+    c = store.allocate_inbound(PrimaryDatabase("primary.example"), P_IMPI, P_IMPU)
+    assert store.active_inbound(c.inbound_impi) == (
+        c.inbound_impu, PrimaryDatabase("primary.example"), P_IMPI, P_IMPU, c.created_at, None,
+    )
+    store.revoke_inbound(c.inbound_impi)
+    assert store.active_inbound(c.inbound_impi) is None
+    with pytest.raises(UnknownBinding, match="revoked"):
+        store.inbound_by_impi(c.inbound_impi)
+    if backend == "sqlite":  # a failing store: its StoreError, as every other call raises it
+        store.close()
+        with pytest.raises(StoreError):
+            store.active_inbound(b.inbound_impi)
 
 
 def test_no_policy(store):

@@ -1,0 +1,127 @@
+"""gateway.applications.caches.InboundBindingCache: the partner's active inbound bindings
+(TR 23.781 solution 2, step 17) as the fast path reads them, against the store's own
+answer (``inbound_by_impi``): the same binding, expiry checked at every use, a revocation
+seen at once without the watch and after ``forget`` with it, a failing store a miss."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.applications.caches import InboundBindingCache
+from hss_store import open_store
+from hss_store.allocation import AllocationPolicy
+from hss_store.records import PrimaryDatabase
+
+PRIMARY = PrimaryDatabase("primary.example", "Gw.Primary.Example")
+
+
+class Clock:
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path):
+    clock = Clock()
+    store = open_store(str(tmp_path / "partner.sqlite"), clock=clock)
+    store.clock = clock  # type: ignore[attr-defined]
+    store.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
+                                      impu_pattern="sip:mig-<random>@partner.example", ttl_seconds=60))
+    yield store
+    store.close()
+
+
+def test_a_record_is_the_stores_binding_ready_for_the_fast_path(store) -> None:
+    binding = store.allocate_inbound(PRIMARY, "out-1@primary.example", "sip:out-1@primary.example")
+    record = InboundBindingCache(store).lookup(binding.inbound_impi)
+    assert record is not None
+    assert record.binding() == binding == store.inbound_by_impi(binding.inbound_impi)
+    assert record.inbound_impu == binding.inbound_impu.encode()
+    assert (record.host, record.host_key, record.realm) == ("Gw.Primary.Example", "gw.primary.example", "primary.example")
+    # what RequestTranslator.translate_values puts in the MAR, in translate_to's order
+    assert record.values == (b"out-1@primary.example", b"sip:out-1@primary.example", b"primary.example",
+                             b"Gw.Primary.Example")
+    no_host = store.allocate_inbound(PrimaryDatabase("primary.example"), "out-2@primary.example",
+                                     "sip:out-2@primary.example")
+    record = InboundBindingCache(store).lookup(no_host.inbound_impi)
+    assert record is not None and record.binding() == no_host
+    assert (record.host, record.host_key, record.values[2:]) == (None, None, (b"primary.example",))
+    # the general path's read, kept, gives the same record
+    cache = InboundBindingCache(store)
+    assert cache.keep(no_host) == record and cache.active(no_host.inbound_impi) == no_host
+
+
+def test_unwatched_every_use_reads_the_store(store) -> None:
+    binding = store.allocate_inbound(PRIMARY, "out-1@primary.example", "sip:out-1@primary.example")
+    cache = InboundBindingCache(store)
+    assert cache.lookup(binding.inbound_impi) is not None and not cache._entries
+    store.revoke_inbound(binding.inbound_impi)
+    assert cache.lookup(binding.inbound_impi) is None and cache.active(binding.inbound_impi) is None
+    assert cache.lookup("nobody@partner.example") is None
+    assert cache.lookup("not an identity") is None
+
+
+def test_watched_bindings_are_held_until_forgotten_and_expire_at_use(store) -> None:
+    binding = store.allocate_inbound(PRIMARY, "out-1@primary.example", "sip:out-1@primary.example")
+    cache = InboundBindingCache(store)
+    cache.watching()
+    held = cache.lookup(binding.inbound_impi)
+    assert held is not None and cache._entries == {binding.inbound_impi: held}
+    store.revoke_inbound(binding.inbound_impi)  # unseen until the watch reads the change log
+    assert cache.lookup(binding.inbound_impi) is held
+    cache.forget(binding.inbound_impi)  # what the watch does for the event
+    assert cache.lookup(binding.inbound_impi) is None
+    other = store.allocate_inbound(PRIMARY, "out-2@primary.example", "sip:out-2@primary.example")
+    assert cache.lookup(other.inbound_impi) is not None
+    store.clock.now += 59
+    assert cache.lookup(other.inbound_impi) is not None
+    store.clock.now += 1  # its expiry, checked at every use
+    assert cache.lookup(other.inbound_impi) is None and other.inbound_impi not in cache._entries
+
+
+def test_the_size_bounds_what_is_held(store) -> None:
+    made = [store.allocate_inbound(PRIMARY, f"out-{n}@primary.example", f"sip:out-{n}@primary.example")
+            for n in range(3)]
+    cache = InboundBindingCache(store, size=2)
+    cache.watching()
+    for binding in made:
+        assert cache.lookup(binding.inbound_impi) is not None
+    assert len(cache._entries) <= 2 and made[2].inbound_impi in cache._entries
+
+
+def test_a_failing_store_is_a_miss(store) -> None:
+    binding = store.allocate_inbound(PRIMARY, "out-1@primary.example", "sip:out-1@primary.example")
+    cache = InboundBindingCache(store)
+    store.close()  # every read now raises the store's StoreError
+    assert cache.lookup(binding.inbound_impi) is None
+
+
+class _OnlyTheInterface:
+    """A store with HssStore's methods only (no ``active_inbound``)."""
+
+    in_process = True
+
+    def __init__(self, store) -> None:
+        self.store, self._clock = store, store.clock
+
+    def inbound_by_impi(self, impi: str):
+        return self.store.inbound_by_impi(impi)
+
+
+def test_a_store_without_the_lean_read_gives_the_same_records(store) -> None:
+    binding = store.allocate_inbound(PRIMARY, "out-1@primary.example", "sip:out-1@primary.example")
+    lean, plain = InboundBindingCache(store), InboundBindingCache(_OnlyTheInterface(store))  # type: ignore[arg-type]
+    assert plain.lookup(binding.inbound_impi) == lean.lookup(binding.inbound_impi)
+    assert plain.lookup("nobody@partner.example") is None
+    store.clock.now += 60
+    assert plain.lookup(binding.inbound_impi) is None and lean.lookup(binding.inbound_impi) is None
+
+
+def test_a_store_read_off_the_reactor_is_not_read_here(store) -> None:
+    binding = store.allocate_inbound(PRIMARY, "out-1@primary.example", "sip:out-1@primary.example")
+    remote = _OnlyTheInterface(store)
+    remote.in_process = False  # type: ignore[misc]
+    # (the general path reads it off the reactor, and answers)
+    assert InboundBindingCache(remote).lookup(binding.inbound_impi) is None  # type: ignore[arg-type]
