@@ -24,6 +24,7 @@ work (``Proxy.admit_local`` / ``local_answer``), the answer of the node's own re
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cx_codec import DecodeError
@@ -56,7 +57,7 @@ class MarLayout:
     Public-Identity, Origin-Host, and the SIP-Auth-Data-Item's bytes; None where absent."""
 
     __slots__ = ("entries", "layout", "user_name", "public_identity", "origin_host", "session_id", "item",
-                 "number", "server_name", "usable", "_splices")
+                 "number", "server_name", "usable", "splices")
 
     def __init__(self, entries: tuple[Any, ...]) -> None:
         self.entries = entries
@@ -76,13 +77,13 @@ class MarLayout:
         self.server_name = found.get(_SERVER_NAME)
         # it has what every fast path reads (a strictly valid MAR has, TS 29.229 §6.1.7)
         self.usable = None not in (self.item, self.user_name, self.public_identity, self.origin_host)
-        self._splices: list[Any] = [_UNKNOWN, _UNKNOWN]  # RequestTranslator.splice's, without and with a host
+        self.splices: list[Any] = [_UNKNOWN, _UNKNOWN]  # RequestTranslator.splice's, without and with a host
 
     def splice(self, requests: RequestTranslator, with_host: bool) -> Splice | None:
         """``requests.splice(self.layout, with_host)``, asked once per layout."""
-        splice = self._splices[with_host]
+        splice = self.splices[with_host]
         if splice is _UNKNOWN:
-            splice = self._splices[with_host] = requests.splice(self.layout, with_host)
+            splice = self.splices[with_host] = requests.splice(self.layout, with_host)
         return splice  # type: ignore[no-any-return]
 
     def fits(self) -> bool:
@@ -162,6 +163,31 @@ def duplicate_key(request: bytes, layout: MarLayout) -> tuple[str, int]:
     return host.decode().lower(), int.from_bytes(request[16:20], "big")
 
 
+_USER_NAME_HEADER = b"\x00\x00\x00\x01\x40"  # User-Name (1), M flag (RFC 6733 §8.14)
+
+
+def user_names(data: bytes, offset: int) -> Iterator[str]:
+    """The User-Names of the MARs (requests, no T flag) in ``data`` from ``offset``, as
+    far as whole messages go, found by their AVP header's bytes, unchecked: the IMPIs whose
+    bindings ``InboundBindingCache.prefetch`` reads at once. A wrong one only costs a key
+    looked up for nothing; each MAR is still checked and looked up when served."""
+    end = len(data)
+    while offset + 20 <= end:
+        stop = offset + int.from_bytes(data[offset + 1 : offset + 4], "big")
+        if stop > end or stop < offset + 20:
+            return
+        if data[offset + 5 : offset + 8] == b"\x00\x01\x2f" and data[offset + 4] & 0x90 == 0x80:  # 303, R, no T
+            at = data.find(_USER_NAME_HEADER, offset + 20, stop)
+            if at >= 0:
+                length = int.from_bytes(data[at + 5 : at + 8], "big")
+                if 8 < length and at + length <= stop:
+                    try:
+                        yield data[at + 8 : at + length].decode()
+                    except UnicodeDecodeError:
+                        pass
+        offset = stop
+
+
 def _item_members(data: bytes) -> tuple[str, bool]:
     """(SIP-Authentication-Scheme, whether SIP-Authorization is there) of the data of a
     SIP-Auth-Data-Item the codec accepted (TS 29.229 §6.3.13)."""
@@ -191,10 +217,15 @@ class PartnerFastPath:
         self.layouts = MarLayouts()
         self.requests = RequestTranslator(partner.local, partner.hide_topology)
         self.answers = AnswerTranslator(partner.local, partner.hide_topology)
+        self._read: bytes | None = None  # the read whose bindings were asked for at once (kept: ``is``)
 
     def __call__(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
         if data[offset + 5 : offset + 8] != b"\x00\x01\x2f" or data[offset + 4] & FLAG_T:  # 303 MAR
             return False
+        if data is not self._read:  # the first MAR of a read: the bindings of all its MARs, at once
+            self._read = data
+            if stop < len(data):
+                self.bindings.prefetch(user_names(data, offset))
         request = data[offset:stop]
         layout = self.layouts.plain_layout(request)
         if layout is None:
@@ -213,7 +244,9 @@ class PartnerFastPath:
         target = self._target(binding, pending)
         if target is None:
             return False
-        splice = layout.splice(self.requests, binding.host is not None)
+        splice = layout.splices[binding.host is not None]
+        if splice is _UNKNOWN:
+            splice = layout.splice(self.requests, binding.host is not None)
         if splice is None:
             return False  # translate_request would refuse it: the general path answers
         hop_by_hop_in = int.from_bytes(request[12:16], "big")
@@ -249,7 +282,7 @@ class PartnerFastPath:
         ))
         per_peer = pending.per_peer
         per_peer[target] = per_peer.get(target, 0) + 1
-        target.send(forwarded)
+        target.connection.queue(forwarded)  # Peer.send (``_target``: the peer is available, so connected)
         return True
 
     def _target(self, binding: ActiveBinding, pending: PendingRequests) -> Any:

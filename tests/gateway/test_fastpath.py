@@ -349,3 +349,37 @@ def test_a_recording_node_names_the_binding_of_each_fast_mar(store) -> None:
         assert binding.inbound_impi in comment and binding.primary_impi in comment
     finally:
         partner.watcher.stop()
+
+
+def test_the_user_names_of_a_reads_mars_are_found_by_their_header() -> None:
+    """fastpath.user_names: the IMPIs whose bindings are read at once, from the MAR at
+    ``offset`` to the last whole message; T-flagged MARs, other commands and a message cut
+    short left out."""
+    from gateway.applications.fastpath import user_names
+
+    mars = [_mar(n, f"mig-{n}@partner.example", f"sip:mig-{n}@partner.example", session=n) for n in range(4)]
+    retransmitted = _mar(9, "mig-9@partner.example", "sip:mig-9@partner.example", retransmit=True)
+    answer = _maa(mars[0], 2001)
+    data = b"".join([mars[0], answer, mars[1], retransmitted, mars[2], mars[3][:-4]])
+    assert list(user_names(data, 0)) == ["mig-0@partner.example", "mig-1@partner.example", "mig-2@partner.example"]
+    assert list(user_names(data, len(mars[0]) + len(answer))) == ["mig-1@partner.example", "mig-2@partner.example"]
+    assert list(user_names(b"\x01\x00\x00\x03" + bytes(40), 0)) == []  # a length shorter than a header
+
+
+def test_a_read_of_several_mars_reads_their_bindings_at_once(store) -> None:
+    bindings = _bindings(store)
+    partner = Partner(store, fast=True)
+    partner.clock.advance(POLL)  # the watch has read the log: bindings may be held
+    reads = []
+    cache = partner.role.bindings
+    cache._read_many = lambda impis: (reads.append(list(impis)), store.active_inbound_many(impis))[1]
+    try:
+        partner.feed(SCSCFS[0], b"".join(_mar(n, b.inbound_impi, b.inbound_impu, session=n)
+                                         for n, b in enumerate(bindings[:3])))
+        assert reads == [[b.inbound_impi for b in bindings[:3]]]
+        assert len(partner.drain()[PRIMARY_GW]) == 3
+        partner.feed(SCSCFS[0], b"".join(_mar(10 + n, b.inbound_impi, b.inbound_impu, session=10 + n)
+                                         for n, b in enumerate(bindings[:3])))
+        assert len(reads) == 1 and len(partner.drain()[PRIMARY_GW]) == 3  # held: nothing read
+    finally:
+        partner.watcher.stop()

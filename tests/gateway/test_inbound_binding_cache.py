@@ -125,3 +125,39 @@ def test_a_store_read_off_the_reactor_is_not_read_here(store) -> None:
     remote.in_process = False  # type: ignore[misc]
     # (the general path reads it off the reactor, and answers)
     assert InboundBindingCache(remote).lookup(binding.inbound_impi) is None  # type: ignore[arg-type]
+
+
+def test_prefetch_holds_what_lookup_would_read(store) -> None:
+    """The bindings of the MARs of one read, read at once: held as ``lookup`` would hold
+    them one by one (expired, revoked and unknown ones left out); nothing without the watch."""
+    made = [store.allocate_inbound(PRIMARY, f"out-{n}@primary.example", f"sip:out-{n}@primary.example")
+            for n in range(5)]
+    store.revoke_inbound(made[1].inbound_impi)
+    impis = [b.inbound_impi for b in made] + ["nobody@partner.example"]
+    one_by_one = InboundBindingCache(store)
+    expected = {impi: one_by_one.lookup(impi) for impi in impis}
+    cache = InboundBindingCache(store)
+    cache.prefetch(impis)
+    assert not cache._entries  # not watched: nothing may be held
+    cache.watching()
+    cache.prefetch(impis)
+    assert cache._entries == {impi: record for impi, record in expected.items() if record is not None}
+    assert all(cache.lookup(impi) == expected[impi] for impi in impis)
+    store.clock.now += 60  # expired: checked at use, as for any binding held
+    assert all(cache.lookup(impi) is None for impi in impis)
+
+
+def test_prefetch_reads_nothing_when_the_first_is_held(store) -> None:
+    made = [store.allocate_inbound(PRIMARY, f"out-{n}@primary.example", f"sip:out-{n}@primary.example")
+            for n in range(3)]
+    cache = InboundBindingCache(store)
+    cache.watching()
+    assert cache.lookup(made[0].inbound_impi) is not None
+    cache.prefetch(b.inbound_impi for b in made)
+    assert list(cache._entries) == [made[0].inbound_impi]  # (a working set held: no read at all)
+    cache.prefetch(b.inbound_impi for b in made[1:])
+    assert set(cache._entries) == {b.inbound_impi for b in made}
+    store.close()
+    cache.forget(made[1].inbound_impi)
+    cache.prefetch([made[1].inbound_impi, made[2].inbound_impi])  # a failing store: each lookup finds out
+    assert cache.lookup(made[1].inbound_impi) is None

@@ -123,6 +123,26 @@ def test_active_inbound_reads_what_inbound_by_impi_returns(store, clock, backend
             store.active_inbound(b.inbound_impi)
 
 
+def test_active_inbound_many_is_active_inbound_for_each(store, clock):
+    """The bindings of a read's MARs at once: what active_inbound gives for each IMPI that
+    has an active binding, whatever the number asked (statements of 1 to 128 keys)."""
+    store.set_policy(AllocationPolicy("inbound", "random", INBOUND.impi_pattern, INBOUND.impu_pattern, ttl_seconds=60))
+    expiring = store.allocate_inbound(PRIMARY, P_IMPI, P_IMPU)
+    store.set_policy(INBOUND)
+    made = [store.allocate_inbound(PrimaryDatabase("primary.example", None if n % 2 else "hss1.primary.example"),
+                                   f"user-{n}@primary.example", f"sip:user-{n}@primary.example") for n in range(140)]
+    store.revoke_inbound(made[3].inbound_impi)
+    clock.advance(60)  # ``expiring`` expired
+    asked = [b.inbound_impi for b in made] + [expiring.inbound_impi, "nobody@partner.example", "not-an-impi",
+                                              made[0].inbound_impi]
+    expected = {impi: store.active_inbound(impi) for impi in asked}
+    assert store.active_inbound_many(asked) == {impi: found for impi, found in expected.items() if found is not None}
+    assert made[3].inbound_impi not in expected or expected[made[3].inbound_impi] is None
+    for n in (0, 1, 2, 3, 5, 64, 127, 128, 129):
+        some = asked[:n]
+        assert store.active_inbound_many(some) == {impi: expected[impi] for impi in some if expected[impi] is not None}
+
+
 def test_no_policy(store):
     with pytest.raises(NoAllocationPolicy, match="policy set inbound"):
         store.allocate_inbound(PRIMARY, P_IMPI, P_IMPU)
