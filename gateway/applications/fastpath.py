@@ -17,8 +17,13 @@ Everything else, every error answer included, goes down the general path, which 
 it as before; nothing is changed before that decision. What the two paths share rather
 than copy: the translation (gateway.applications.translation), the bookkeeping of local
 work (``Proxy.admit_local`` / ``local_answer``), the answer of the node's own requests
-(``Proxy.own_answer``, which also takes this path's 3002 on timeout or a peer down);
+(``Proxy.own_answer``, which hands the primary's answer to ``TranslatedAnswer.answered``
+and also takes this path's 3002 on timeout or a peer down);
 ``tests/gateway/test_fastpath.py`` proves the answers equal, error cases included.
+
+The bindings of a read's MARs are read together: the first MAR of a read asks
+``InboundBindingCache.prefetch`` for those of all its MARs (``user_names``), one SQLite
+statement where one each would walk the index from its root every time.
 """
 
 from __future__ import annotations
