@@ -14,6 +14,7 @@ store (subscribers have no change log).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -58,6 +59,7 @@ class ActiveBinding(NamedTuple):
 
 
 _new_record = tuple.__new__
+_SAMPLE = 4  # IMPIs of a read looked at before prefetch gives up: all held, the rest likely too
 
 
 class InboundBindingCache:
@@ -130,17 +132,17 @@ class InboundBindingCache:
         (``active_inbound_many``): the IMPIs of the MARs of one read, before the first
         is served (gateway.applications.fastpath). What ``lookup`` would read for each,
         read at once; only where bindings may be held (the watch reads the change log).
-        When the first is held, so are the others, most likely (a working set held in
-        memory): the rest of ``impis`` is not even looked at."""
+        When the first few are all held, so are the others, most likely (a working set
+        held in memory): the rest of ``impis`` is not even looked at."""
         read_many = self._read_many
         if not self.cached or read_many is None or not self.store.in_process:
             return
         entries = self._entries
         impis = iter(impis)
-        first = next(impis, None)
-        if first is None or first in entries:
+        first = list(itertools.islice(impis, _SAMPLE))
+        if all(impi in entries for impi in first):
             return
-        missing = [first, *[impi for impi in impis if impi not in entries]]
+        missing = [impi for impi in itertools.chain(first, impis) if impi not in entries]
         if len(missing) < 2:
             return  # (``lookup``'s own read)
         try:
