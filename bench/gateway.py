@@ -268,14 +268,19 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def gateway(name: str, config: Path, upstream: str | None = None) -> Iterator[Gateway]:
-    """A started gateway, listening (and with ``upstream`` open), stopped on exit."""
+def gateway(name: str, config: Path, upstream: str | None = None, bindings: str | None = None) -> Iterator[Gateway]:
+    """A started gateway, listening (and with ``upstream`` open, and its ``bindings``,
+    "inbound" or "outbound", loaded into memory), stopped on exit."""
     process = Gateway(name, config)
     try:
         process.port = int(process.wait_for(LISTENING, "its listening port").group(1))  # type: ignore[attr-defined]
         process.wait_for(HTTP, "its /metrics endpoint")
         if upstream:
             process.wait_for(rf"peer {re.escape(upstream)}: open", f"peer {upstream} to open")
+        if bindings:
+            loaded = process.wait_for(rf"([\d,]+) active {bindings} bindings held in memory.*", f"its {bindings} bindings",
+                                      timeout=300)
+            print(f"{name}: {loaded.group(0).strip()}", file=sys.stderr, flush=True)
         yield process
     finally:
         process.stop()
@@ -565,8 +570,8 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
             path.write_text(text)
             return path
 
-        def started(name: str, text: str, upstream: str | None = None) -> Gateway:
-            return stack.enter_context(gateway(name, config(name, text), upstream))
+        def started(name: str, text: str, upstream: str | None = None, bindings: str | None = None) -> Gateway:
+            return stack.enter_context(gateway(name, config(name, text), upstream, bindings))
 
         stub = stack.enter_context(role("hss-stub", "--host", PRIMARY_HOST, "--realm", PRIMARY_REALM))
         paths: dict[str, dict] = {}
@@ -574,15 +579,16 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
         paths["hss"] = {"port": hss.port, "pids": {"hss": hss.pid}, "processes": [hss], "client": [
             "--host", "scscf.primary.example", "--origin-realm", "primary.example", "--realm", "primary.example",
             "--impi-format", REAL_IMPI, "--impu-format", REAL_IMPU, "--count", str(s)]}
-        partner = started("partner", partner_config(str(partner_store), stub["port"]), PRIMARY_HOST)
+        partner = started("partner", partner_config(str(partner_store), stub["port"]), PRIMARY_HOST, "inbound")
         paths["partner"] = {"port": partner.port, "pids": {"partner": partner.pid}, "processes": [partner],
                             "client": partner_client}
         # the same process, identities drawn among 10,000 only: bindings held in memory
         hot = [*partner_client[:-1], str(min(b, HOT_IDENTITIES))]
         paths["partner 10k"] = {"port": partner.port, "pids": {"partner": partner.pid}, "processes": [partner],
                                 "client": hot}
-        primary = started("primary", primary_config(str(primary_store)))
-        chain_partner = started("chain-partner", partner_config(str(partner_store), primary.port), PRIMARY_HOST)
+        primary = started("primary", primary_config(str(primary_store)), bindings="outbound")
+        chain_partner = started("chain-partner", partner_config(str(partner_store), primary.port), PRIMARY_HOST,
+                                "inbound")
         paths["chain"] = {"port": chain_partner.port, "pids": {"partner": chain_partner.pid, "primary": primary.pid},
                           "processes": [chain_partner, primary], "client": partner_client}
         relay = started("relay", relay_config(stub["port"]), PRIMARY_HOST)
@@ -597,13 +603,13 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
 
             pg = stack.enter_context(TemporaryPostgres(durable=True))
             load_partner_postgres(pg.url, b)
-            one = started("partner-pg", partner_config(pg.url, stub["port"], scscfs=2), PRIMARY_HOST)
+            one = started("partner-pg", partner_config(pg.url, stub["port"], scscfs=2), PRIMARY_HOST, "inbound")
             paths["partner pg x1"] = {"port": one.port, "pids": {"partner": one.pid}, "processes": [one],
                                       "client": partner_client}
             port = free_port()
             pair = [started(f"partner-pg-{i}", partner_config(pg.url, stub["port"], host=f"gw-{i}.partner.example",
                                                               listen_port=port, reuse_port=True, scscfs=2),
-                            PRIMARY_HOST) for i in (1, 2)]
+                            PRIMARY_HOST, "inbound") for i in (1, 2)]
             paths["partner pg x2"] = {
                 "port": port, "pids": {"partner-1": pair[0].pid, "partner-2": pair[1].pid}, "processes": pair,
                 "client": [*partner_client, "--cx-connections", "2", "--distinct"],

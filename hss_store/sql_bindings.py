@@ -57,6 +57,20 @@ _ACTIVE_INBOUND_MANY = (
     "FROM inbound_binding WHERE impi_key IN ({}) AND revoked_at IS NULL"
 )
 _MANY_AT_ONCE = 128
+# Pages of every active binding of one direction, in the order of the IMPI's key (indexed on
+# both backends): what a gateway holds in memory (gateway.applications.caches), read page by
+# page; the first page has no lower bound (a key may be any signed 64-bit value)
+_PAGE_COLUMNS = {
+    "inbound": "impi_key, inbound_impi, inbound_impu, primary_impi, primary_impu, primary_db, created_at, expires_at",
+    "outbound": "impi_key, outbound_impi, outbound_impu, real_impi, real_impu, partner_id, created_at, expires_at",
+}
+_PAGE_SQL = {
+    (direction, first): f"SELECT {columns} FROM {_TABLE[direction]} WHERE "
+                        f"{'' if first else 'impi_key > ? AND '}revoked_at IS NULL ORDER BY impi_key LIMIT ?"
+    for direction, columns in _PAGE_COLUMNS.items() for first in (True, False)
+}
+# (IMPI, IMPU, the IMPI and IMPU they stand for, owner, created_at, expires_at)
+BindingRow = tuple[str, str, str, str, "PrimaryDatabase | str", int, "int | None"]
 _MANY_SQL = {n: _ACTIVE_INBOUND_MANY.format(", ".join("?" * n)) for n in (1 << k for k in range(8))}
 ALLOCATION_ATTEMPTS = 5
 
@@ -337,6 +351,30 @@ class BindingsSqlStore(SqlStore):
                 if wanted.get(key) == impi and (expires_at is None or now < expires_at):
                     found[impi] = (impu, self._primary(primary_id), primary_impi, primary_impu, created_at, expires_at)
         return found
+
+    @operation
+    def active_bindings(
+        self, direction: str, after: int | None = None, limit: int = 1000
+    ) -> tuple[list[BindingRow], int | None]:
+        """A page of the active (neither revoked nor expired) bindings of ``direction``,
+        each (IMPI, IMPU, the primary or real IMPI and IMPU they stand for, owner,
+        created_at, expires_at), the owner being the primary SIP database of an inbound
+        binding and the partner_id of an outbound one; and the ``after`` of the next page,
+        None after the last. A gateway reads them all at start to hold them in memory."""
+        check_direction(direction)
+        limit = _limit(limit)
+        if after is None:
+            rows = self._q(_PAGE_SQL[direction, True], (limit,))
+        else:
+            rows = self._q(_PAGE_SQL[direction, False], (after, limit))
+        now = self._clock()
+        owner = self._primary if direction == "inbound" else str
+        page = [
+            (impi, impu, to_impi, to_impu, owner(owned), created_at, expires_at)
+            for _, impi, impu, to_impi, to_impu, owned, created_at, expires_at in rows
+            if expires_at is None or now < expires_at
+        ]
+        return page, (rows[-1][0] if len(rows) == limit else None)
 
     @operation
     def inbound_by_impu(self, inbound_impu: str) -> InboundBinding:

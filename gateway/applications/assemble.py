@@ -52,6 +52,7 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | Non
     if config.partner is not None:
         partner = PartnerApplication(store, local, node.send_request, hide_topology=config.partner.hide_topology,
                                      new_end_to_end=node.new_end_to_end)
+        partner.bindings.capacity = config.partner.bindings_in_memory
         if node.recorder is not None:  # [capture]: the translated MAR and its original named in the file
             partner.annotate = node.recorder.annotations()
         watchers.append(RevocationWatcher(
@@ -65,8 +66,9 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | Non
             store, local, {peer.host: peer.partner_id for peer in settings.partners},
             hss=hss, send=node.send_request, hss_destination=destination, hide_topology=settings.hide_topology,
         )
+        primary.bindings.capacity = settings.bindings_in_memory
         if store.store.in_process:  # (PostgreSQL: read per MAR, off the reactor)
             watchers.append(PrimaryWatch(store.store, reactor, settings.revocation_poll, primary.bindings,
-                                         primary.agreements))
+                                         primary.agreements, store))
     node.applications[CX] = CxService(local, hss=hss, partner=partner, primary=primary)
     return Roles(store, watchers)

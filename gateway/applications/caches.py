@@ -2,14 +2,20 @@
 (``InboundBindingCache``, TR 23.781 solution 2 step 17), the primary's outbound bindings and
 each partner's agreements (step 19's precondition, ``PrimaryApplication._real_identities``).
 
-Only a store called in the reactor thread (SQLite) is cached, and only once a watch reads
-the store's change logs: the partner's revocation watch (gateway.applications.revocation)
-and ``PrimaryWatch`` here. Every binding event drops the binding it names (an allocation
-drops a remembered "not bound"), every agreement event drops that partner's agreements, so
-a revocation or an agreement removed by `cxgw provision` or the provisioning API in another
-process takes effect within ``[partner]``/``[primary] revocation_poll``. A binding's expiry
-is checked at every use; a group agreement still reads the subscriber's groups from the
-store (subscribers have no change log).
+Bindings are held only once a watch reads the store's change logs: the partner's
+revocation watch (gateway.applications.revocation) and ``PrimaryWatch`` here. Every binding
+event drops the binding it names (an allocation drops a remembered "not bound"), every
+agreement event drops that partner's agreements, so a revocation or an agreement removed by
+`cxgw provision` or the provisioning API in another process takes effect within
+``[partner]``/``[primary] revocation_poll``. A binding's expiry is checked at every use; a
+group agreement still reads the subscriber's groups from the store (subscribers have no
+change log).
+
+Two tiers of bindings: the recently used ones as records ready for the fast paths (a dict,
+bounded), and every active binding of the store packed (gateway.applications.packed, about
+230 bytes each, up to ``[partner]``/``[primary] bindings_in_memory``), read page by page when
+the watch starts (``Preload``). A binding in neither is read from the store (SQLite in the
+reactor thread; the partner's PostgreSQL by the general path, off it) and kept.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from typing import Any, NamedTuple
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from gateway.applications.packed import PackedBindings
+from gateway.applications.storage import StoreAccess
 from hss_store.errors import StoreError, UnknownBinding
 from hss_store.records import (
     Agreement,
@@ -33,8 +41,12 @@ from hss_store.records import (
 from hss_store.store import HssStore
 
 log = Logger(namespace="cxgw.primary")
+loading = Logger(namespace="cxgw.bindings")
 
 _NOT_BOUND = None  # remembered: the store had no active binding for the identity
+# active bindings held packed per role, at most (about 230 bytes each: some 460 MB);
+# ``[partner]``/``[primary] bindings_in_memory``
+BINDINGS_IN_MEMORY = 2_000_000
 
 
 class ActiveBinding(NamedTuple):
@@ -71,11 +83,14 @@ class InboundBindingCache:
     an expiry is checked at every use. Without a watch (``cached`` False) every MAR reads
     the store. Held as ``ActiveBinding`` records (``lookup``, the fast path's read)."""
 
-    def __init__(self, store: HssStore, size: int = 200_000) -> None:
+    def __init__(self, store: HssStore, size: int = 200_000, capacity: int = BINDINGS_IN_MEMORY) -> None:
         self.store = store
         self.size = size  # (memory: about 0.5 KiB a binding)
         self.cached = False
         self._entries: dict[str, ActiveBinding] = {}
+        self.packed = PackedBindings()  # every active binding, up to ``capacity`` (``Preload``)
+        self.capacity = capacity
+        self.complete = False  # ``packed`` holds every active binding of the store
         self._clock: Callable[[], float] = getattr(store, "_clock", time.time)
         # the store's lean read of an active binding (sql_bindings.active_inbound), if it has one
         self._read: Callable[[str], Any] | None = getattr(store, "active_inbound", None)
@@ -88,9 +103,23 @@ class InboundBindingCache:
 
     def forget(self, impi: str) -> None:
         self._entries.pop(impi, None)
+        self.packed.remove(impi.encode())
 
     def clear(self) -> None:
         self._entries.clear()
+        self.packed.clear()
+        self.complete = False
+
+    def load(self, rows: list[Any]) -> bool:
+        """Hold the store's ``active_bindings`` rows (a page of ``Preload``); False once
+        ``capacity`` is reached (the rest is read from the store when asked for)."""
+        put, packed, capacity = self.packed.put, self.packed, self.capacity
+        for impi, impu, primary_impi, primary_impu, primary, created_at, expires_at in rows:
+            if len(packed) >= capacity:
+                return False
+            put(impi.encode(), impu.encode(), primary_impi.encode(), primary_impu.encode(), primary, created_at,
+                expires_at)
+        return True
 
     def active(self, impi: str) -> InboundBinding | None:
         """The active binding of ``impi``, or None (as ``lookup``)."""
@@ -108,6 +137,17 @@ class InboundBindingCache:
                 return record
             del self._entries[impi]
             return None
+        packed = self.packed
+        if packed:
+            found = packed.find(impi.encode())
+            if found is not None:
+                impu, primary_impi, primary_impu, primary, created_at, expires_at = found
+                if expires_at is not None and self._clock() >= expires_at:
+                    packed.remove(impi.encode())
+                    return None
+                record = self._record_of(impi, impu, primary, primary_impi, primary_impu, created_at, expires_at)
+                self._hold_recent(impi, record)
+                return record
         store = self.store
         if not store.in_process:
             return None  # (PostgreSQL: the general path reads it off the reactor, and keeps it)
@@ -135,14 +175,14 @@ class InboundBindingCache:
         When the first few are all held, so are the others, most likely (a working set
         held in memory): the rest of ``impis`` is not even looked at."""
         read_many = self._read_many
-        if not self.cached or read_many is None or not self.store.in_process:
-            return
-        entries = self._entries
+        if not self.cached or read_many is None or not self.store.in_process or self.complete:
+            return  # (complete: a binding not held is unknown, or newer than the last poll)
+        entries, packed = self._entries, self.packed
         impis = iter(impis)
         first = list(itertools.islice(impis, _SAMPLE))
         if all(impi in entries for impi in first):
             return
-        missing = [impi for impi in itertools.chain(first, impis) if impi not in entries]
+        missing = [impi for impi in itertools.chain(first, impis) if impi not in entries and impi.encode() not in packed]
         if len(missing) < 2:
             return  # (``lookup``'s own read)
         try:
@@ -165,32 +205,51 @@ class InboundBindingCache:
 
     def _record(self, impi: str, impu: str, realm: str, host: str | None, primary_impi: str, primary_impu: str,
                 created_at: int, expires_at: int | None) -> ActiveBinding:
+        return self._record_of(impi, impu.encode(), PrimaryDatabase(realm, host), primary_impi.encode(),
+                               primary_impu.encode(), created_at, expires_at)
+
+    def _record_of(self, impi: str, impu: bytes, primary: PrimaryDatabase, primary_impi: bytes, primary_impu: bytes,
+                   created_at: int, expires_at: int | None) -> ActiveBinding:
+        """The record of a binding, its identities in UTF-8."""
+        realm, host = primary.realm, primary.host
         tail = self._tails.get((realm, host))
         if tail is None:
             if len(self._tails) >= 1024:
                 self._tails.clear()
             tail = self._tails[realm, host] = (realm.encode(),) if host is None else (realm.encode(), host.encode())
         return _new_record(ActiveBinding, (
-            impu.encode(), expires_at, host, None if host is None else host.lower(), realm,
-            (primary_impi.encode(), primary_impu.encode(), *tail), impi, created_at,
+            impu, expires_at, host, None if host is None else host.lower(), realm,
+            (primary_impi, primary_impu, *tail), impi, created_at,
         ))
 
     def _hold(self, impi: str, record: ActiveBinding) -> None:
+        """Keep a binding read from the store in both tiers."""
+        self._hold_recent(impi, record)
+        if len(self.packed) < self.capacity:
+            values = record.values
+            self.packed.put(impi.encode(), record.inbound_impu, values[0], values[1],
+                            PrimaryDatabase(record.realm, record.host), record.created_at, record.expires_at)
+
+    def _hold_recent(self, impi: str, record: ActiveBinding) -> None:
         entries = self._entries
         if len(entries) >= self.size:
-            entries.clear()  # (a bound, not an LRU: a refill costs one store read each)
+            entries.clear()  # (a bound, not an LRU: what was held is in ``packed`` still, or in the store)
         entries[impi] = record
 
 
 class OutboundBindingCache:
     """Active outbound bindings by outbound IMPI, and identities found unbound, read from
-    the store on a miss. Without the watch (``cached`` False) every call reads the store."""
+    the store on a miss; every active binding also packed once ``Preload`` read them.
+    Without the watch (``cached`` False) every call reads the store."""
 
-    def __init__(self, store: HssStore, size: int = 200_000) -> None:
+    def __init__(self, store: HssStore, size: int = 200_000, capacity: int = BINDINGS_IN_MEMORY) -> None:
         self.store = store
         self.size = size  # (memory: about 0.5 KiB a binding)
         self.cached = False
         self._entries: dict[str, OutboundBinding | None] = {}
+        self.packed = PackedBindings()  # every active binding, up to ``capacity`` (``Preload``)
+        self.capacity = capacity
+        self.complete = False
         self._clock: Callable[[], float] = getattr(store, "_clock", time.time)
 
     def watching(self) -> None:
@@ -198,29 +257,123 @@ class OutboundBindingCache:
 
     def forget(self, impi: str) -> None:
         self._entries.pop(impi, None)
+        self.packed.remove(impi.encode())
 
     def clear(self) -> None:
         self._entries.clear()
+        self.packed.clear()
+        self.complete = False
+
+    def load(self, rows: list[Any]) -> bool:
+        """Hold the store's ``active_bindings`` rows (a page of ``Preload``); False once
+        ``capacity`` is reached (the rest is read from the store when asked for)."""
+        put, packed, capacity = self.packed.put, self.packed, self.capacity
+        for impi, impu, real_impi, real_impu, partner_id, created_at, expires_at in rows:
+            if len(packed) >= capacity:
+                return False
+            put(impi.encode(), impu.encode(), real_impi.encode(), real_impu.encode(), partner_id, created_at,
+                expires_at)
+        return True
 
     def active(self, impi: str) -> OutboundBinding | None:
         """The active binding of ``impi``, or None (never bound, revoked, expired: the
         store's UnknownBinding); any other StoreError is raised, as the store raises it."""
         entries = self._entries
-        if self.cached and impi in entries:
-            binding = entries[impi]
-            if binding is None or binding.expires_at is None or self._clock() < binding.expires_at:
-                return binding
-            entries[impi] = _NOT_BOUND  # expired: for good (an expiry is never moved)
-            return None
+        binding: OutboundBinding | None
+        if self.cached:
+            if impi in entries:
+                binding = entries[impi]
+                if binding is None or binding.expires_at is None or self._clock() < binding.expires_at:
+                    return binding
+                entries[impi] = _NOT_BOUND  # expired: for good (an expiry is never moved)
+                return None
+            found = self.packed.find(impi.encode()) if self.packed else None
+            if found is not None:
+                impu, real_impi, real_impu, partner_id, created_at, expires_at = found
+                binding = OutboundBinding(impi, impu.decode(), real_impi.decode(), real_impu.decode(),
+                                          partner_id, created_at, expires_at)  # type: ignore[arg-type]
+                self._hold_recent(impi, binding)
+                return self.active(impi)  # (its expiry, as for the others)
         try:
             binding = self.store.outbound_by_impi(impi)
         except UnknownBinding:
             binding = _NOT_BOUND
         if self.cached:
-            if len(entries) >= self.size:
-                entries.clear()  # (a bound, not an LRU: a refill costs one store read each)
-            entries[impi] = binding
+            self._hold_recent(impi, binding)
+            if binding is not None and len(self.packed) < self.capacity:
+                self.packed.put(impi.encode(), binding.outbound_impu.encode(), binding.real_impi.encode(),
+                                binding.real_impu.encode(), binding.partner_id, binding.created_at,
+                                binding.expires_at)
         return binding
+
+    def _hold_recent(self, impi: str, binding: OutboundBinding | None) -> None:
+        entries = self._entries
+        if len(entries) >= self.size:
+            entries.clear()  # (a bound, not an LRU: what was held is in ``packed`` still, or in the store)
+        entries[impi] = binding
+
+
+class Preload:
+    """Reads every active binding of one direction into a cache's packed tier when its
+    watch starts: a page of the store's ``active_bindings`` per reactor turn (through
+    ``StoreAccess``: SQLite in the reactor thread, PostgreSQL off it), so the node keeps
+    serving while it loads. Changes made meanwhile are the watch's events, applied after
+    the page that read them (a page reads the store as it is when read). A page that fails
+    is read again after ``retry`` seconds; loading stops at the cache's capacity."""
+
+    PAGE = 5_000
+
+    def __init__(self, access: StoreAccess, direction: str, cache: InboundBindingCache | OutboundBindingCache,
+                 clock: Any, retry: float = 1.0) -> None:
+        self.access, self.direction, self.cache, self.clock, self.retry = access, direction, cache, clock, retry
+        self.done = False
+        self._call: Any = None
+        self._stopped = False
+        self._started_at = 0.0
+
+    def start(self) -> None:
+        self._started_at = time.monotonic()
+        self._read(None)
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+
+    def _read(self, after: int | None) -> None:
+        self._call = None
+        if self._stopped:
+            return
+        store = self.access.store
+        result = self.access.call(store.active_bindings, self.direction, after, self.PAGE)  # type: ignore[attr-defined]
+        result.addCallbacks(self._page, self._failed, errbackArgs=(after,))
+
+    def _page(self, page: tuple[list[Any], int | None]) -> None:
+        if self._stopped:
+            return
+        rows, after = page
+        cache = self.cache
+        if not cache.load(rows):
+            self._finish(f"stopped at bindings_in_memory = {cache.capacity:,}; the others are read from the store")
+        elif after is None:
+            cache.complete = True
+            self._finish("all of them")
+        else:
+            self._call = self.clock.callLater(0, self._read, after)
+
+    def _finish(self, how: str) -> None:
+        self.done = True
+        packed = self.cache.packed
+        loading.info("{count} active {direction} bindings held in memory, {how} ({mb:.1f} MB, {seconds:.1f} s)",
+                 count=f"{len(packed):,}", direction=self.direction, how=how, mb=packed.nbytes / 1e6,
+                 seconds=time.monotonic() - self._started_at)
+
+    def _failed(self, failure: Any, after: int | None) -> None:
+        failure.trap(StoreError)
+        loading.warn("loading the {direction} bindings: the store did not answer ({error}); trying again in {retry} s",
+                 direction=self.direction, error=failure.value, retry=self.retry)
+        if not self._stopped:
+            self._call = self.clock.callLater(self.retry, self._read, after)
 
 
 class PartnerTerms:
@@ -269,16 +422,20 @@ class AgreementCache:
 class PrimaryWatch:
     """Polls the change logs of bindings and agreements every ``interval`` seconds and drops
     what changed from the primary role's caches. The store is called directly: only an
-    in-process store is cached (``OutboundBindingCache.watching``)."""
+    in-process store is cached (``OutboundBindingCache.watching``). With ``access``, every
+    active outbound binding is read into memory when the watch starts (``Preload``)."""
 
     def __init__(self, store: HssStore, clock: Any, interval: float, bindings: OutboundBindingCache,
-                 agreements: AgreementCache) -> None:
+                 agreements: AgreementCache, access: StoreAccess | None = None) -> None:
         self.store = store
         self.bindings, self.agreements = bindings, agreements
         self.last: tuple[int, int] | None = None  # (binding event id, agreement event id) read up to
         self._loop = LoopingCall(self.poll)
         self._loop.clock = clock
+        self.clock = clock
         self.interval = interval
+        self.access = access
+        self.preload: Preload | None = None
 
     def start(self) -> None:
         self._loop.start(self.interval, now=True)
@@ -286,6 +443,8 @@ class PrimaryWatch:
     def stop(self) -> None:
         if self._loop.running:
             self._loop.stop()
+        if self.preload is not None:
+            self.preload.stop()
 
     def poll(self) -> None:
         try:
@@ -293,12 +452,20 @@ class PrimaryWatch:
                 self.last = (self.store.last_binding_event_id(), self.store.last_agreement_event_id())
                 self.bindings.watching()
                 self.agreements.watching()
+                if self.access is not None and self.bindings.cached:
+                    self.preload = Preload(self.access, "outbound", self.bindings, self.clock)
+                    self.preload.start()
                 return
             self.last = (self._binding_events(self.last[0]), self._agreement_events(self.last[1]))
         except StoreError as error:
-            # a change could go unseen: read everything from the store again until the logs answer
+            # a change could go unseen: read everything from the store again until the logs
+            # answer, then start over from where they are (the bindings loaded again)
+            if self.preload is not None:
+                self.preload.stop()
+                self.preload = None
             self.bindings.clear()
             self.agreements.clear()
+            self.last = None
             log.warn("primary change watch: the store did not answer ({error}); trying again", error=error)
 
     def _binding_events(self, last: int) -> int:

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 
 from cx_codec import decode_lazy
 from cx_codec.commands import RegistrationTerminationRequest, new_session_id
-from gateway.applications.caches import InboundBindingCache
+from gateway.applications.caches import InboundBindingCache, Preload
 from gateway.applications.cx import CX, VENDOR_3GPP, Local
 from gateway.applications.storage import StoreAccess
 from hss_store.errors import StoreError
@@ -58,6 +58,7 @@ class RevocationWatcher:
         self._loop = LoopingCall(self.poll)
         self._loop.clock = clock
         self._busy = False
+        self.preload: Preload | None = None  # every active inbound binding read into memory at start
 
     def start(self) -> None:
         self._loop.start(self.interval, now=True)
@@ -65,6 +66,8 @@ class RevocationWatcher:
     def stop(self) -> None:
         if self._loop.running:
             self._loop.stop()
+        if self.preload is not None:
+            self.preload.stop()
 
     def poll(self) -> Deferred[None] | None:
         if self._busy:
@@ -85,6 +88,8 @@ class RevocationWatcher:
         self.last_id = last
         if self.bindings is not None:
             self.bindings.watching()  # from now on, every change reaches the cache
+            self.preload = Preload(self.store, "inbound", self.bindings, self.clock)
+            self.preload.start()
 
     def _done(self, _: object) -> None:
         self._busy = False

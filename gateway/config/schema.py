@@ -17,6 +17,7 @@ ROLES = ("relay", "partner", "primary", "hss")
 CX_ROLES = ("hss", "partner", "primary")  # the roles that serve Cx (TS 29.229) from a SIP database
 STORE_DEFAULT_FILE = "cxgw.sqlite"  # the embedded SQLite store, next to the configuration file
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")  # a [store] target taken as a URL, as is
+MAX_BINDINGS_IN_MEMORY = 50_000_000  # [partner]/[primary] bindings_in_memory: about 11.5 GB at most
 MAX_VECTORS_MAX = 32  # SIP-Auth-Data-Items per MAA (TS 29.228 §6.3.1 lets the HSS cap the number)
 STORE_THREADS_MAX = 64
 TRANSPORTS = ("tcp", "tls")
@@ -214,6 +215,9 @@ class PartnerConfig:
     # Route-Record (RFC 6733 §6.1.9 would otherwise name the partner's S-CSCF).
     hide_topology: bool = True
     revocation_poll: float = 1.0  # seconds between looks at the store's binding change log
+    # active inbound bindings held packed in memory, read at start (about 230 bytes each;
+    # gateway/applications/packed.py); the others are read from the store when asked for
+    bindings_in_memory: int = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +240,8 @@ class PrimaryConfig:
     # seconds between looks at the store's change logs of bindings and agreements (the
     # outbound bindings and agreements held in memory; SQLite stores only)
     revocation_poll: float = 1.0
+    # active outbound bindings held packed in memory, read at start (SQLite stores only)
+    bindings_in_memory: int = 2_000_000
 
     def partner_id(self, host: str) -> str | None:
         """The partner_id of a partner gateway (case-insensitive Origin-Host), or None."""

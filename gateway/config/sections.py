@@ -19,6 +19,7 @@ from gateway.config.schema import (
     DIAMETER_TLS_PORT,
     LOG_FORMATS,
     LOG_LEVELS,
+    MAX_BINDINGS_IN_MEMORY,
     MAX_VECTORS_MAX,
     MESSAGE_SIZE_MAX,
     MESSAGE_SIZE_MIN,
@@ -565,6 +566,8 @@ class _Parser:
         return PartnerConfig(
             hide_topology=c.boolean(t, "partner", "hide_topology", d.hide_topology),
             revocation_poll=c.seconds(t, "partner", "revocation_poll", d.revocation_poll),
+            bindings_in_memory=c.integer(t, "partner", "bindings_in_memory", d.bindings_in_memory, 0,
+                                         MAX_BINDINGS_IN_MEMORY),
         )
 
     def primary(
@@ -601,6 +604,8 @@ class _Parser:
             hss_realm=c.identity(t, "primary", "hss_realm", None, example="primary.example"),
             hss_host=c.identity(t, "primary", "hss_host", None, example="hss.primary.example"),
             revocation_poll=c.seconds(t, "primary", "revocation_poll", d.revocation_poll),
+            bindings_in_memory=c.integer(t, "primary", "bindings_in_memory", d.bindings_in_memory, 0,
+                                         MAX_BINDINGS_IN_MEMORY),
         )
 
     def _partner_tables(self, t: dict[str, Any]) -> list[dict[str, Any]]:

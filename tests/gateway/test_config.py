@@ -557,14 +557,15 @@ max_vectors = 32
 [primary]
 hide_topology = false
 revocation_poll = 0.5
+bindings_in_memory = 0
 """ + PARTNERS, base_dir=pem_dir)
     assert config.store == cfg.StoreConfig(str(pem_dir / "db" / "hss.sqlite"), 1.5, 64)
     assert config.hss == cfg.HssConfig(32)
     assert config.primary is not None and config.primary.hide_topology is False
-    assert config.primary.revocation_poll == 0.5
-    partner = parse_config(with_role('"partner"') + "[partner]\nhide_topology = false\nrevocation_poll = 0.25\n",
-                           base_dir=pem_dir)
-    assert partner.partner == cfg.PartnerConfig(False, 0.25)
+    assert config.primary.revocation_poll == 0.5 and config.primary.bindings_in_memory == 0
+    partner = parse_config(with_role('"partner"') + "[partner]\nhide_topology = false\nrevocation_poll = 0.25\n"
+                           "bindings_in_memory = 10\n", base_dir=pem_dir)
+    assert partner.partner == cfg.PartnerConfig(False, 0.25, 10)
 
 
 @pytest.mark.parametrize("url", ["postgresql://cxgw@db.primary.example/hss", "postgres://localhost/hss?sslmode=require"])
@@ -637,6 +638,9 @@ CX_RULES = [
     # [partner]
     (PARTNER + "[partner]\nrevocation_poll = 0\n", "partner.revocation_poll = 0 is not a valid duration"),
     (PARTNER + '[partner]\nhide_topology = "yes"\n', 'partner.hide_topology = "yes" is a string; use true or false'),
+    (PARTNER + "[partner]\nbindings_in_memory = -1\n",
+     "partner.bindings_in_memory = -1 is out of range; use 0-50000000"),
+    (PARTNER + '[partner]\nbindings_in_memory = "all"\n', "partner.bindings_in_memory"),
     (PARTNER + "[partner]\nhide_topolgy = true\n", "partner.hide_topolgy is not a known key; did you mean hide_topology?"),
     # [primary]
     (PRIMARY_HEAD, 'primary.partners is missing; a primary with no partner serves nobody: add [[primary.partners]] with '

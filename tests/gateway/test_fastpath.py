@@ -370,6 +370,8 @@ def test_a_read_of_several_mars_reads_their_bindings_at_once(store) -> None:
     bindings = _bindings(store)
     partner = Partner(store, fast=True)
     partner.clock.advance(POLL)  # the watch has read the log: bindings may be held
+    partner.role.bindings.capacity = 0  # none held packed (bindings_in_memory = 0)
+    partner.role.bindings.clear()  # (what the watch's start loaded)
     reads = []
     cache = partner.role.bindings
     cache._read_many = lambda impis: (reads.append(list(impis)), store.active_inbound_many(impis))[1]
@@ -381,5 +383,27 @@ def test_a_read_of_several_mars_reads_their_bindings_at_once(store) -> None:
         partner.feed(SCSCFS[0], b"".join(_mar(10 + n, b.inbound_impi, b.inbound_impu, session=10 + n)
                                          for n, b in enumerate(bindings[:3])))
         assert len(reads) == 1 and len(partner.drain()[PRIMARY_GW]) == 3  # held: nothing read
+    finally:
+        partner.watcher.stop()
+
+
+def test_bindings_loaded_at_start_are_not_read_again(store) -> None:
+    """The watch's start loads every active binding (caches.Preload): the MARs of a read
+    then read nothing from the store, and a binding revoked after the load is not used."""
+    bindings = _bindings(store)
+    partner = Partner(store, fast=True)
+    partner.clock.advance(POLL)
+    cache = partner.role.bindings
+    assert cache.complete and len(cache.packed) == len(bindings)
+    reads: list[str] = []
+    cache._read = cache._read_many = lambda impis: reads.append(impis)  # type: ignore[assignment]
+    try:
+        partner.feed(SCSCFS[0], b"".join(_mar(n, b.inbound_impi, b.inbound_impu, session=n)
+                                         for n, b in enumerate(bindings[:3])))
+        assert reads == [] and len(partner.drain()[PRIMARY_GW]) == 3
+        store.revoke_inbound(bindings[1].inbound_impi)
+        partner.clock.advance(POLL)  # the watch reads the revocation
+        assert bindings[1].inbound_impi.encode() not in cache.packed
+        assert cache.lookup(bindings[1].inbound_impi) is None and reads == [bindings[1].inbound_impi]  # the store's
     finally:
         partner.watcher.stop()

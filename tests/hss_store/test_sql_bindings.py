@@ -10,6 +10,7 @@ from hss_store.allocation import AllocationPolicy
 from hss_store.errors import (
     IdentitiesDontMatch,
     InvalidIdentity,
+    InvalidRequest,
     NoAgreement,
     NoAllocationPolicy,
     PoolExhausted,
@@ -141,6 +142,40 @@ def test_active_inbound_many_is_active_inbound_for_each(store, clock):
     for n in (0, 1, 2, 3, 5, 64, 127, 128, 129):
         some = asked[:n]
         assert store.active_inbound_many(some) == {impi: expected[impi] for impi in some if expected[impi] is not None}
+
+
+def _all_pages(store, direction: str, limit: int) -> list:
+    rows, after = store.active_bindings(direction, limit=limit)
+    while after is not None:
+        page, after = store.active_bindings(direction, after, limit)
+        rows += page
+    return rows
+
+
+@pytest.mark.parametrize("limit", [1, 2, 7, 1000])
+def test_active_bindings_pages_hold_every_active_binding_once(store, clock, limit):
+    """What a gateway loads into memory at start: every binding that is neither revoked nor
+    expired, in both directions, whatever the page size."""
+    store.set_policy(AllocationPolicy("inbound", "random", INBOUND.impi_pattern, INBOUND.impu_pattern, ttl_seconds=60))
+    expiring = store.allocate_inbound(PRIMARY, P_IMPI, P_IMPU)
+    store.set_policy(INBOUND)
+    made = [store.allocate_inbound(PrimaryDatabase("primary.example", None if n % 2 else "hss1.primary.example"),
+                                   f"user-{n}@primary.example", f"sip:user-{n}@primary.example") for n in range(9)]
+    store.revoke_inbound(made[3].inbound_impi)
+    clock.advance(60)
+    inbound = _all_pages(store, "inbound", limit)
+    assert sorted(inbound) == sorted(
+        (b.inbound_impi, b.inbound_impu, b.primary_impi, b.primary_impu, b.primary, b.created_at, b.expires_at)
+        for b in made if b is not made[3])
+    assert expiring.inbound_impi not in {row[0] for row in inbound}
+    store.set_policy(OUTBOUND)
+    impi, impu = add_user(store)
+    store.add_agreement(Agreement("partnerA", "all", ""))
+    outbound = store.allocate_outbound(impi, impu, "partnerA")
+    assert _all_pages(store, "outbound", limit) == [
+        (outbound.outbound_impi, outbound.outbound_impu, impi, impu, "partnerA", outbound.created_at, None)]
+    with pytest.raises(InvalidRequest):
+        store.active_bindings("sideways")
 
 
 def test_no_policy(store):

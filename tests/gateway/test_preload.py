@@ -1,0 +1,174 @@
+"""caches.Preload: every active binding read into a cache's packed tier when its watch
+starts, page by page, both directions; what the tier gives equals the store's answer;
+capacity, a failing page, changes made while loading, and the primary watch starting over
+after a failed poll."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet import task
+from twisted.internet.defer import fail
+
+from gateway.applications.caches import (
+    AgreementCache,
+    InboundBindingCache,
+    OutboundBindingCache,
+    Preload,
+    PrimaryWatch,
+)
+from gateway.applications.storage import StoreAccess
+from hss_store import open_store
+from hss_store.allocation import AllocationPolicy
+from hss_store.errors import StoreUnavailable
+from hss_store.records import Agreement, PrimaryDatabase, Subscriber
+
+PRIMARIES = (PrimaryDatabase("primary.example", "hss1.primary.example"), PrimaryDatabase("primary.example"))
+
+
+class Clock:
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path):
+    clock = Clock()
+    store = open_store(str(tmp_path / "gw.sqlite"), clock=clock)
+    store.clock = clock  # type: ignore[attr-defined]
+    yield store
+    store.close()
+
+
+def _inbound(store, count: int, ttl: int | None = None) -> list:
+    store.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
+                                      impu_pattern="sip:mig-<random>@partner.example", ttl_seconds=ttl))
+    return [store.allocate_inbound(PRIMARIES[n % 2], f"out-{n}@primary.example", f"sip:out-{n}@primary.example")
+            for n in range(count)]
+
+
+def _load(store, cache, page: int = 3) -> tuple[Preload, task.Clock]:
+    clock = task.Clock()
+    cache.watching()
+    preload = Preload(StoreAccess(store, clock), "inbound" if isinstance(cache, InboundBindingCache) else "outbound",
+                      cache, clock)
+    preload.PAGE = page
+    preload.start()
+    for _ in range(100):
+        if preload.done:
+            break
+        clock.advance(0)
+    return preload, clock
+
+
+def test_every_active_inbound_binding_is_loaded_and_read_as_the_store_reads_it(store) -> None:
+    made = _inbound(store, 10)
+    store.revoke_inbound(made[4].inbound_impi)
+    cache = InboundBindingCache(store)
+    preload, _ = _load(store, cache)
+    assert preload.done and cache.complete and len(cache.packed) == 9
+    reads = []
+    store_read = cache._read
+    cache._read = lambda impi: (reads.append(impi), store_read(impi))[1]  # type: ignore[misc]
+    for binding in made:
+        expected = None if binding is made[4] else binding
+        assert cache.active(binding.inbound_impi) == expected
+    assert reads == [made[4].inbound_impi]  # only what is not held is asked of the store
+
+
+def test_expiry_is_checked_at_use_and_capacity_stops_the_load(store) -> None:
+    made = _inbound(store, 5, ttl=60)
+    cache = InboundBindingCache(store, capacity=3)
+    preload, _ = _load(store, cache, page=2)
+    assert preload.done and not cache.complete and len(cache.packed) == 3
+    held = [b for b in made if b.inbound_impi.encode() in cache.packed]
+    assert cache.active(held[0].inbound_impi) == held[0]
+    store.clock.now += 60  # type: ignore[attr-defined]
+    assert cache.lookup(held[1].inbound_impi) is None and held[1].inbound_impi.encode() not in cache.packed
+
+
+def test_outbound_bindings_for_the_primary(store) -> None:
+    store.add_subscriber(Subscriber.new("alice@primary.example", ["sip:alice@primary.example"], bytes(16),
+                                        opc=bytes(16)))
+    store.add_agreement(Agreement("partner-a", "all", ""))
+    store.set_policy(AllocationPolicy("outbound", impi_pattern="o-<random>@primary.example",
+                                      impu_pattern="sip:o-<random>@primary.example"))
+    binding = store.allocate_outbound("alice@primary.example", "sip:alice@primary.example", "partner-a")
+    cache = OutboundBindingCache(store)
+    preload, _ = _load(store, cache)
+    assert cache.complete and len(cache.packed) == 1
+    store.outbound_by_impi = None  # type: ignore[method-assign,assignment]  # (not asked: held)
+    assert cache.active(binding.outbound_impi) == binding
+    cache.forget(binding.outbound_impi)  # (the watch, for its event)
+    assert binding.outbound_impi.encode() not in cache.packed
+
+
+def test_a_failing_page_is_read_again_and_stop_stops(store) -> None:
+    _inbound(store, 4)
+    cache = InboundBindingCache(store)
+    cache.watching()
+    clock = task.Clock()
+    access = StoreAccess(store, clock)
+    calls = []
+    real = access.call
+
+    def flaky(function, *args):
+        calls.append(args)
+        if len(calls) == 2:
+            return fail(StoreUnavailable("the store is restarting"))
+        return real(function, *args)
+
+    access.call = flaky  # type: ignore[method-assign]
+    preload = Preload(access, "inbound", cache, clock, retry=5.0)
+    preload.PAGE = 2
+    preload.start()
+    clock.advance(0)  # the second page fails
+    assert not preload.done and len(cache.packed) == 2
+    clock.advance(5.0)  # read again, from where it stopped
+    clock.advance(0)
+    assert preload.done and cache.complete and len(cache.packed) == 4
+    assert calls[1] == calls[2]
+    stopped = Preload(access, "inbound", InboundBindingCache(store), clock)
+    stopped.PAGE = 1
+    stopped.start()
+    stopped.stop()
+    clock.advance(0)
+    assert not stopped.done and not clock.getDelayedCalls()
+
+
+def test_a_revocation_while_loading_is_applied(store) -> None:
+    made = _inbound(store, 6)
+    cache = InboundBindingCache(store)
+    cache.watching()
+    clock = task.Clock()
+    preload = Preload(StoreAccess(store, clock), "inbound", cache, clock)
+    preload.PAGE = 2
+    preload.start()  # the first page is read
+    store.revoke_inbound(made[5].inbound_impi)  # another process, meanwhile
+    cache.forget(made[5].inbound_impi)  # the watch's event (it may come before or after the page)
+    while not preload.done:
+        clock.advance(0)
+    assert made[5].inbound_impi.encode() not in cache.packed and cache.lookup(made[5].inbound_impi) is None
+
+
+def test_the_primary_watch_loads_at_start_and_again_after_a_failed_poll(store) -> None:
+    store.add_subscriber(Subscriber.new("alice@primary.example", ["sip:alice@primary.example"], bytes(16),
+                                        opc=bytes(16)))
+    store.add_agreement(Agreement("partner-a", "all", ""))
+    store.set_policy(AllocationPolicy("outbound", impi_pattern="o-<random>@primary.example",
+                                      impu_pattern="sip:o-<random>@primary.example"))
+    binding = store.allocate_outbound("alice@primary.example", "sip:alice@primary.example", "partner-a")
+    clock = task.Clock()
+    bindings = OutboundBindingCache(store)
+    watch = PrimaryWatch(store, clock, 1.0, bindings, AgreementCache(store), StoreAccess(store, clock))
+    watch.start()
+    assert bindings.complete and binding.outbound_impi.encode() in bindings.packed
+    real = store.binding_events_since
+    store.binding_events_since = lambda *_: (_ for _ in ()).throw(StoreUnavailable("locked"))  # type: ignore[method-assign]
+    clock.advance(1.0)  # the poll fails: everything is dropped, to be read again
+    assert not bindings.complete and len(bindings.packed) == 0 and watch.last is None
+    store.binding_events_since = real  # type: ignore[method-assign]
+    clock.advance(1.0)  # the next poll starts over: the log's position, and a new load
+    assert bindings.complete and binding.outbound_impi.encode() in bindings.packed
+    watch.stop()
