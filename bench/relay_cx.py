@@ -6,8 +6,8 @@
 ``partner``: a node in the `partner` role (its SQLite store: bench/gateway.py's cached store
 of 1,000,000 inbound bindings when it exists, else a store of --bindings built here) with an
 S-CSCF peer and the primary gateway's peer on in-memory transports; each read carries
-``window`` MARs for inbound identities drawn at random (a new Session-Id each; bindings are
-held in memory as under a running gateway's revocation watch), and the MAAs
+``window`` MARs for inbound identities drawn at random (a new Session-Id each; every
+active binding read into memory first, as a running gateway's watch does when it starts), and the MAAs
 of what was forwarded come back in one read, as bench/relay_roles.py's HSS stub answers them.
 ``primary``: a node in the `primary` + `hss` roles (a copy of a primary store) fed the MARs a
 partner gateway sends (outbound identities), answered by the in-process HSS.
@@ -30,12 +30,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from twisted.internet import task  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 
+from gateway.applications.caches import Preload  # noqa: E402
 from gateway.applications.cx import CX, Local  # noqa: E402
 from gateway.applications.hss import HssApplication  # noqa: E402
 from gateway.applications.partner import PartnerApplication  # noqa: E402
@@ -102,11 +104,21 @@ def partner_node(store_path: str, metrics: bool) -> tuple[DiameterNode, Diameter
         metrics=NodeMetrics() if metrics else None,
     )
     local = Local("gw.partner.example", "partner.example")
-    partner = PartnerApplication(StoreAccess(open_store(store_path), clock), local, node.send_request,
-                                 new_end_to_end=node.new_end_to_end)
+    access = StoreAccess(open_store(store_path), clock)
+    partner = PartnerApplication(access, local, node.send_request, new_end_to_end=node.new_end_to_end)
     partner.bindings.watching()  # as under the revocation watch of a running gateway
+    _load(access, "inbound", partner.bindings, clock)
     node.applications[CX] = CxService(local, partner=partner)
     return node, _open(node, "scscf.partner.example", "R"), _open(node, "gw.primary.example", "I")
+
+
+def _load(access: StoreAccess, direction: str, cache: Any, clock: task.Clock) -> None:
+    """Every active binding into the cache's packed tier, as a running gateway's watch
+    does when it starts (caches.Preload)."""
+    preload = Preload(access, direction, cache, clock)
+    preload.start()
+    while not preload.done:
+        clock.advance(0)
 
 
 def primary_node(store_path: str, metrics: bool) -> tuple[DiameterNode, DiameterConnection, DiameterConnection]:
@@ -125,6 +137,7 @@ def primary_node(store_path: str, metrics: bool) -> tuple[DiameterNode, Diameter
     primary = PrimaryApplication(access, local, {"gw.partner.example": "partner-a"}, hss=hss)
     primary.bindings.watching()  # as under the change watch of a running gateway
     primary.agreements.watching()
+    _load(access, "outbound", primary.bindings, clock)
     node.applications[CX] = CxService(local, hss=hss, primary=primary)
     client = _open(node, "gw.partner.example", "R")
     return node, client, client
