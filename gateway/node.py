@@ -525,12 +525,15 @@ class DiameterNode:
 def tune_garbage_collector() -> None:
     """Call once the node is built. Messages allocate no reference cycles on the relay
     path, yet every cyclic collection walks the long-lived heap (dictionary, grammars,
-    Twisted), which cost a third of the CPU per request at 50k requests/s. Freezing what
-    exists at start-up and collecting generation 0 less often keeps cycles collected
-    without that cost."""
+    Twisted), which cost a third of the CPU per request at 50k requests/s: what exists at
+    start-up is frozen out of the collector's sight. Generation 0 is collected every 1,000
+    objects, about as often as Python's default: a collection walks every young object
+    (some 0.5 us each), so a threshold of 50,000 made pauses of 9-17 ms whenever the Cx
+    roles' caches filled it (the chain's p99, bench/RESULTS.md session 6), for no CPU
+    saved (the relay and the partner measured the same per pair at 1,000 and 50,000)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(1_000, 20, 100)
 
 
 class _Connector(ClientFactory):

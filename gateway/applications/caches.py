@@ -71,6 +71,13 @@ class ActiveBinding(NamedTuple):
 
 
 _new_record = tuple.__new__
+# _UNTRACKED: the recent tiers hold flat tuples of str, bytes, int and None, which the
+# cycle collector stops tracking the first time it sees them (CPython untracks exact
+# tuples of atoms; a NamedTuple or a dataclass stays tracked, and a tuple holding a tuple
+# may survive a collection tracked). Held as records, the bindings would be walked again
+# by every collection of the older generations: pauses of 9 ms and more every few seconds
+# at 5,000 MARs/s (bench/RESULTS.md, session 6). A record is made from the tuple per
+# use, and freed with the request.
 _SAMPLE = 4  # IMPIs of a read looked at before prefetch gives up: all held, the rest likely too
 
 
@@ -87,7 +94,7 @@ class InboundBindingCache:
         self.store = store
         self.size = size  # (memory: about 0.5 KiB a binding)
         self.cached = False
-        self._entries: dict[str, ActiveBinding] = {}
+        self._entries: dict[str, tuple[Any, ...]] = {}  # an ActiveBinding's fields, flat (_UNTRACKED)
         self.packed = PackedBindings()  # every active binding, up to ``capacity`` (``Preload``)
         self.capacity = capacity
         self.complete = False  # ``packed`` holds every active binding of the store
@@ -130,11 +137,11 @@ class InboundBindingCache:
         """The active binding of ``impi``, or None (unknown, revoked, expired, the store
         failing, or a store that cannot be read in the reactor thread): the general path
         finds out which and answers."""
-        record = self._entries.get(impi)
-        if record is not None:
-            expires_at = record[1]
+        held = self._entries.get(impi)
+        if held is not None:
+            expires_at = held[1]
             if expires_at is None or self._clock() < expires_at:
-                return record
+                return _new_record(ActiveBinding, (*held[:5], held[7:], held[5], held[6]))
             del self._entries[impi]
             return None
         packed = self.packed
@@ -234,7 +241,8 @@ class InboundBindingCache:
         entries = self._entries
         if len(entries) >= self.size:
             entries.clear()  # (a bound, not an LRU: what was held is in ``packed`` still, or in the store)
-        entries[impi] = record
+        # (a flat tuple of atoms, see _UNTRACKED: the fields, ``values`` last)
+        entries[impi] = (*record[:5], record[6], record[7], *record[5])
 
 
 class OutboundBindingCache:
@@ -246,7 +254,7 @@ class OutboundBindingCache:
         self.store = store
         self.size = size  # (memory: about 0.5 KiB a binding)
         self.cached = False
-        self._entries: dict[str, OutboundBinding | None] = {}
+        self._entries: dict[str, tuple[Any, ...] | None] = {}  # an OutboundBinding's fields (_UNTRACKED)
         self.packed = PackedBindings()  # every active binding, up to ``capacity`` (``Preload``)
         self.capacity = capacity
         self.complete = False
@@ -282,31 +290,37 @@ class OutboundBindingCache:
         binding: OutboundBinding | None
         if self.cached:
             if impi in entries:
-                binding = entries[impi]
-                if binding is None or binding.expires_at is None or self._clock() < binding.expires_at:
-                    return binding
+                held = entries[impi]
+                if held is None:
+                    return None
+                if held[6] is None or self._clock() < held[6]:
+                    return OutboundBinding(*held)
                 entries[impi] = _NOT_BOUND  # expired: for good (an expiry is never moved)
                 return None
             found = self.packed.find(impi.encode()) if self.packed else None
             if found is not None:
                 impu, real_impi, real_impu, partner_id, created_at, expires_at = found
-                binding = OutboundBinding(impi, impu.decode(), real_impi.decode(), real_impu.decode(),
-                                          partner_id, created_at, expires_at)  # type: ignore[arg-type]
-                self._hold_recent(impi, binding)
+                self._hold_recent(impi, (impi, impu.decode(), real_impi.decode(), real_impu.decode(), partner_id,
+                                         created_at, expires_at, None))
                 return self.active(impi)  # (its expiry, as for the others)
         try:
             binding = self.store.outbound_by_impi(impi)
         except UnknownBinding:
             binding = _NOT_BOUND
         if self.cached:
-            self._hold_recent(impi, binding)
-            if binding is not None and len(self.packed) < self.capacity:
-                self.packed.put(impi.encode(), binding.outbound_impu.encode(), binding.real_impi.encode(),
-                                binding.real_impu.encode(), binding.partner_id, binding.created_at,
-                                binding.expires_at)
+            if binding is None:
+                self._hold_recent(impi, None)
+            else:
+                self._hold_recent(impi, (binding.outbound_impi, binding.outbound_impu, binding.real_impi,
+                                         binding.real_impu, binding.partner_id, binding.created_at,
+                                         binding.expires_at, binding.revoked_at))
+                if len(self.packed) < self.capacity:
+                    self.packed.put(impi.encode(), binding.outbound_impu.encode(), binding.real_impi.encode(),
+                                    binding.real_impu.encode(), binding.partner_id, binding.created_at,
+                                    binding.expires_at)
         return binding
 
-    def _hold_recent(self, impi: str, binding: OutboundBinding | None) -> None:
+    def _hold_recent(self, impi: str, binding: tuple[Any, ...] | None) -> None:
         entries = self._entries
         if len(entries) >= self.size:
             entries.clear()  # (a bound, not an LRU: what was held is in ``packed`` still, or in the store)

@@ -5,6 +5,8 @@ after a failed poll."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from twisted.internet import task
 from twisted.internet.defer import fail
@@ -100,6 +102,8 @@ def test_outbound_bindings_for_the_primary(store) -> None:
     assert cache.complete and len(cache.packed) == 1
     store.outbound_by_impi = None  # type: ignore[method-assign,assignment]  # (not asked: held)
     assert cache.active(binding.outbound_impi) == binding
+    gc.collect(0)  # what the recent tier holds is not walked by later collections
+    assert not any(gc.is_tracked(held) for held in cache._entries.values())
     cache.forget(binding.outbound_impi)  # (the watch, for its event)
     assert binding.outbound_impi.encode() not in cache.packed
 
