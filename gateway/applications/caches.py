@@ -81,32 +81,21 @@ _new_record = tuple.__new__
 _SAMPLE = 4  # IMPIs of a read looked at before prefetch gives up: all held, the rest likely too
 
 
-class InboundBindingCache:
-    """Active inbound bindings by inbound IMPI, read from the store on a miss (SQLite: in
-    the reactor thread, as ``StoreAccess`` calls it). Only a store whose change log is
-    watched may be cached: the revocation watch (gateway.applications.revocation) calls
-    ``forget`` for every binding event and ``watching`` once it reads the log, so a
-    revocation made by another process takes effect within ``[partner] revocation_poll``;
-    an expiry is checked at every use. Without a watch (``cached`` False) every MAR reads
-    the store. Held as ``ActiveBinding`` records (``lookup``, the fast path's read)."""
+class BindingTiers:
+    """What both roles' binding caches hold: the recently used bindings (``_entries``, a
+    dict of at most ``size`` flat tuples, _UNTRACKED) and every active binding packed
+    (``packed``, up to ``capacity``, filled by ``Preload``; ``complete`` once it holds all
+    of the store's). ``forget`` is the watch's call for a binding event."""
 
     def __init__(self, store: HssStore, size: int = 200_000, capacity: int = BINDINGS_IN_MEMORY) -> None:
         self.store = store
-        self.size = size  # (memory: about 0.5 KiB a binding)
+        self.size = size
         self.cached = False
-        self._entries: dict[str, tuple[Any, ...]] = {}  # an ActiveBinding's fields, flat (_UNTRACKED)
-        self.packed = PackedBindings()  # every active binding, up to ``capacity`` (``Preload``)
+        self._entries: dict[str, tuple[Any, ...] | None] = {}
+        self.packed = PackedBindings()
         self.capacity = capacity
-        self.complete = False  # ``packed`` holds every active binding of the store
+        self.complete = False
         self._clock: Callable[[], float] = getattr(store, "_clock", time.time)
-        # the store's lean read of an active binding (sql_bindings.active_inbound), if it has one
-        self._read: Callable[[str], Any] | None = getattr(store, "active_inbound", None)
-        self._read_many: Callable[[list[str]], Any] | None = getattr(store, "active_inbound_many", None)
-        self._tails: dict[tuple[str, str | None], tuple[bytes, ...]] = {}  # (realm, host) -> their bytes
-
-    def watching(self) -> None:
-        """The change log is read from now on: bindings may be kept."""
-        self.cached = True
 
     def forget(self, impi: str) -> None:
         self._entries.pop(impi, None)
@@ -121,12 +110,32 @@ class InboundBindingCache:
         """Hold the store's ``active_bindings`` rows (a page of ``Preload``); False once
         ``capacity`` is reached (the rest is read from the store when asked for)."""
         put, packed, capacity = self.packed.put, self.packed, self.capacity
-        for impi, impu, primary_impi, primary_impu, primary, created_at, expires_at in rows:
+        for impi, impu, to_impi, to_impu, owner, created_at, expires_at in rows:
             if len(packed) >= capacity:
                 return False
-            put(impi.encode(), impu.encode(), primary_impi.encode(), primary_impu.encode(), primary, created_at,
-                expires_at)
+            put(impi.encode(), impu.encode(), to_impi.encode(), to_impu.encode(), owner, created_at, expires_at)
         return True
+
+
+class InboundBindingCache(BindingTiers):
+    """Active inbound bindings by inbound IMPI, read from the store on a miss (SQLite: in
+    the reactor thread, as ``StoreAccess`` calls it). Only a store whose change log is
+    watched may be cached: the revocation watch (gateway.applications.revocation) calls
+    ``forget`` for every binding event and ``watching`` once it reads the log, so a
+    revocation made by another process takes effect within ``[partner] revocation_poll``;
+    an expiry is checked at every use. Without a watch (``cached`` False) every MAR reads
+    the store. Held as ``ActiveBinding`` records (``lookup``, the fast path's read)."""
+
+    def __init__(self, store: HssStore, size: int = 200_000, capacity: int = BINDINGS_IN_MEMORY) -> None:
+        super().__init__(store, size, capacity)
+        # the store's lean read of an active binding (sql_bindings.active_inbound), if it has one
+        self._read: Callable[[str], Any] | None = getattr(store, "active_inbound", None)
+        self._read_many: Callable[[list[str]], Any] | None = getattr(store, "active_inbound_many", None)
+        self._tails: dict[tuple[str, str | None], tuple[bytes, ...]] = {}  # (realm, host) -> their bytes
+
+    def watching(self) -> None:
+        """The change log is read from now on: bindings may be kept."""
+        self.cached = True
 
     def active(self, impi: str) -> InboundBinding | None:
         """The active binding of ``impi``, or None (as ``lookup``)."""
@@ -245,43 +254,13 @@ class InboundBindingCache:
         entries[impi] = (*record[:5], record[6], record[7], *record[5])
 
 
-class OutboundBindingCache:
+class OutboundBindingCache(BindingTiers):
     """Active outbound bindings by outbound IMPI, and identities found unbound, read from
     the store on a miss; every active binding also packed once ``Preload`` read them.
     Without the watch (``cached`` False) every call reads the store."""
 
-    def __init__(self, store: HssStore, size: int = 200_000, capacity: int = BINDINGS_IN_MEMORY) -> None:
-        self.store = store
-        self.size = size  # (memory: about 0.5 KiB a binding)
-        self.cached = False
-        self._entries: dict[str, tuple[Any, ...] | None] = {}  # an OutboundBinding's fields (_UNTRACKED)
-        self.packed = PackedBindings()  # every active binding, up to ``capacity`` (``Preload``)
-        self.capacity = capacity
-        self.complete = False
-        self._clock: Callable[[], float] = getattr(store, "_clock", time.time)
-
     def watching(self) -> None:
         self.cached = self.store.in_process  # (a store called from threads is not cached)
-
-    def forget(self, impi: str) -> None:
-        self._entries.pop(impi, None)
-        self.packed.remove(impi.encode())
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self.packed.clear()
-        self.complete = False
-
-    def load(self, rows: list[Any]) -> bool:
-        """Hold the store's ``active_bindings`` rows (a page of ``Preload``); False once
-        ``capacity`` is reached (the rest is read from the store when asked for)."""
-        put, packed, capacity = self.packed.put, self.packed, self.capacity
-        for impi, impu, real_impi, real_impu, partner_id, created_at, expires_at in rows:
-            if len(packed) >= capacity:
-                return False
-            put(impi.encode(), impu.encode(), real_impi.encode(), real_impu.encode(), partner_id, created_at,
-                expires_at)
-        return True
 
     def active(self, impi: str) -> OutboundBinding | None:
         """The active binding of ``impi``, or None (never bound, revoked, expired: the

@@ -107,28 +107,28 @@ class MarLayouts:
     def of(self, request: bytes) -> MarLayout | None:
         """The layout of a MAR that passes strict decoding and has what fast paths read,
         else None (the general path answers it)."""
+        layout = self._layout(request)
+        return layout if layout is not None and layout.usable else None
+
+    def _layout(self, request: bytes) -> MarLayout | None:
+        """The MarLayout of a strictly valid request (made at its layout's first use), or
+        None: the general path answers the protocol error."""
         try:
             entries = strict_layout(request)
         except DecodeError:
-            return None  # the general path answers the protocol error
+            return None
         layout = self._layouts.get(id(entries))
         if layout is None or layout.entries is not entries:
             if len(self._layouts) >= 4096:
                 self._layouts.clear()
             layout = self._layouts[id(entries)] = MarLayout(entries)
-        return layout if layout.usable else None
+        return layout
 
     def plain_layout(self, request: bytes) -> MarLayout | None:
         """``of``'s layout where ``plain`` holds too, else None: the partner's verdict on a
         MAR in one call (RFC 6733 §7, TS 29.229 §6.3.13)."""
-        try:
-            entries = strict_layout(request)
-        except DecodeError:
-            return None  # the general path answers the protocol error
-        layout = self._layouts.get(id(entries))
-        if layout is None or layout.entries is not entries:
-            return self._plain_of(request, self.of(request))
-        if not layout.usable:
+        layout = self._layout(request)
+        if layout is None or not layout.usable:
             return None
         item = layout.item
         plain = self._plain.get(request[item[0] : item[1]])  # type: ignore[index]

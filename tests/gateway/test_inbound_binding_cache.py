@@ -8,29 +8,17 @@ from __future__ import annotations
 import pytest
 
 from gateway.applications.caches import InboundBindingCache
-from hss_store import open_store
 from hss_store.allocation import AllocationPolicy
 from hss_store.records import PrimaryDatabase
 
 PRIMARY = PrimaryDatabase("primary.example", "Gw.Primary.Example")
 
 
-class Clock:
-    now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def store(tmp_path):
-    clock = Clock()
-    store = open_store(str(tmp_path / "partner.sqlite"), clock=clock)
-    store.clock = clock  # type: ignore[attr-defined]
-    store.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
-                                      impu_pattern="sip:mig-<random>@partner.example", ttl_seconds=60))
-    yield store
-    store.close()
+def store(clocked_store):
+    clocked_store.set_policy(AllocationPolicy("inbound", impi_pattern="mig-<random>@partner.example",
+                                              impu_pattern="sip:mig-<random>@partner.example", ttl_seconds=60))
+    return clocked_store
 
 
 def test_a_record_is_the_stores_binding_ready_for_the_fast_path(store) -> None:

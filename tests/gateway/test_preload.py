@@ -19,7 +19,6 @@ from gateway.applications.caches import (
     PrimaryWatch,
 )
 from gateway.applications.storage import StoreAccess
-from hss_store import open_store
 from hss_store.allocation import AllocationPolicy
 from hss_store.errors import StoreUnavailable
 from hss_store.records import Agreement, PrimaryDatabase, Subscriber
@@ -27,20 +26,9 @@ from hss_store.records import Agreement, PrimaryDatabase, Subscriber
 PRIMARIES = (PrimaryDatabase("primary.example", "hss1.primary.example"), PrimaryDatabase("primary.example"))
 
 
-class Clock:
-    now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def store(tmp_path):
-    clock = Clock()
-    store = open_store(str(tmp_path / "gw.sqlite"), clock=clock)
-    store.clock = clock  # type: ignore[attr-defined]
-    yield store
-    store.close()
+def store(clocked_store):
+    return clocked_store
 
 
 def _inbound(store, count: int, ttl: int | None = None) -> list:
@@ -48,6 +36,16 @@ def _inbound(store, count: int, ttl: int | None = None) -> list:
                                       impu_pattern="sip:mig-<random>@partner.example", ttl_seconds=ttl))
     return [store.allocate_inbound(PRIMARIES[n % 2], f"out-{n}@primary.example", f"sip:out-{n}@primary.example")
             for n in range(count)]
+
+
+def _outbound(store):
+    """Alice, an agreement for every user of partner-a, and her outbound binding."""
+    store.add_subscriber(Subscriber.new("alice@primary.example", ["sip:alice@primary.example"], bytes(16),
+                                        opc=bytes(16)))
+    store.add_agreement(Agreement("partner-a", "all", ""))
+    store.set_policy(AllocationPolicy("outbound", impi_pattern="o-<random>@primary.example",
+                                      impu_pattern="sip:o-<random>@primary.example"))
+    return store.allocate_outbound("alice@primary.example", "sip:alice@primary.example", "partner-a")
 
 
 def _load(store, cache, page: int = 3) -> tuple[Preload, task.Clock]:
@@ -91,12 +89,7 @@ def test_expiry_is_checked_at_use_and_capacity_stops_the_load(store) -> None:
 
 
 def test_outbound_bindings_for_the_primary(store) -> None:
-    store.add_subscriber(Subscriber.new("alice@primary.example", ["sip:alice@primary.example"], bytes(16),
-                                        opc=bytes(16)))
-    store.add_agreement(Agreement("partner-a", "all", ""))
-    store.set_policy(AllocationPolicy("outbound", impi_pattern="o-<random>@primary.example",
-                                      impu_pattern="sip:o-<random>@primary.example"))
-    binding = store.allocate_outbound("alice@primary.example", "sip:alice@primary.example", "partner-a")
+    binding = _outbound(store)
     cache = OutboundBindingCache(store)
     preload, _ = _load(store, cache)
     assert cache.complete and len(cache.packed) == 1
@@ -157,12 +150,7 @@ def test_a_revocation_while_loading_is_applied(store) -> None:
 
 
 def test_the_primary_watch_loads_at_start_and_again_after_a_failed_poll(store) -> None:
-    store.add_subscriber(Subscriber.new("alice@primary.example", ["sip:alice@primary.example"], bytes(16),
-                                        opc=bytes(16)))
-    store.add_agreement(Agreement("partner-a", "all", ""))
-    store.set_policy(AllocationPolicy("outbound", impi_pattern="o-<random>@primary.example",
-                                      impu_pattern="sip:o-<random>@primary.example"))
-    binding = store.allocate_outbound("alice@primary.example", "sip:alice@primary.example", "partner-a")
+    binding = _outbound(store)
     clock = task.Clock()
     bindings = OutboundBindingCache(store)
     watch = PrimaryWatch(store, clock, 1.0, bindings, AgreementCache(store), StoreAccess(store, clock))

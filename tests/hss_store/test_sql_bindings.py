@@ -124,16 +124,23 @@ def test_active_inbound_reads_what_inbound_by_impi_returns(store, clock, backend
             store.active_inbound(b.inbound_impi)
 
 
-def test_active_inbound_many_is_active_inbound_for_each(store, clock):
-    """The bindings of a read's MARs at once: what active_inbound gives for each IMPI that
-    has an active binding, whatever the number asked (statements of 1 to 128 keys)."""
+def _expired_revoked_and_active(store, clock, count: int) -> tuple:
+    """One inbound binding that has expired, and ``count`` more of which the 4th is revoked
+    (half with a Destination-Host)."""
     store.set_policy(AllocationPolicy("inbound", "random", INBOUND.impi_pattern, INBOUND.impu_pattern, ttl_seconds=60))
     expiring = store.allocate_inbound(PRIMARY, P_IMPI, P_IMPU)
     store.set_policy(INBOUND)
     made = [store.allocate_inbound(PrimaryDatabase("primary.example", None if n % 2 else "hss1.primary.example"),
-                                   f"user-{n}@primary.example", f"sip:user-{n}@primary.example") for n in range(140)]
+                                   f"user-{n}@primary.example", f"sip:user-{n}@primary.example") for n in range(count)]
     store.revoke_inbound(made[3].inbound_impi)
     clock.advance(60)  # ``expiring`` expired
+    return expiring, made
+
+
+def test_active_inbound_many_is_active_inbound_for_each(store, clock):
+    """The bindings of a read's MARs at once: what active_inbound gives for each IMPI that
+    has an active binding, whatever the number asked (statements of 1 to 128 keys)."""
+    expiring, made = _expired_revoked_and_active(store, clock, 140)
     asked = [b.inbound_impi for b in made] + [expiring.inbound_impi, "nobody@partner.example", "not-an-impi",
                                               made[0].inbound_impi]
     expected = {impi: store.active_inbound(impi) for impi in asked}
@@ -156,13 +163,7 @@ def _all_pages(store, direction: str, limit: int) -> list:
 def test_active_bindings_pages_hold_every_active_binding_once(store, clock, limit):
     """What a gateway loads into memory at start: every binding that is neither revoked nor
     expired, in both directions, whatever the page size."""
-    store.set_policy(AllocationPolicy("inbound", "random", INBOUND.impi_pattern, INBOUND.impu_pattern, ttl_seconds=60))
-    expiring = store.allocate_inbound(PRIMARY, P_IMPI, P_IMPU)
-    store.set_policy(INBOUND)
-    made = [store.allocate_inbound(PrimaryDatabase("primary.example", None if n % 2 else "hss1.primary.example"),
-                                   f"user-{n}@primary.example", f"sip:user-{n}@primary.example") for n in range(9)]
-    store.revoke_inbound(made[3].inbound_impi)
-    clock.advance(60)
+    expiring, made = _expired_revoked_and_active(store, clock, 9)
     inbound = _all_pages(store, "inbound", limit)
     assert sorted(inbound) == sorted(
         (b.inbound_impi, b.inbound_impu, b.primary_impi, b.primary_impu, b.primary, b.created_at, b.expires_at)
