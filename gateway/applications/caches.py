@@ -20,6 +20,7 @@ reactor thread; the partner's PostgreSQL by the general path, off it) and kept.
 
 from __future__ import annotations
 
+import abc
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -412,7 +413,32 @@ class AgreementCache:
         return self.store.may_migrate(partner_id, impi)  # the subscriber's groups: the store's
 
 
-class PrimaryWatch:
+class LogWatch(abc.ABC):
+    """A poll of the store's change logs every ``interval`` seconds (``poll``, the
+    subclass's), and the ``Preload`` it starts once it has read where the logs are; both
+    stopped by ``stop``."""
+
+    def __init__(self, clock: Any, interval: float) -> None:
+        self.clock, self.interval = clock, interval
+        self._loop = LoopingCall(self.poll)
+        self._loop.clock = clock
+        self.preload: Preload | None = None
+
+    @abc.abstractmethod
+    def poll(self) -> Any:
+        """Read the logs from where the last poll stopped (the first: where they are)."""
+
+    def start(self) -> None:
+        self._loop.start(self.interval, now=True)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        if self.preload is not None:
+            self.preload.stop()
+
+
+class PrimaryWatch(LogWatch):
     """Polls the change logs of bindings and agreements every ``interval`` seconds and drops
     what changed from the primary role's caches. The store is called directly: only an
     in-process store is cached (``OutboundBindingCache.watching``). With ``access``, every
@@ -423,21 +449,8 @@ class PrimaryWatch:
         self.store = store
         self.bindings, self.agreements = bindings, agreements
         self.last: tuple[int, int] | None = None  # (binding event id, agreement event id) read up to
-        self._loop = LoopingCall(self.poll)
-        self._loop.clock = clock
-        self.clock = clock
-        self.interval = interval
         self.access = access
-        self.preload: Preload | None = None
-
-    def start(self) -> None:
-        self._loop.start(self.interval, now=True)
-
-    def stop(self) -> None:
-        if self._loop.running:
-            self._loop.stop()
-        if self.preload is not None:
-            self.preload.stop()
+        super().__init__(clock, interval)
 
     def poll(self) -> None:
         try:

@@ -14,12 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from cx_codec import decode_lazy
 from cx_codec.commands import RegistrationTerminationRequest, new_session_id
-from gateway.applications.caches import InboundBindingCache, Preload
+from gateway.applications.caches import InboundBindingCache, LogWatch, Preload
 from gateway.applications.cx import CX, VENDOR_3GPP, Local
 from gateway.applications.storage import StoreAccess
 from hss_store.errors import StoreError
@@ -39,7 +38,7 @@ def scscf_host(server_name: str) -> str | None:
     return match.group(1) if match else None
 
 
-class RevocationWatcher:
+class RevocationWatcher(LogWatch):
     def __init__(
         self, store: StoreAccess, local: Local, send: Callable[[bytes], Deferred[bytes]], clock: Any,
         interval: float, registrars: dict[str, tuple[str, str]], bindings: InboundBindingCache | None = None,
@@ -47,27 +46,14 @@ class RevocationWatcher:
         self.store = store
         self.local = local
         self.send = send
-        self.clock = clock
-        self.interval = interval
         # inbound IMPI -> (Origin-Host, Origin-Realm) of the S-CSCF whose SAR registered it
         self.registrars = registrars
         # the partner role's bindings in memory: each event drops the binding it names
         self.bindings = bindings
         self.last_id: int | None = None
         self.terminated = 0
-        self._loop = LoopingCall(self.poll)
-        self._loop.clock = clock
         self._busy = False
-        self.preload: Preload | None = None  # every active inbound binding read into memory at start
-
-    def start(self) -> None:
-        self._loop.start(self.interval, now=True)
-
-    def stop(self) -> None:
-        if self._loop.running:
-            self._loop.stop()
-        if self.preload is not None:
-            self.preload.stop()
+        super().__init__(clock, interval)  # (its preload: every active inbound binding, at start)
 
     def poll(self) -> Deferred[None] | None:
         if self._busy:
