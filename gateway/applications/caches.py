@@ -110,11 +110,24 @@ class BindingTiers:
     def load(self, rows: list[Any]) -> bool:
         """Hold the store's ``active_bindings`` rows (a page of ``Preload``); False once
         ``capacity`` is reached (the rest is read from the store when asked for)."""
-        put, packed, capacity = self.packed.put, self.packed, self.capacity
+        pack = self._pack
         for impi, impu, to_impi, to_impu, owner, created_at, expires_at in rows:
-            if len(packed) >= capacity:
+            if not pack(impi.encode(), impu.encode(), to_impi.encode(), to_impu.encode(), owner, created_at,
+                        expires_at):
                 return False
-            put(impi.encode(), impu.encode(), to_impi.encode(), to_impu.encode(), owner, created_at, expires_at)
+        return True
+
+    def _pack(self, impi: bytes, impu: bytes, to_impi: bytes, to_impu: bytes, owner: Any, created_at: int,
+              expires_at: int | None) -> bool:
+        """Keep a binding in the packed tier; False once ``capacity`` is reached. One with an
+        identity too long for a record (over 65,535 octets) is left to the store."""
+        packed = self.packed
+        if len(packed) >= self.capacity:
+            return False
+        try:
+            packed.put(impi, impu, to_impi, to_impu, owner, created_at, expires_at)
+        except ValueError:
+            pass
         return True
 
 
@@ -242,10 +255,9 @@ class InboundBindingCache(BindingTiers):
     def _hold(self, impi: str, record: ActiveBinding) -> None:
         """Keep a binding read from the store in both tiers."""
         self._hold_recent(impi, record)
-        if len(self.packed) < self.capacity:
-            values = record.values
-            self.packed.put(impi.encode(), record.inbound_impu, values[0], values[1],
-                            PrimaryDatabase(record.realm, record.host), record.created_at, record.expires_at)
+        values = record.values
+        self._pack(impi.encode(), record.inbound_impu, values[0], values[1], PrimaryDatabase(record.realm, record.host),
+                   record.created_at, record.expires_at)
 
     def _hold_recent(self, impi: str, record: ActiveBinding) -> None:
         entries = self._entries
@@ -294,10 +306,8 @@ class OutboundBindingCache(BindingTiers):
                 self._hold_recent(impi, (binding.outbound_impi, binding.outbound_impu, binding.real_impi,
                                          binding.real_impu, binding.partner_id, binding.created_at,
                                          binding.expires_at, binding.revoked_at))
-                if len(self.packed) < self.capacity:
-                    self.packed.put(impi.encode(), binding.outbound_impu.encode(), binding.real_impi.encode(),
-                                    binding.real_impu.encode(), binding.partner_id, binding.created_at,
-                                    binding.expires_at)
+                self._pack(impi.encode(), binding.outbound_impu.encode(), binding.real_impi.encode(),
+                           binding.real_impu.encode(), binding.partner_id, binding.created_at, binding.expires_at)
         return binding
 
     def _hold_recent(self, impi: str, binding: tuple[Any, ...] | None) -> None:
@@ -341,6 +351,7 @@ class Preload:
         store = self.access.store
         result = self.access.call(store.active_bindings, self.direction, after, self.PAGE)  # type: ignore[attr-defined]
         result.addCallbacks(self._page, self._failed, errbackArgs=(after,))
+        result.addErrback(self._broken)
 
     def _page(self, page: tuple[list[Any], int | None]) -> None:
         if self._stopped:
@@ -361,6 +372,11 @@ class Preload:
         loading.info("{count} active {direction} bindings held in memory, {how} ({mb:.1f} MB, {seconds:.1f} s)",
                  count=f"{len(packed):,}", direction=self.direction, how=how, mb=packed.nbytes / 1e6,
                  seconds=time.monotonic() - self._started_at)
+
+    def _broken(self, failure: Any) -> None:
+        """Anything but the store failing (a bug): said once; the rest is read from the store."""
+        loading.failure("loading the {direction} bindings stopped; the others are read from the store when asked for",
+                        failure, direction=self.direction)
 
     def _failed(self, failure: Any, after: int | None) -> None:
         failure.trap(StoreError)

@@ -164,3 +164,32 @@ def test_the_primary_watch_loads_at_start_and_again_after_a_failed_poll(store) -
     clock.advance(1.0)  # the next poll starts over: the log's position, and a new load
     assert bindings.complete and binding.outbound_impi.encode() in bindings.packed
     watch.stop()
+
+
+def test_an_identity_too_long_for_a_record_is_left_to_the_store(store) -> None:
+    cache = InboundBindingCache(store)
+    long_impu = "sip:" + "x" * 70_000 + "@partner.example"
+    assert cache.load([("a@partner.example", long_impu, "o@primary.example", "sip:o@primary.example", PRIMARIES[0],
+                        0, None), ("b@partner.example", "sip:b@partner.example", "p@primary.example",
+                                   "sip:p@primary.example", PRIMARIES[0], 0, None)])
+    assert b"a@partner.example" not in cache.packed and b"b@partner.example" in cache.packed
+
+
+def test_a_bug_while_loading_is_said_not_swallowed(store) -> None:
+    from twisted.logger import globalLogPublisher
+
+    _inbound(store, 3)
+    cache = InboundBindingCache(store)
+    cache.watching()
+    cache.load = lambda rows: 1 / 0  # type: ignore[method-assign]
+    said: list[dict] = []
+    globalLogPublisher.addObserver(said.append)
+    try:
+        clock = task.Clock()
+        preload = Preload(StoreAccess(store, clock), "inbound", cache, clock)
+        preload.start()
+    finally:
+        globalLogPublisher.removeObserver(said.append)
+    assert not preload.done and any("bindings stopped" in e.get("log_format", "") and e.get("direction") == "inbound"
+                                    for e in said)
+    assert any(e.get("log_failure") is not None for e in said)
