@@ -53,7 +53,7 @@ def _load(store, cache, page: int = 3) -> tuple[Preload, task.Clock]:
     cache.watching()
     preload = Preload(StoreAccess(store, clock), "inbound" if isinstance(cache, InboundBindingCache) else "outbound",
                       cache, clock)
-    preload.PAGE = page
+    preload.page = page
     preload.start()
     for _ in range(100):
         if preload.done:
@@ -118,7 +118,7 @@ def test_a_failing_page_is_read_again_and_stop_stops(store) -> None:
 
     access.call = flaky  # type: ignore[method-assign]
     preload = Preload(access, "inbound", cache, clock, retry=5.0)
-    preload.PAGE = 2
+    preload.page = 2
     preload.start()
     clock.advance(0)  # the second page fails
     assert not preload.done and len(cache.packed) == 2
@@ -127,7 +127,7 @@ def test_a_failing_page_is_read_again_and_stop_stops(store) -> None:
     assert preload.done and cache.complete and len(cache.packed) == 4
     assert calls[1] == calls[2]
     stopped = Preload(access, "inbound", InboundBindingCache(store), clock)
-    stopped.PAGE = 1
+    stopped.page = 1
     stopped.start()
     stopped.stop()
     clock.advance(0)
@@ -140,7 +140,7 @@ def test_a_revocation_while_loading_is_applied(store) -> None:
     cache.watching()
     clock = task.Clock()
     preload = Preload(StoreAccess(store, clock), "inbound", cache, clock)
-    preload.PAGE = 2
+    preload.page = 2
     preload.start()  # the first page is read
     store.revoke_inbound(made[5].inbound_impi)  # another process, meanwhile
     cache.forget(made[5].inbound_impi)  # the watch's event (it may come before or after the page)
@@ -193,3 +193,21 @@ def test_a_bug_while_loading_is_said_not_swallowed(store) -> None:
     assert not preload.done and any("bindings stopped" in e.get("log_format", "") and e.get("direction") == "inbound"
                                     for e in said)
     assert any(e.get("log_failure") is not None for e in said)
+
+
+def test_a_page_is_held_a_turn_at_a_time(store) -> None:
+    """A page read off the reactor (PostgreSQL's are large) is held ``TURN`` bindings per
+    reactor turn, so that no turn holds the reactor for a whole page."""
+    _inbound(store, 5)
+    cache = InboundBindingCache(store)
+    cache.watching()
+    clock = task.Clock()
+    preload = Preload(StoreAccess(store, clock), "inbound", cache, clock)
+    preload.page, preload.TURN = 10, 2
+    turns: list[int] = []  # bindings held at each turn, and when the next one is due
+    load = cache.load
+    cache.load = lambda rows: (turns.append(len(rows)), load(rows))[1]  # type: ignore[method-assign]
+    preload.start()
+    assert turns == [2] and len(clock.getDelayedCalls()) == 1  # the rest: at the next turn
+    clock.advance(0)
+    assert turns == [2, 2, 1] and preload.done and cache.complete and len(cache.packed) == 5
