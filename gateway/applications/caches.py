@@ -21,6 +21,7 @@ reactor thread; the partner's PostgreSQL by the general path, off it) and kept.
 from __future__ import annotations
 
 import abc
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -125,10 +126,8 @@ class BindingTiers:
         packed = self.packed
         if len(packed) >= self.capacity:
             return False
-        try:
+        with contextlib.suppress(ValueError):  # (too long: not held, the store answers for it when asked)
             packed.put(impi, impu, to_impi, to_impu, owner, created_at, expires_at)
-        except ValueError:
-            pass
         return True
 
 

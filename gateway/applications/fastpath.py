@@ -28,6 +28,7 @@ statement where one each would walk the index from its root every time.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -186,10 +187,8 @@ def user_names(data: bytes, offset: int) -> Iterator[str]:
             if at >= 0:
                 length = int.from_bytes(data[at + 5 : at + 8], "big")
                 if 8 < length and at + length <= stop:
-                    try:
+                    with contextlib.suppress(UnicodeDecodeError):  # (its MAR fails strict decoding anyway)
                         yield data[at + 8 : at + length].decode()
-                    except UnicodeDecodeError:
-                        pass
         offset = stop
 
 

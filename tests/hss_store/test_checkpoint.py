@@ -4,7 +4,7 @@ never checkpoint below the backstop, the thread does, and it stops with the stor
 from __future__ import annotations
 
 import sqlite3
-import time
+import threading
 from pathlib import Path
 
 from twisted.internet.task import Clock
@@ -53,11 +53,19 @@ def test_the_thread_checkpoints_every_interval_and_stops_with_the_store(tmp_path
     store.checkpoint_in_background(interval=0.01)
     checkpointer = store.checkpointer
     assert checkpointer is not None and checkpointer.running
+    copied = threading.Event()  # set by the thread's first checkpoint that copies pages
+    checkpoint = checkpointer.checkpoint
+
+    def watched() -> tuple[int, int, int]:
+        result = checkpoint()
+        if result[2] > 0:
+            copied.set()
+        return result
+
+    checkpointer.checkpoint = watched  # type: ignore[method-assign]
     _fill(store, 50)
-    deadline = time.monotonic() + 10
-    while checkpointer.checkpoints == 0:
-        assert time.monotonic() < deadline, f"no checkpoint in 10 s (last error: {checkpointer.last_error})"
-        time.sleep(0.01)
+    assert copied.wait(10), f"no checkpoint in 10 s (last error: {checkpointer.last_error})"
+    assert checkpointer.checkpoints >= 1
     store.close()
     assert not checkpointer.running and store.checkpointer is None
     conn = sqlite3.connect(path)  # everything reached the database file, and nothing is lost
@@ -71,24 +79,25 @@ class _LockedFile:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.third = threading.Event()  # the thread tried again after two failures
 
     def execute(self, sql: str) -> None:
         self.calls += 1
+        if self.calls >= 3:
+            self.third.set()
         raise sqlite3.OperationalError("database is locked")
 
     def close(self) -> None:
-        pass
+        """(Nothing to close: the test closes the real connection.)"""
 
 
 def test_a_failing_checkpoint_is_kept_and_the_thread_goes_on(tmp_path):
     path = tmp_path / "hss.db"
     SqliteStore(path).close()
     checkpointer = WalCheckpointer(str(path), interval=0.005)
-    real, checkpointer._conn = checkpointer._conn, _LockedFile()
-    deadline = time.monotonic() + 10
-    while checkpointer._conn.calls < 3:  # it tried again after a failure
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    locked = _LockedFile()
+    real, checkpointer._conn = checkpointer._conn, locked
+    assert locked.third.wait(10)
     assert checkpointer.running and checkpointer.last_error == "database is locked"
     checkpointer.stop()
     real.close()
