@@ -148,3 +148,35 @@ def follow_log_while_writing() -> Callable[..., tuple[list[int], list[int]]]:
         return seen, [event.id for event in getattr(stores[0], events)(0, limit=100_000)]
 
     return run
+
+
+@pytest.fixture
+def create_at_version() -> Callable[..., None]:
+    """``_create_at_version``, for upgrade tests."""
+    return _create_at_version
+
+
+def _create_at_version(backend: str, location: str, version: int, *statements: str) -> None:
+    """A database as schema ``version`` left it (its migrations and nothing later), with
+    ``statements`` run on it: what an older cx-gateway wrote, for upgrade tests."""
+    from hss_store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+
+    if backend == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(location, isolation_level=None)
+        for statement in (*(s for m in SQLITE_MIGRATIONS[:version] for s in m), f"PRAGMA user_version={version}",
+                          *statements):
+            conn.execute(statement)
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(location, autocommit=True) as conn:
+        for statement in (
+            *(s for m in POSTGRES_MIGRATIONS[:version] for s in m),
+            "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+            f"INSERT INTO schema_version (version) VALUES ({version})",
+            *statements,
+        ):
+            conn.execute(statement)  # type: ignore[arg-type]

@@ -4,13 +4,10 @@ primary gateway polls to drop the agreements it holds in memory
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from hss_store.errors import InvalidRequest, StoreError
 from hss_store.records import AGREEMENT_EVENTS, Agreement, AgreementEvent
-from hss_store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 
 
 def test_empty_log(store):
@@ -87,31 +84,11 @@ def test_concurrent_writers_a_poller_misses_no_event(make_store, backend, follow
     assert seen == every
 
 
-def _create_version_3(backend: str, location: str) -> None:
-    """A database as schema version 3 left it, with one agreement."""
-    agreement = "INSERT INTO agreement (partner_id, scope, value) VALUES ('partner-a', 'all', '')"
-    if backend == "sqlite":
-        conn = sqlite3.connect(location, isolation_level=None)
-        for statement in (*(s for m in SQLITE_MIGRATIONS[:3] for s in m), "PRAGMA user_version=3", agreement):
-            conn.execute(statement)
-        conn.close()
-        return
-    import psycopg
-
-    with psycopg.connect(location, autocommit=True) as conn:
-        for statement in (
-            *(s for m in POSTGRES_MIGRATIONS[:3] for s in m),
-            "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-            "INSERT INTO schema_version (version) VALUES (3)",
-            agreement,
-        ):
-            conn.execute(statement)
-
-
-def test_version_3_is_migrated(backend, tmp_path, request):
+def test_version_3_is_migrated(backend, tmp_path, request, create_at_version):
     """An existing database gets the log; its agreements stay and their changes are logged."""
     location = str(tmp_path / "store.db") if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    _create_version_3(backend, location)
+    create_at_version(backend, location, 3,  # with one agreement
+                      "INSERT INTO agreement (partner_id, scope, value) VALUES ('partner-a', 'all', '')")
     from hss_store import open_store
 
     with open_store(location) as store:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from hss_store.allocation import AllocationPolicy
 from hss_store.errors import InvalidIdentity, InvalidRequest, StoreError, UnknownBinding
 from hss_store.identities import identity_key
 from hss_store.records import Agreement, BindingEvent, PrimaryDatabase, Subscriber
-from hss_store.schema import LATEST_VERSION, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+from hss_store.schema import LATEST_VERSION
 
 PRIMARY = PrimaryDatabase("primary.example")
 INBOUND = AllocationPolicy("inbound", "random", "mig-{random}@partner.example", "sip:mig-{random}@partner.example")
@@ -142,8 +140,8 @@ def test_inbound_registration_errors(store):
 # -- schema 1 -> 2 -------------------------------------------------------------------------------
 
 
-def _create_version_1(backend: str, location: str) -> None:
-    """A database as schema version 1 left it, with one inbound binding."""
+def _version_1_binding() -> tuple[str, ...]:
+    """What schema version 1 held of one inbound binding."""
     keys = identity_key("old@partner.example"), identity_key("sip:old@partner.example")
     binding = (
         "INSERT INTO primary_db (realm, host) VALUES ('primary.example', '')",
@@ -151,27 +149,12 @@ def _create_version_1(backend: str, location: str) -> None:
         f"primary_impu, request_key, created_at) SELECT 'old@partner.example', 'sip:old@partner.example', {keys[0]}, "
         f"{keys[1]}, id, 'a@primary.example', 'sip:a@primary.example', 3, 0 FROM primary_db",
     )
-    if backend == "sqlite":
-        conn = sqlite3.connect(location, isolation_level=None)
-        for statement in (*SQLITE_MIGRATIONS[0], "PRAGMA user_version=1", *binding):
-            conn.execute(statement)
-        conn.close()
-        return
-    import psycopg
-
-    with psycopg.connect(location, autocommit=True) as conn:
-        for statement in (
-            *POSTGRES_MIGRATIONS[0],
-            "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-            "INSERT INTO schema_version (version) VALUES (1)",
-            *binding,
-        ):
-            conn.execute(statement)
+    return binding
 
 
-def test_version_1_is_migrated(make_store, backend, tmp_path, request):
+def test_version_1_is_migrated(make_store, backend, tmp_path, request, create_at_version):
     location = str(tmp_path / "store.db") if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    _create_version_1(backend, location)
+    create_at_version(backend, location, 1, *_version_1_binding())
     from hss_store import open_store
 
     with open_store(location) as store:
