@@ -46,6 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
 
 
+def install_reactor() -> None:
+    """Twisted's asyncio reactor on uvloop's event loop (libuv's, in C) instead of asyncio's
+    own: the same reactor API and the same node, with about 10-25% less CPU per message
+    relayed or translated and shorter queues under load (bench/RESULTS.md, session 7),
+    because each loop iteration and timer costs less. The tests run on it too
+    (tests/conftest.py)."""
+    import uvloop
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install(eventloop=uvloop.new_event_loop())
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -55,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config}: configuration is valid")
         return 0
-    from twisted.internet import asyncioreactor
-
-    asyncioreactor.install()
+    install_reactor()
     from twisted.internet import reactor
 
     from gateway.observe.logs import setup_logging

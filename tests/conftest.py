@@ -7,10 +7,17 @@ Tests of real third-party components (tshark, PostgreSQL, freeDiameter, Kamailio
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 
 import pytest
+import uvloop
+
+# The reactor pytest-twisted installs (--reactor=asyncio) runs on the event loop that
+# ``cxgw gateway`` runs on (gateway.runner.install_reactor): uvloop's. The policy is set
+# here because this file is read before pytest-twisted makes its loop.
+asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def require_program(name: str, *candidates: str) -> str:

@@ -316,3 +316,15 @@ async def test_a_refused_capabilities_exchange_is_said_once_in_the_peers_words(t
     finally:
         gateway.stop()
         await server.stop()
+
+
+def test_the_gateway_and_the_tests_run_on_uvloop():
+    """``install_reactor`` puts Twisted's asyncio reactor on uvloop's event loop, in the
+    process ``cxgw gateway`` runs; the tests' reactor runs on it too (tests/conftest.py)."""
+    import uvloop
+
+    assert isinstance(reactor._asyncioEventloop, uvloop.Loop)
+    program = ("from gateway.runner import install_reactor; install_reactor(); "
+               "from twisted.internet import reactor; print(type(reactor._asyncioEventloop))")
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "<class 'uvloop.Loop'>"
