@@ -5,14 +5,14 @@ request, and the answers they build. No I/O, no store: tests drive it without a 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from cx_codec import Message, answer_for
 from cx_codec.avp import pack_avp
 from cx_codec.build import grammar_fields
-from cx_codec.rewrite import top_level
+from cx_codec.rewrite import AvpKey, top_level
 from hss_store.aka import AkaVector
 
 CX = 16777216  # TS 29.229 §6.1: the Cx application
@@ -120,15 +120,18 @@ class Local:
 
 
 def multimedia_auth_answer(
-    request: Message | bytes, local: Local, impi: str, impu: str, scheme: str, vectors: Sequence[AkaVector]
+    request: Message | bytes, local: Local, impi: str, impu: str, scheme: str, vectors: Sequence[AkaVector],
+    copied: Mapping[AvpKey, list[bytes]] | None = None,
 ) -> bytes:
     """MAA 2001 with one SIP-Auth-Data-Item per vector (TS 29.229 §6.3.13: RAND || AUTN in
     SIP-Authenticate, XRES in SIP-Authorization, CK and IK), echoing the identities the
     S-CSCF stores them under, in the order of the §6.1.8 grammar. Packed directly: this
     answer is made for every registration, and the general builder costs ten times more
-    (tests decode it strictly)."""
+    (tests decode it strictly). ``copied``: the request's ``MAA_COPIED`` AVPs where the
+    caller has them (``fastpath.MarLayout.copied``), else they are looked up here."""
     raw = request.encode() if isinstance(request, Message) else request  # (bytes: a request decode() accepts)
-    copied = top_level(raw, _MAA_COPIED)
+    if copied is None:
+        copied = top_level(raw, MAA_COPIED)
     scheme_avp = _vendor_avp(608, scheme.encode())
     items = b"".join(
         _vendor_avp(612, b"".join((
@@ -165,7 +168,9 @@ def _vendor_avp(code: int, data: bytes) -> bytes:
 
 FLAG_V, FLAG_M = 0x80, 0x40  # RFC 6733 §4.1 (as header flags, the 0x40 of a command is P)
 _VSAI, _AUTH_SESSION_STATE, _PROXY_INFO = (260, 0), (277, 0), (284, 0)
-_MAA_COPIED = frozenset({SESSION_ID, _VSAI, _AUTH_SESSION_STATE, _PROXY_INFO})
+# the request's AVPs an MAA carries (TS 29.229 §6.1.8: Session-Id, Vendor-Specific-Application-Id,
+# Auth-Session-State; RFC 6733 §6.7.2: Proxy-Info)
+MAA_COPIED = frozenset({SESSION_ID, _VSAI, _AUTH_SESSION_STATE, _PROXY_INFO})
 _HEADER = struct.Struct(">II")  # version | length, flags | command code
 _U32 = struct.Struct(">I")
 _RESULT_2001 = pack_avp(268, FLAG_M, 0, _U32.pack(2001))

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cx_codec import DecodeError
 from cx_codec.message import strict_layout
-from gateway.applications.cx import DIGEST_SCHEMES, UNKNOWN_SCHEME, VENDOR_3GPP, Command
+from gateway.applications.cx import DIGEST_SCHEMES, MAA_COPIED, UNKNOWN_SCHEME, VENDOR_3GPP, Command
 from gateway.applications.translation import (
     AnswerTranslator,
     Identities,
@@ -63,17 +63,23 @@ class MarLayout:
     Public-Identity, Origin-Host, and the SIP-Auth-Data-Item's bytes; None where absent."""
 
     __slots__ = ("entries", "layout", "user_name", "public_identity", "origin_host", "session_id", "item",
-                 "number", "server_name", "usable", "splices")
+                 "number", "server_name", "usable", "splices", "copied_spans")
 
     def __init__(self, entries: tuple[Any, ...]) -> None:
         self.entries = entries
         # (offset, code, vendor, header word) per AVP, as cx_codec.splice takes them
         self.layout = tuple((entry[0], entry[3], entry[5], entry[4]) for entry in entries)
         found: dict[tuple[int, int], tuple[int, int]] = {}
+        copied: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for offset, code, vendor, word in self.layout:
             key = (code, vendor)
+            span = (offset + (12 if word & 0x80000000 else 8), offset + (word & 0xFFFFFF))
             if key not in found:  # the first of each, as rewrite() and Message.get take it
-                found[key] = (offset + (12 if word & 0x80000000 else 8), offset + (word & 0xFFFFFF))
+                found[key] = span
+            if key in MAA_COPIED:
+                copied.setdefault(key, []).append(span)
+        # the data of the AVPs an MAA copies (cx.multimedia_auth_answer), every one in order
+        self.copied_spans = tuple((key, tuple(spans)) for key, spans in copied.items())
         self.user_name = found.get(_USER_NAME)
         self.public_identity = found.get(_PUBLIC_IDENTITY)
         self.origin_host = found.get(_ORIGIN_HOST)
@@ -91,6 +97,10 @@ class MarLayout:
         if splice is _UNKNOWN:
             splice = self.splices[with_host] = requests.splice(self.layout, with_host)
         return splice  # type: ignore[no-any-return]
+
+    def copied(self, request: bytes) -> dict[tuple[int, int], list[bytes]]:
+        """What ``top_level(request, MAA_COPIED)`` finds, from this layout's offsets."""
+        return {key: [request[start:end] for start, end in spans] for key, spans in self.copied_spans}
 
     def fits(self) -> bool:
         """It has what every fast path reads (a strictly valid MAR has, TS 29.229 §6.1.7)."""

@@ -42,11 +42,11 @@ _MAR_CODE = b"\x00\x01\x2f"  # 303 in the header's command code field
 class _Work:
     """One admitted MAR: the store's arguments, and who made the request."""
 
-    __slots__ = ("request", "peer", "key", "arguments", "sent", "real")
+    __slots__ = ("request", "layout", "peer", "key", "arguments", "sent", "real")
 
-    def __init__(self, request: bytes, peer: Any, key: tuple[str, int], arguments: tuple[Any, ...],
+    def __init__(self, request: bytes, layout: MarLayout, peer: Any, key: tuple[str, int], arguments: tuple[Any, ...],
                  sent: Identities | None = None, real: Identities | None = None) -> None:
-        self.request, self.peer, self.key, self.arguments = request, peer, key, arguments
+        self.request, self.layout, self.peer, self.key, self.arguments = request, layout, peer, key, arguments
         self.sent, self.real = sent, real  # the primary role's: what the partner sent, the real user
 
 
@@ -118,7 +118,7 @@ class HssBatch:
             return False
         if not self._work:
             self.node.relay.after_read.append(self.finish)
-        self._work.append(_Work(request, peer, key, arguments, sent, real))
+        self._work.append(_Work(request, layout, peer, key, arguments, sent, real))
         return True
 
     # -- the end of the read ------------------------------------------------------------------
@@ -147,7 +147,7 @@ class HssBatch:
             if isinstance(result, StoreError):
                 return store_failure_answer(decode(item.request), hss.local, Failure(result))
             return multimedia_auth_answer(item.request, hss.local, result.impi, result.impu, result.scheme,
-                                          result.vectors)
+                                          result.vectors, item.layout.copied(item.request))
         assert primary is not None and item.real is not None
         if isinstance(result, StoreError):  # the HSS's answer, translated back (PrimaryApplication._ask_hss)
             inner = translate_request(item.request, item.real, None, primary.local, hide_topology=False)
@@ -158,7 +158,7 @@ class HssBatch:
         # topology) this node's Origin-Host/Realm: the MAA built with those at once
         local = primary.local if primary.hide_topology else hss.local
         return multimedia_auth_answer(item.request, local, item.sent.impi, item.sent.impu, result.scheme,
-                                      result.vectors)
+                                      result.vectors, item.layout.copied(item.request))
 
 
 def _text(request: bytes, where: tuple[int, int] | None) -> str:

@@ -904,17 +904,21 @@ def test_service_with_only_the_primary_role_refuses_other_peers(primary, outboun
 
 
 @pytest.mark.parametrize("count", [1, 3, 5])
-@pytest.mark.parametrize("proxied", [False, True])
+@pytest.mark.parametrize("proxied", [0, 1, 2])
 def test_the_packed_maa_says_what_the_general_builder_says(count, proxied):
     """multimedia_auth_answer packs its bytes itself (speed); the codec's builder is the
-    reference: same header, same AVPs with the same values, and a strict decode."""
+    reference: same header, same AVPs with the same values, and a strict decode. The
+    request's AVPs it copies, taken from the fast path's layout (``MarLayout.copied``),
+    give the same bytes as when it finds them itself."""
     from cx_codec import answer_for
     from cx_codec.commands import MultimediaAuthRequest, new_session_id
     from gateway.applications.cx import Local, multimedia_auth_answer
+    from gateway.applications.fastpath import MarLayouts
     from hss_store.aka import build_vectors
     from hss_store.milenage import Milenage as HssMilenage
 
-    fields = {"proxy_info": [{"proxy_host": "dra.partner.example", "proxy_state": b"\x00\x2a"}]} if proxied else {}
+    fields = {"proxy_info": [{"proxy_host": f"dra{n}.partner.example", "proxy_state": bytes([0, n])}
+                             for n in range(proxied)]} if proxied else {}
     request = decode(MultimediaAuthRequest(
         hop_by_hop=7, end_to_end=8, session_id=new_session_id("scscf.partner.example"), origin_host="scscf.partner.example",
         origin_realm="partner.example", destination_realm="partner.example", user_name="mig-1@partner.example",
@@ -923,8 +927,14 @@ def test_the_packed_maa_says_what_the_general_builder_says(count, proxied):
     ).encode())
     vectors = build_vectors(HssMilenage(bytes(16), bytes(16)), list(range(32, 32 * (count + 1), 32)), b"\x80\x00")
     local = Local("hss.primary.example", "primary.example")
-    packed = decode(multimedia_auth_answer(request, local, "alice@primary.example", "sip:alice@primary.example",
-                                           "Digest-AKAv1-MD5", vectors))
+    raw = request.encode()
+    packed_bytes = multimedia_auth_answer(request, local, "alice@primary.example", "sip:alice@primary.example",
+                                          "Digest-AKAv1-MD5", vectors)
+    layout = MarLayouts().of(raw)
+    assert layout is not None
+    assert multimedia_auth_answer(raw, local, "alice@primary.example", "sip:alice@primary.example", "Digest-AKAv1-MD5",
+                                  vectors, layout.copied(raw)) == packed_bytes
+    packed = decode(packed_bytes)
     items = [{"sip_item_number": v.sip_item_number, "sip_authentication_scheme": "Digest-AKAv1-MD5",
               "sip_authenticate": v.sip_authenticate, "sip_authorization": v.xres, "confidentiality_key": v.ck,
               "integrity_key": v.ik} for v in vectors]
