@@ -53,6 +53,7 @@ class RevocationWatcher(LogWatch):
         self.last_id: int | None = None
         self.terminated = 0
         self._busy = False
+        self._dropped = False  # the bindings in memory were dropped by a failed poll: load them again
         super().__init__(clock, interval)  # (its preload: every active inbound binding, at start)
 
     def poll(self) -> Deferred[None] | None:
@@ -66,7 +67,7 @@ class RevocationWatcher(LogWatch):
         else:
             result = self.store.call(store.binding_events_since, self.last_id)
             result.addCallback(self._events)
-        result.addErrback(self._store_failed)
+        result.addErrback(self._poll_failed)
         result.addBoth(self._done)
         return result
 
@@ -74,11 +75,33 @@ class RevocationWatcher(LogWatch):
         self.last_id = last
         if self.bindings is not None:
             self.bindings.watching()  # from now on, every change reaches the cache
-            self.preload = Preload(self.store, "inbound", self.bindings, self.clock)
-            self.preload.start()
+            self._load()
+
+    def _load(self) -> None:
+        assert self.bindings is not None
+        self.preload = Preload(self.store, "inbound", self.bindings, self.clock)
+        self.preload.start()
 
     def _done(self, _: object) -> None:
         self._busy = False
+
+    def _poll_failed(self, failure: Any) -> None:
+        """The log did not answer, so a revocation made meanwhile would go unseen: nothing
+        is served from memory until a poll reads the log again (each MAR reads the store,
+        which answers or fails as it is), then the bindings are loaded again. The log's
+        position is kept, so the revocations of the outage still send their RTRs. (The
+        primary's watch drops its caches the same way: ``caches.PrimaryWatch``.)"""
+        failure.trap(StoreError)
+        if self.bindings is not None and self.last_id is not None and not self._dropped:
+            if self.preload is not None:
+                self.preload.stop()
+                self.preload = None
+            self.bindings.clear()
+            self._dropped = True
+            log.warn("revocation watch: the store did not answer ({error}); the bindings held in memory are "
+                     "dropped until it does, trying again", error=failure.value)
+            return
+        log.warn("revocation watch: the store did not answer ({error}); trying again", error=failure.value)
 
     def _store_failed(self, failure: Any) -> None:
         failure.trap(StoreError)
@@ -92,6 +115,9 @@ class RevocationWatcher(LogWatch):
                 self.bindings.forget(event.impi)
             if event.direction == "inbound" and event.event == "revoked":
                 work.addCallback(lambda _, event=event: self._terminate(event))
+        if self._dropped:  # the log answers again (and its events are applied): load again
+            self._dropped = False
+            self._load()
         return work
 
     def _terminate(self, event: BindingEvent) -> Deferred[None]:

@@ -1,7 +1,7 @@
 """caches.Preload: every active binding read into a cache's packed tier when its watch
 starts, page by page, both directions; what the tier gives equals the store's answer;
-capacity, a failing page, changes made while loading, and the primary watch starting over
-after a failed poll."""
+capacity, a failing page, changes made while loading, and both watches (the primary's, the
+partner's revocation watch) dropping what they hold after a failed poll and loading again."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from gateway.applications.caches import (
     Preload,
     PrimaryWatch,
 )
+from gateway.applications.cx import Local
+from gateway.applications.revocation import RevocationWatcher
 from gateway.applications.storage import StoreAccess
 from hss_store.allocation import AllocationPolicy
 from hss_store.errors import StoreUnavailable
@@ -163,6 +165,34 @@ def test_the_primary_watch_loads_at_start_and_again_after_a_failed_poll(store) -
     store.binding_events_since = real  # type: ignore[method-assign]
     clock.advance(1.0)  # the next poll starts over: the log's position, and a new load
     assert bindings.complete and binding.outbound_impi.encode() in bindings.packed
+    watch.stop()
+
+
+def test_the_revocation_watch_drops_what_it_holds_after_a_failed_poll_and_loads_again(store) -> None:
+    """While the change log cannot be read a revocation would go unseen: the partner serves
+    nothing from memory (each MAR reads the store), and once the log answers its events are
+    applied from where it stopped and every binding is loaded again."""
+    made = _inbound(store, 4)
+    clock = task.Clock()
+    bindings = InboundBindingCache(store)
+    watch = RevocationWatcher(StoreAccess(store, clock), Local("gw.partner.example", "partner.example"),
+                              lambda _: fail(AssertionError("nobody registered: no RTR")), clock, 1.0, {}, bindings)
+    watch.start()
+    assert bindings.complete and made[0].inbound_impi.encode() in bindings.packed
+    real = store.binding_events_since
+    store.binding_events_since = lambda *_: (_ for _ in ()).throw(StoreUnavailable("locked"))  # type: ignore[method-assign]
+    clock.advance(1.0)  # the poll fails
+    assert not bindings.complete and len(bindings.packed) == 0
+    position = watch.last_id
+    store.revoke_inbound(made[0].inbound_impi)  # by another process, while the log cannot be read
+    assert bindings.lookup(made[0].inbound_impi) is None  # the store's answer, not what was held
+    assert bindings.lookup(made[1].inbound_impi) is not None
+    clock.advance(1.0)  # still failing: nothing more happens
+    store.binding_events_since = real  # type: ignore[method-assign]
+    clock.advance(1.0)  # the log answers: from where it stopped, then a new load
+    assert watch.last_id is not None and position is not None and watch.last_id > position
+    assert bindings.complete and made[1].inbound_impi.encode() in bindings.packed
+    assert made[0].inbound_impi.encode() not in bindings.packed and bindings.lookup(made[0].inbound_impi) is None
     watch.stop()
 
 
