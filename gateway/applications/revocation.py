@@ -92,16 +92,16 @@ class RevocationWatcher(LogWatch):
         position is kept, so the revocations of the outage still send their RTRs. (The
         primary's watch drops its caches the same way: ``caches.PrimaryWatch``.)"""
         failure.trap(StoreError)
-        if self.bindings is not None and self.last_id is not None and not self._dropped:
-            if self.preload is not None:
-                self.preload.stop()
-                self.preload = None
-            self.bindings.clear()
-            self._dropped = True
-            log.warn("revocation watch: the store did not answer ({error}); the bindings held in memory are "
-                     "dropped until it does, trying again", error=failure.value)
+        if self.bindings is None or self.last_id is None or self._dropped:
+            self._store_failed(failure)  # nothing held (yet, or any more)
             return
-        log.warn("revocation watch: the store did not answer ({error}); trying again", error=failure.value)
+        if self.preload is not None:
+            self.preload.stop()
+            self.preload = None
+        self.bindings.clear()
+        self._dropped = True
+        log.warn("revocation watch: the store did not answer ({error}); the bindings held in memory are "
+                 "dropped until it does, trying again", error=failure.value)
 
     def _store_failed(self, failure: Any) -> None:
         failure.trap(StoreError)
