@@ -25,9 +25,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from twisted.internet import asyncioreactor  # noqa: E402
+from gateway.runner import install_reactor  # noqa: E402
 
-asyncioreactor.install()  # the reactor the node runs on in production and in the tests
+install_reactor()  # the reactor and loop the node runs on in production and in the tests
 
 from twisted.internet import defer, task  # noqa: E402
 

@@ -33,6 +33,8 @@ import time
 from collections.abc import Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# this checkout's packages ahead of this folder, whose gateway.py would shadow the package
+sys.path.insert(0, os.path.dirname(HERE))
 ROLES = os.path.join(HERE, "relay_roles.py")
 TICKS = os.sysconf("SC_CLK_TCK")
 WINDOWS = (1, 16, 128)

@@ -666,9 +666,9 @@ def run_hss_stub(args: argparse.Namespace) -> None:
 
 # -- the Twisted null forwarder: frames and copies bytes, nothing else ----------------------
 def run_null(args: argparse.Namespace) -> None:
-    from twisted.internet import asyncioreactor
+    from gateway.runner import install_reactor
 
-    asyncioreactor.install()
+    install_reactor()  # the loop the node runs on (run_node): a like-for-like floor
     from twisted.internet import protocol, reactor
 
     class Half(protocol.Protocol):
@@ -790,9 +790,9 @@ def run_floor(args: argparse.Namespace) -> None:
 
 # -- this project's node as a plain relay --------------------------------------------------------
 def run_node(args: argparse.Namespace) -> None:
-    from twisted.internet import asyncioreactor
+    from gateway.runner import install_reactor
 
-    asyncioreactor.install()
+    install_reactor()  # as `cxgw gateway` runs
     from twisted.internet import reactor
 
     from gateway.node import DiameterNode, tune_garbage_collector
