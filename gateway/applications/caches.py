@@ -88,7 +88,13 @@ class BindingTiers:
     """What both roles' binding caches hold: the recently used bindings (``_entries``, a
     dict of at most ``size`` flat tuples, _UNTRACKED) and every active binding packed
     (``packed``, up to ``capacity``, filled by ``Preload``; ``complete`` once it holds all
-    of the store's). ``forget`` is the watch's call for a binding event."""
+    of the store's). ``forget`` is the watch's call for a binding event.
+
+    The recent tier is a bound, not an LRU: once full it holds nothing more (a binding not
+    in it is in ``packed``, about 2 us more, or read from the store) until forgotten or
+    expired entries make room. It is never emptied at once: freeing 200,000 entries held the
+    reactor for 30-65 ms, and freeing them a few at a time held back CPython's collections
+    until one of some 48,000 young objects took 24-37 ms (bench/RESULTS.md, session 7)."""
 
     def __init__(self, store: HssStore, size: int = 200_000, capacity: int = BINDINGS_IN_MEMORY) -> None:
         self.store = store
@@ -261,10 +267,9 @@ class InboundBindingCache(BindingTiers):
 
     def _hold_recent(self, impi: str, record: ActiveBinding) -> None:
         entries = self._entries
-        if len(entries) >= self.size:
-            entries.clear()  # (a bound, not an LRU: what was held is in ``packed`` still, or in the store)
-        # (a flat tuple of atoms, see _UNTRACKED: the fields, ``values`` last)
-        entries[impi] = (*record[:5], record[6], record[7], *record[5])
+        if len(entries) < self.size:  # (full: see BindingTiers)
+            # (a flat tuple of atoms, see _UNTRACKED: the fields, ``values`` last)
+            entries[impi] = (*record[:5], record[6], record[7], *record[5])
 
 
 class OutboundBindingCache(BindingTiers):
@@ -292,9 +297,13 @@ class OutboundBindingCache(BindingTiers):
             found = self.packed.find(impi.encode()) if self.packed else None
             if found is not None:
                 impu, real_impi, real_impu, partner_id, created_at, expires_at = found
-                self._hold_recent(impi, (impi, impu.decode(), real_impi.decode(), real_impu.decode(), partner_id,
-                                         created_at, expires_at, None))
-                return self.active(impi)  # (its expiry, as for the others)
+                if expires_at is not None and self._clock() >= expires_at:
+                    self._hold_recent(impi, _NOT_BOUND)  # (for good, as above)
+                    return None
+                held = (impi, impu.decode(), real_impi.decode(), real_impu.decode(), partner_id, created_at,
+                        expires_at, None)
+                self._hold_recent(impi, held)
+                return OutboundBinding(*held)
         try:
             binding = self.store.outbound_by_impi(impi)
         except UnknownBinding:
@@ -312,9 +321,8 @@ class OutboundBindingCache(BindingTiers):
 
     def _hold_recent(self, impi: str, binding: tuple[Any, ...] | None) -> None:
         entries = self._entries
-        if len(entries) >= self.size:
-            entries.clear()  # (a bound, not an LRU: what was held is in ``packed`` still, or in the store)
-        entries[impi] = binding
+        if len(entries) < self.size:  # (full: see BindingTiers)
+            entries[impi] = binding
 
 
 class Preload:

@@ -76,7 +76,14 @@ def test_the_size_bounds_what_is_held(store) -> None:
     cache.watching()
     for binding in made:
         assert cache.lookup(binding.inbound_impi) is not None
-    assert len(cache._entries) <= 2 and made[2].inbound_impi in cache._entries
+    # full: the third is read (from the store here, from the packed tier once loaded), not
+    # held, and what is held stays (never emptied at once: see BindingTiers)
+    assert set(cache._entries) == {made[0].inbound_impi, made[1].inbound_impi}
+    assert cache.lookup(made[2].inbound_impi).binding() == made[2]
+    store.revoke_inbound(made[0].inbound_impi)
+    cache.forget(made[0].inbound_impi)  # the watch's event: room again
+    assert cache.lookup(made[0].inbound_impi) is None and cache.lookup(made[2].inbound_impi) is not None
+    assert set(cache._entries) == {made[1].inbound_impi, made[2].inbound_impi}
 
 
 def test_a_failing_store_is_a_miss(store) -> None:

@@ -103,6 +103,26 @@ def test_outbound_bindings_for_the_primary(store) -> None:
     assert binding.outbound_impi.encode() not in cache.packed
 
 
+def test_a_full_recent_tier_still_gives_packed_outbound_bindings(store) -> None:
+    """Once the recent tier is full a packed binding is given, not held; an expired one is
+    refused (the store's answer, without asking it)."""
+    binding = _outbound(store)
+    store.set_policy(AllocationPolicy("outbound", impi_pattern="e-<random>@primary.example",
+                                      impu_pattern="sip:e-<random>@primary.example", ttl_seconds=30))
+    store.add_subscriber(Subscriber.new("bob@primary.example", ["sip:bob@primary.example"], bytes(16), opc=bytes(16)))
+    expiring = store.allocate_outbound("bob@primary.example", "sip:bob@primary.example", "partner-a")
+    assert expiring.expires_at is not None
+    cache = OutboundBindingCache(store, size=1)
+    _load(store, cache)
+    assert cache.active("nobody@primary.example") is None  # held (an identity found unbound): full
+    store.outbound_by_impi = None  # type: ignore[method-assign,assignment]  # (not asked: packed)
+    for _ in range(2):
+        assert cache.active(binding.outbound_impi) == binding and cache.active(expiring.outbound_impi) == expiring
+    assert set(cache._entries) == {"nobody@primary.example"}
+    store.clock.now += 30
+    assert cache.active(expiring.outbound_impi) is None and cache.active(binding.outbound_impi) == binding
+
+
 def test_a_failing_page_is_read_again_and_stop_stops(store) -> None:
     _inbound(store, 4)
     cache = InboundBindingCache(store)
