@@ -48,9 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def install_reactor() -> None:
     """Twisted's asyncio reactor on uvloop's event loop (libuv's, in C) instead of asyncio's
-    own: the same reactor API and the same node, with about 10-25% less CPU per message
-    relayed or translated and shorter queues under load (bench/RESULTS.md, session 7),
-    because each loop iteration and timer costs less. The tests run on it too
+    own: the same reactor API and the same node; each loop iteration and timer costs less,
+    which shows most at few messages per read (bench/RESULTS.md, session 7). The tests run on it too
     (tests/conftest.py)."""
     import uvloop
     from twisted.internet import asyncioreactor
