@@ -47,6 +47,7 @@ class Outcome:
     replies: list[Reply] = field(default_factory=list)  # every final response, in order
     challenges: int = 0  # 401s answered
     resyncs: int = 0  # AUTS sent
+    retransmissions: int = 0  # REGISTERs sent again (Timer A) for want of a response
     isim_results: list[str] = field(default_factory=list)  # "ok", "synch failure", "MAC failure"
 
     @property
@@ -101,6 +102,7 @@ class SipUe(DatagramProtocol):
         self.call_id = f"{os.urandom(8).hex()}@127.0.0.1"
         self.tag = os.urandom(4).hex()
         self.cseq = 0
+        self.retransmissions = 0  # every REGISTER sent again (Timer A), over the UE's life
         self.port = 0
         self.waiting: dict[str, defer.Deferred[Reply]] = {}  # branch -> final response
         self.provisional: list[Reply] = []
@@ -166,6 +168,7 @@ class SipUe(DatagramProtocol):
                 final.errback(TimeoutError(f"no final response to REGISTER {self.impu} in {timeout} s"))
                 return
             self.transport.write(data, self.server)
+            self.retransmissions += 1
             interval = min(interval * 2, 4.0)
             call = reactor.callLater(interval, retransmit)
 
@@ -214,6 +217,7 @@ class SipUe(DatagramProtocol):
 
     async def register(self, expires: int = 600, rounds: int = 4, timeout: float = 32 * T1) -> Outcome:
         """REGISTER until a final response other than 401 (at most ``rounds`` challenges)."""
+        sent_again = self.retransmissions
         reply = await self.send(self.initial_authorization(), expires, timeout)
         outcome = Outcome(reply, [reply])
         while reply.status == 401 and outcome.challenges < rounds:
@@ -221,4 +225,5 @@ class SipUe(DatagramProtocol):
             reply = await self.send(self.answer(reply, outcome), expires, timeout)
             outcome.replies.append(reply)
             outcome.final = reply
+        outcome.retransmissions = self.retransmissions - sent_again
         return outcome

@@ -388,12 +388,17 @@ async def test_a_migrated_user_registers_through_both_gateways(tmp_path, kamaili
         await until(lambda: migration.kamailio.find(r"SAA for .*saa_return_code 1"), "the SAA", migration.kamailio)
         held = kamcmd(migration, "ulscscf.showimpu", alice["impu"])
         assert alice["impu"] in held and f"127.0.0.1:{ue.port}" in held, held
-        # the interconnect leg (TLS) as the primary counts it: one MAR in from the partner gateway, answered
+        # the interconnect leg (TLS) as the primary counts it: one MAR in from the partner
+        # gateway per challenge, answered (a UE answering before Kamailio has stored the
+        # vector is challenged once more: see docs/interop.md)
         primary = metrics(migration.primary)
-        assert 'diameter_messages_total{peer="gw.partner.example",direction="in",command="MAR/MAA",result=""} 1' in primary
-        assert 'diameter_messages_total{peer="gw.partner.example",direction="out",command="MAR/MAA",result="2001"} 1' \
+        n = outcome.challenges
+        assert outcome.retransmissions == 0 and n in (1, 2), (outcome.retransmissions, n)
+        assert f'diameter_messages_total{{peer="gw.partner.example",direction="in",command="MAR/MAA",result=""}} {n}' \
             in primary
-        assert 'cxgw_translations_total{role="primary",result="answered"} 1' in primary
+        assert (f'diameter_messages_total{{peer="gw.partner.example",direction="out",command="MAR/MAA",result="2001"}} '
+                f'{n}') in primary
+        assert f'cxgw_translations_total{{role="primary",result="answered"}} {n}' in primary
         # SIGTERM: the partner's recording is written out and closed
         migration.partner.process.send_signal(signal.SIGTERM)
         await until(lambda: migration.partner.process.poll() is not None, "the partner to exit", migration.partner)
@@ -474,17 +479,21 @@ async def test_an_sqn_ahead_of_the_hss_is_resynchronised_through_both_gateways(t
         isim.advance(5000)
         outcome = await migration.ue(bob, isim).register()
         assert outcome.status == 200, (outcome.final.text, "".join(migration.kamailio.lines[-30:]))
-        assert outcome.resyncs == 1 and outcome.isim_results[:1] == ["synch failure"] and "ok" in outcome.isim_results
+        # (a UE answering before Kamailio has stored the vector is challenged once more, and
+        # before the re-synchronisation that challenge carries the old SQN again: docs/interop.md)
+        assert outcome.resyncs in (1, 2) and outcome.isim_results[0] == "synch failure", outcome.isim_results
+        assert outcome.isim_results[-1] == "ok", outcome.isim_results
         assert migration.kamailio.find(r"re-synchronisation for"), "".join(migration.kamailio.lines[-30:])
         assert migration.kamailio.find(r"re-sync MAA for .*maa_return_code 1")
         primary = metrics(migration.primary)  # the re-synchronising MAR crossed the interconnect too
-        assert 'diameter_messages_total{peer="gw.partner.example",direction="out",command="MAR/MAA",result="2001"} 2' \
-            in primary
+        assert (f'diameter_messages_total{{peer="gw.partner.example",direction="out",command="MAR/MAA",result="2001"}} '
+                f'{outcome.challenges}') in primary
     finally:
         messages = await migration.finish()
     mars = [message for message in messages if message["code"] == 303 and message["request"]]
-    assert len(mars) == 2 and not mars[0]["authorization"], mars
-    assert len(bytes.fromhex(mars[1]["authorization"].replace(":", ""))) == 16 + 14, mars  # RAND || AUTS
+    assert len(mars) == outcome.challenges and not mars[0]["authorization"], mars
+    sizes = [len(bytes.fromhex(mar["authorization"].replace(":", ""))) for mar in mars if mar["authorization"]]
+    assert sizes and all(size == 16 + 14 for size in sizes), mars  # RAND || AUTS
     assert all(message["results"] == [2001] for message in messages if not message["request"]), messages
 
 
