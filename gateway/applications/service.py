@@ -51,6 +51,19 @@ class CxService:
             return self._others_fast  # what fast_request would call, without its layer per message
         return self.fast_request
 
+    def claims(self, peer: Any) -> bool:
+        """Whether this node's Cx roles serve every Cx request of ``peer``, whatever realm or
+        host it names (``Proxy._route`` and the relay's ``decide`` ask before routing): the
+        interconnect carries translated requests only (TR 23.781 solution 2, steps 18-20).
+        A partner gateway's requests are the `primary` role's, never relayed into the core
+        (where they would pass untranslated, past the agreements, e.g. by naming the HSS's
+        Destination-Host); with the `partner` role every other peer's are the partner role's,
+        never relayed across the interconnect (with the inbound identities and the S-CSCF's
+        host name in them: docs/architecture.md, "Who serves a request")."""
+        if self.primary is not None and self.primary.serves(peer):
+            return True
+        return self.partner is not None
+
     def fast_request(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
         """gateway.routing.relay.FastRequest: the usual MAR, routed like handle_message."""
         if self.primary is not None and self.primary.serves(peer):

@@ -141,6 +141,13 @@ class Proxy:
             return
         self._route(connection, peer, data, *found)
 
+    def claimed(self, peer: Peer, application_id: int) -> bool:
+        """Whether the local application of ``application_id`` serves every request of
+        ``peer`` whatever its Destination-Realm and Destination-Host name (its ``claims``:
+        gateway.applications.service.CxService.claims), so that it is never routed on."""
+        claims = getattr(self.node.applications.get(application_id), "claims", None)
+        return claims is not None and bool(claims(peer))
+
     def routing_avps(self, data: bytes) -> tuple[bytes | None, list[bytes] | None] | None:
         """(Destination-Realm, Destination-Host values) of a request, or None when one of
         its Route-Records names this node (a loop, RFC 6733 §6.1.3); DecodeError on broken
@@ -165,6 +172,9 @@ class Proxy:
             # RFC 6733 §6.1.4 / §7.1.3: an application we did not advertise in the CER/CEA
             self.answer_error(connection, data, ResultCode.DIAMETER_APPLICATION_UNSUPPORTED,
                               f"application {application_id} is not supported by this node")
+            return
+        if self.claimed(peer, application_id):  # the Cx roles' peers: served here, never relayed
+            self.local(connection, data, application_id)
             return
         if realm is None or destination_host is not None and destination_host[0].lower() == self.identity:
             self.local(connection, data, application_id)

@@ -154,14 +154,15 @@ class StreamRelay:
     def decide(self, peer: Peer, realm: bytes, application_id: int) -> tuple[Peer | None, DiameterConnection | None, FastRequest | None]:
         """The single available peer a request from ``peer`` for ``realm`` goes to here, and
         its connection; or, for a request served here (RFC 6733 §6.1.4: our realm and an
-        application we serve, or a local route), the application's ``fast_request`` where
+        application we serve, or a local route; or a peer the application claims,
+        ``Proxy.claimed``), the application's ``fast_request`` where
         it has one; (None, None, None): the general path decides (several targets, nothing
         available: answers, failover choices and limits are its)."""
         node = self.node
         route = node.routing.lookup_raw(realm, application_id)
         if (application_id in node.applications and realm.lower() == node.proxy.realm) or (
             route is not None and route.action is _LOCAL
-        ):
+        ) or node.proxy.claimed(peer, application_id):
             return None, None, self.fast_local(application_id)
         if route is None or len(route.targets) != 1:
             return None, None, None

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
 
 from cx_codec import answer_for, decode
 from cx_codec.commands import MultimediaAuthRequest, ServerAssignmentRequest, new_session_id
+from gateway.applications.cx import CX, Local
+from gateway.applications.primary import PrimaryApplication
+from gateway.applications.service import CxService
+from gateway.applications.storage import StoreAccess
+from gateway.applications.translation import Destination
+from gateway.settings import PeerSettings
 from gateway.testing.cores import (
     OPC,
     PARTNER,
@@ -26,10 +33,10 @@ from gateway.testing.cores import (
     Cores,
     K,
 )
-from gateway.testing.diamtest import Net, header_of, wait_for
+from gateway.testing.diamtest import Answering, Net, header_of, route, wait_for
 from gateway.testing.isim import Isim
 from hss_store import open_store
-from hss_store.records import Agreement, PrimaryDatabase
+from hss_store.records import Agreement, PrimaryDatabase, Subscriber
 
 AKA = "Digest-AKAv1-MD5"
 
@@ -215,3 +222,98 @@ def test_a_binding_revoked_while_registered_sends_an_rtr_to_the_scscf(cores):
     yield wait_for(lambda: cores.partner_store.inbound_registration(inbound.inbound_impi) is None,
                    what="the registration cleared")
     assert cores.watcher.terminated == 1
+
+
+# -- nothing crosses the interconnect untranslated (CxService.claims) ------------------------------
+@pytest_twisted.inlineCallbacks
+def test_an_scscfs_requests_naming_the_primary_realm_are_served_by_the_partner_role(cores):
+    """An S-CSCF that addresses the primary's realm (and its gateway) itself: the partner role
+    still serves its requests, so the MAR crosses translated and the rest not at all; a plain
+    relay would have carried the inbound identities and the S-CSCF's name across."""
+    yield wait_for(lambda: cores.partner.peers[PRIMARY_GW].available, what="the interconnect open")
+    scscf = yield cores.scscf()
+    request = MultimediaAuthRequest(
+        hop_by_hop=1, end_to_end=1, session_id=new_session_id(SCSCF), origin_host=SCSCF, origin_realm=PARTNER,
+        destination_realm=PRIMARY, destination_host=PRIMARY_GW, user_name=cores.inbound.inbound_impi,
+        public_identity=cores.inbound.inbound_impu, sip_auth_data_item={"sip_authentication_scheme": AKA},
+        sip_number_auth_items=1, server_name="sip:scscf.partner.example:6060",
+    )
+    scscf.send(request.encode())
+    yield scscf.next()
+    answer = decode(scscf.messages[-1])
+    assert answer.result_code == 2001 and answer["User-Name"] == cores.inbound.inbound_impi
+    sar = ServerAssignmentRequest(
+        hop_by_hop=2, end_to_end=2, session_id=new_session_id(SCSCF), origin_host=SCSCF, origin_realm=PARTNER,
+        destination_realm=PRIMARY, user_name=cores.inbound.inbound_impi, public_identity=[cores.inbound.inbound_impu],
+        server_name="sip:scscf.partner.example:6060", server_assignment_type="REGISTRATION",
+        user_data_already_available="USER_DATA_NOT_AVAILABLE",
+    )
+    scscf.send(sar.encode())
+    yield scscf.next()
+    assert decode(scscf.messages[-1]).result_code == 2001  # from the binding (step 25), at the partner
+    towards_primary = b"".join(cores.primary_leg)
+    commands = [header_of(frame)[1] for frame in _frames(towards_primary) if header_of(frame)[0] & 0x80]
+    assert 303 in commands and 301 not in commands  # the MAR, translated; the SAR stayed
+    for secret in (cores.inbound.inbound_impi, cores.inbound.inbound_impu, SCSCF):
+        assert secret.encode() not in towards_primary, secret
+
+
+HSS_HOST = "hss.primary.example"
+
+
+def _frames(data: bytes) -> list[bytes]:
+    frames, offset = [], 0
+    while offset + 20 <= len(data):
+        length = int.from_bytes(data[offset + 1 : offset + 4], "big")
+        frames.append(data[offset : offset + length])
+        offset += length
+    return frames
+
+
+@pytest.mark.parametrize("command", ["SAR", "MAR of a real user"])
+@pytest_twisted.inlineCallbacks
+def test_a_partner_gateway_cannot_reach_a_routed_hss_past_the_primary_role(tmp_path, command):
+    """The primary role with its HSS in another node (``hss_realm``/``hss_host``, a route to
+    it): a partner gateway's request naming the HSS's Destination-Host is still the primary
+    role's, refused there (only MAR crosses; a real identity needs an agreement), and the
+    HSS never sees it; a route must not carry it past the agreements."""
+    net = Net()
+    store = open_store(str(tmp_path / "primary.sqlite"))
+    store.add_subscriber(Subscriber.new(REAL_IMPI, [REAL_IMPU], K, opc=OPC))  # and no agreement at all
+    try:
+        hss = Answering(HSS_HOST)
+        net.node(HSS_HOST, PRIMARY, peers=[PeerSettings(PRIMARY_GW, PRIMARY, connect=False)], app=hss)
+        primary = net.node(PRIMARY_GW, PRIMARY, peers=[PeerSettings(PARTNER_GW, PARTNER, connect=False),
+                                                       PeerSettings(HSS_HOST, PRIMARY, "127.0.0.1", net.ports[HSS_HOST])],
+                           routes=[route(PRIMARY, HSS_HOST)])
+        access = StoreAccess(store, reactor)
+        local = Local(PRIMARY_GW, PRIMARY)
+        role = PrimaryApplication(access, local, {PARTNER_GW: "partner-a"}, send=primary.send_request,
+                                  hss_destination=Destination(PRIMARY, HSS_HOST))
+        primary.applications[CX] = CxService(local, primary=role)
+        yield wait_for(lambda: primary.peers[HSS_HOST].available, what="the HSS open")
+        partner = yield net.raw_peer(net.ports[PRIMARY_GW], host=PARTNER_GW, realm=PARTNER)
+        common = dict(hop_by_hop=5, end_to_end=5, session_id=new_session_id(PARTNER_GW), origin_host=PARTNER_GW,
+                      origin_realm=PARTNER, destination_realm=PRIMARY, destination_host=HSS_HOST)
+        if command == "SAR":
+            request = ServerAssignmentRequest(**common, user_name=REAL_IMPI, public_identity=[REAL_IMPU],
+                                              server_name="sip:scscf.partner.example", server_assignment_type="REGISTRATION",
+                                              user_data_already_available="USER_DATA_NOT_AVAILABLE")
+            expected = ("result", 3001)
+        else:
+            request = MultimediaAuthRequest(**common, user_name=REAL_IMPI, public_identity=REAL_IMPU,
+                                            sip_auth_data_item={"sip_authentication_scheme": AKA}, sip_number_auth_items=1,
+                                            server_name="sip:scscf.partner.example")
+            expected = ("experimental", 5001)
+        partner.send(request.encode())
+        yield partner.next()
+        answer = decode(partner.messages[-1])
+        if expected[0] == "result":
+            assert answer.result_code == expected[1]
+        else:
+            assert answer.find("Experimental-Result").get("Experimental-Result-Code") == expected[1]
+        assert answer["Origin-Host"] == PRIMARY_GW
+        assert hss.requests == []  # nothing reached the HSS
+    finally:
+        yield net.stop()
+        access.close()

@@ -407,3 +407,82 @@ def test_bindings_loaded_at_start_are_not_read_again(store) -> None:
         assert cache.lookup(bindings[1].inbound_impi) is None and reads == [bindings[1].inbound_impi]  # the store's
     finally:
         partner.watcher.stop()
+
+
+# -- hostile MARs (gateway.testing.fuzz.Mutator) ---------------------------------------------
+def _made_up(message: bytes) -> bytes:
+    """An answer with the Session-Id this node made up (the request's was unreadable) blanked:
+    the two nodes draw from one process-wide counter."""
+    from gateway.testing.fuzz import base_avp_value
+
+    session = base_avp_value(message, SESSION_ID[0])
+    made_up = session is not None and session.startswith(PARTNER_GW.encode() + b";")
+    return rewrite(message, {SESSION_ID: b"-"}) if made_up else message
+
+
+def _identities_in(messages: list[bytes], identities: list[str]) -> list[str]:
+    return [identity for identity in identities for message in messages if identity.encode() in message]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_mutated_mars_are_answered_alike_on_both_paths_and_well(tmp_path_factory, seed, data) -> None:
+    """MARs for migrated users, mutated as a hostile S-CSCF or interconnect would send them
+    (byte flips, AVP lengths, duplicated, removed or reordered AVPs, flags, commands,
+    nesting, a Route-Record naming this node): both paths answer the same bytes; every
+    answer decodes strictly, carries the request's ids, has the E bit iff 3xxx (RFC 6733
+    §7.1); whatever is forwarded decodes strictly and names no inbound identity; nothing
+    the S-CSCF gets names a primary-side identity (TR 23.781 solution 2, steps 18-20)."""
+    import random
+
+    from gateway.testing.fuzz import Mutator, check_generated
+
+    store = _store(tmp_path_factory.mktemp("mutated") / "partner.sqlite")
+    bindings = _bindings(store)
+    inbound = [b.inbound_impi for b in bindings] + [b.inbound_impu for b in bindings]
+    primary_side = [b.primary_impi for b in bindings] + [b.primary_impu for b in bindings]
+    both = (Partner(store, fast=True), Partner(store, fast=False))
+    mutator = Mutator(random.Random(seed), PARTNER_GW)
+    try:
+        sent: dict[int, bytes] = {}
+        stream = b""
+        for n in range(data.draw(st.integers(1, 12), label="MARs")):
+            binding = bindings[n % 4]
+            request = _mar(0x7000 + n, binding.inbound_impi, binding.inbound_impu, session=0x7000 + n)
+            if data.draw(st.integers(0, 9), label="mutate") < 7:
+                request = mutator.mutate(request).data
+            if request[4] & 0x80:  # a request (an answer nobody asked for is dropped, RFC 6733 §6.2)
+                sent[int.from_bytes(request[12:16], "big")] = request
+            stream += request
+        for piece in _cut(stream, data.draw(st.lists(st.integers(0, 1 << 12), max_size=3), label="cuts")):
+            for partner in both:
+                partner.feed(SCSCFS[0], piece)
+        outs = [partner.drain() for partner in both]
+        answered = outs[0][SCSCFS[0]]
+        assert [_made_up(m) for m in answered] == [_made_up(m) for m in outs[1][SCSCFS[0]]]
+        assert [_normal(m) for m in outs[0][PRIMARY_GW]] == [_normal(m) for m in outs[1][PRIMARY_GW]]
+        forwarded = outs[0][PRIMARY_GW]
+        for request in forwarded:
+            decode(request)  # validated strictly before it was translated (raises if not)
+        assert _identities_in(forwarded, inbound) == []
+        answers = b"".join(_maa(request, 2001) for request in forwarded)
+        for partner in both:
+            partner.feed(PRIMARY_GW, answers)
+        outs = [partner.drain() for partner in both]
+        assert [_made_up(m) for m in outs[0][SCSCFS[0]]] == [_made_up(m) for m in outs[1][SCSCFS[0]]]
+        assert both[0].state() == both[1].state()
+        got = answered + outs[0][SCSCFS[0]]
+        for answer in got:
+            hop = int.from_bytes(answer[12:16], "big")
+            assert hop in sent, f"an answer to no request: {answer.hex()}"
+            request = sent[hop]
+            relayed = answer[4] & 0x20 == 0 and decode(answer).result_code == 2001
+            problems = [] if relayed else [p for p in check_generated(answer, request, PARTNER_GW)
+                                           if not p[0].startswith("answer of unknown origin")]
+            assert problems == [], (problems, request.hex())
+            decode(answer)
+        assert _identities_in(got, primary_side) == []
+    finally:
+        for partner in both:
+            partner.watcher.stop()
+        store.close()

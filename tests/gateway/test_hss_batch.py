@@ -364,3 +364,60 @@ def test_a_change_log_that_cannot_be_read_empties_the_caches(tmp_path, monkeypat
     assert [_result(a) for a in core.feed(_mar(2, impi, impu, PARTNER_GW))] == [5001]
     core.watch.stop()  # type: ignore[union-attr]
     core.store.close()
+
+
+@_EXAMPLES
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_mutated_mars_get_the_same_well_formed_answers_from_the_primary_batch(tmp_path_factory, seed, data) -> None:
+    _mutated(tmp_path_factory.mktemp("hss-mutated"), True, seed, data)
+
+
+@_EXAMPLES
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_mutated_mars_get_the_same_well_formed_answers_from_the_hss_batch(tmp_path_factory, seed, data) -> None:
+    _mutated(tmp_path_factory.mktemp("hss-mutated"), False, seed, data)
+
+
+def _mutated(work, primary: bool, seed: int, data) -> None:  # type: ignore[no-untyped-def]
+    """MARs mutated as a hostile partner gateway or S-CSCF would send them
+    (gateway.testing.fuzz.Mutator): the batch and the general path answer the same, the
+    stores end with the same SQNs, and every answer decodes strictly, carries the
+    request's ids and its Session-Id where that was readable, with the E bit iff 3xxx
+    (RFC 6733 §6.2, §7.1)."""
+    import random
+
+    from gateway.testing.fuzz import Mutator, base_avp_value, check_generated
+
+    users = _provision(work / "a.sqlite")
+    shutil.copyfile(work / "a.sqlite", work / "b.sqlite")
+    both = (Core(work / "a.sqlite", True, primary, watch=True), Core(work / "b.sqlite", False, primary))
+    host = PARTNER_GW if primary else SCSCF
+    mutator = Mutator(random.Random(seed), PRIMARY_GW)
+
+    def made_up(answer: bytes) -> bytes:  # the Session-Id made up for an unreadable one: a process-wide counter
+        session = base_avp_value(answer, 263)
+        return answer.replace(session, b"-" * len(session)) if session and session.startswith(b"gw.primary.example;") else answer
+
+    try:
+        sent: dict[int, bytes] = {}
+        read = b""
+        for hop in range(1, data.draw(st.integers(1, 8), label="MARs") + 1):
+            impi, impu = data.draw(st.sampled_from(users), label="user")
+            request = _mar(hop, impi, impu, host)
+            if data.draw(st.integers(0, 9), label="mutate") < 7:
+                request = mutator.mutate(request).data
+            if request[4] & 0x80:
+                sent[int.from_bytes(request[12:16], "big")] = request
+            read += request
+        answers = [sorted(made_up(a) for a in core.feed(read)) for core in both]
+        assert answers[0] == answers[1]
+        assert both[0].state() == both[1].state()
+        for answer in answers[0]:
+            request = sent[int.from_bytes(answer[12:16], "big")]
+            problems = [p for p in check_generated(answer, request, PRIMARY_GW, session=False)]
+            assert problems == [], (problems, request.hex())
+    finally:
+        for core in both:
+            if core.watch is not None:
+                core.watch.stop()
+            core.store.close()
