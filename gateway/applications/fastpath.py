@@ -33,12 +33,13 @@ import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cx_codec import DecodeError
+from cx_codec import DecodeError, decode
 from cx_codec.message import strict_layout
 from gateway.applications.cx import DIGEST_SCHEMES, MAA_COPIED, UNKNOWN_SCHEME, VENDOR_3GPP, Command
 from gateway.applications.translation import (
     AnswerTranslator,
     Identities,
+    InvalidAnswer,
     RequestTranslator,
 )
 from gateway.routing.pending import PendingRequest, PendingRequests
@@ -349,12 +350,15 @@ class TranslatedAnswer(NamedTuple):
         """The answer as it came (its hop-by-hop id ours: ``hop_by_hop`` goes in), or as
         ``callback`` gives it (None)."""
         fast = self.fast
-        outcomes = fast.partner.outcomes  # PartnerApplication._count, inline
-        outcomes["forwarded"] = outcomes.get("forwarded", 0) + 1
         try:
             translated = fast.answers.translate_with(  # step 20
                 answer, self.back, self.end_to_end, None if hop_by_hop is None else _U32.pack(hop_by_hop))
-        except DecodeError as error:  # what translate_answer raises: local work that failed, 5012
+        except InvalidAnswer as error:  # as PartnerApplication._translated_back: 5012
+            translated = fast.partner.invalid_answer(decode(self.request), error)
+        except DecodeError as error:  # a splice that failed: local work that failed, 5012
             fast.proxy.local_failed(error, self.peer, self.key, self.request)
             return
+        else:
+            outcomes = fast.partner.outcomes  # PartnerApplication._count, inline
+            outcomes["forwarded"] = outcomes.get("forwarded", 0) + 1
         fast.proxy.local_answer(translated, self.peer, self.key, _MAR)

@@ -152,7 +152,7 @@ class HssBatch:
         if isinstance(result, StoreError):  # the HSS's answer, translated back (PrimaryApplication._ask_hss)
             inner = translate_request(item.request, item.real, None, primary.local, hide_topology=False)
             answer = store_failure_answer(decode(inner), hss.local, Failure(result))
-            return primary._translated_back(answer, Restore(item.sent, None))
+            return primary._translated_back(answer, Restore(item.sent, None), decode(item.request))
         primary._count("answered")
         # translate_answer of the HSS's MAA puts back the identities sent and (hiding the
         # topology) this node's Origin-Host/Realm: the MAA built with those at once

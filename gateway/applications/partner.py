@@ -44,6 +44,7 @@ from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import (
     Destination,
     Identities,
+    InvalidAnswer,
     Restore,
     restore_of,
     translate_answer,
@@ -124,7 +125,7 @@ class PartnerApplication:
     def _forward(self, binding: InboundBinding, message: Message, inbound: Identities) -> Deferred[bytes]:
         translated, restore = self.translate(message.encode(), binding, inbound)  # the bytes as received
         answer = self.send(translated)  # step 18; the node answers 3002/3004 itself on failure
-        answer.addCallback(self._translated_back, restore)
+        answer.addCallback(self._translated_back, restore, message)
         return answer
 
     def translate(self, data: bytes, binding: InboundBinding, inbound: Identities) -> tuple[bytes, Restore]:
@@ -142,9 +143,22 @@ class PartnerApplication:
             self.annotate((data, translated), f"translated: inbound {inbound.impi} ↔ primary {primary.impi} ({binding.primary.realm})")
         return translated, restore
 
-    def _translated_back(self, answer: bytes, restore: Any) -> bytes:
+    def _translated_back(self, answer: bytes, restore: Any, message: Message) -> bytes:
+        try:
+            translated = translate_answer(answer, restore, self.local, hide_topology=self.hide_topology)  # step 20
+        except InvalidAnswer as error:
+            return self.invalid_answer(message, error)
         self._count("forwarded")
-        return translate_answer(answer, restore, self.local, hide_topology=self.hide_topology)  # step 20
+        return translated
+
+    def invalid_answer(self, message: Message, error: InvalidAnswer) -> bytes:
+        """The S-CSCF's answer when the primary side's MAA fails strict decoding: 5012 with
+        the inbound identities (both paths; the interconnect may be hostile)."""
+        log.warn("{command}: the primary SIP database's answer is not valid Cx ({error}); answered 5012",
+                 command=message.name, error=error)
+        self._count("invalid answer")
+        return failure_answer(message, self.local, ResultCode.DIAMETER_UNABLE_TO_COMPLY,
+                              "the primary SIP database's answer was not valid Cx")
 
     def _refused(self, failure: Any, message: Message) -> bytes:
         code = getattr(failure.value, "experimental_result", None)

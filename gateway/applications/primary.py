@@ -34,6 +34,7 @@ from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import (
     Destination,
     Identities,
+    InvalidAnswer,
     Restore,
     translate_answer,
     translate_request,
@@ -126,11 +127,19 @@ class PrimaryApplication:
         else:
             inner = translate_request(data, real, self.hss_destination, self.local, hide_topology=False)
             answer = self.send(inner)  # type: ignore[misc]
-        return answer.addCallback(self._translated_back, restore)
+        return answer.addCallback(self._translated_back, restore, message)
 
-    def _translated_back(self, answer: bytes, restore: Restore) -> bytes:
+    def _translated_back(self, answer: bytes, restore: Restore, message: Message) -> bytes:
+        try:
+            translated = translate_answer(answer, restore, self.local, hide_topology=self.hide_topology)
+        except InvalidAnswer as error:  # a routed HSS's answer that fails strict decoding: 5012
+            log.warn("{command}: the HSS's answer is not valid Cx ({error}); answered 5012",
+                     command=message.name, error=error)
+            self._count("invalid answer")
+            return failure_answer(message, self.local, ResultCode.DIAMETER_UNABLE_TO_COMPLY,
+                                  "the HSS's answer was not valid Cx")
         self._count("answered")
-        return translate_answer(answer, restore, self.local, hide_topology=self.hide_topology)
+        return translated
 
     def _refused(self, failure: Any, message: Message, partner_id: str) -> bytes:
         error = failure.value

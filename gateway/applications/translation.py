@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from cx_codec.avp import pack_avp
 from cx_codec.commands import new_session_id
 from cx_codec.errors import DecodeError
+from cx_codec.message import strict_layout
 from cx_codec.rewrite import rewrite, top_level
 from cx_codec.splice import Entry, Layouts, Splice
 from gateway.applications.cx import (
@@ -110,10 +111,30 @@ def restore_of(request: bytes, original: Identities, hide_topology: bool) -> Res
     return Restore(original, session_id, request[16:20])
 
 
+class InvalidAnswer(Exception):
+    """The answer from the other side fails strict decoding (RFC 6733 §7): what this node
+    would send back as its own answer must pass it, so the requester gets 5012 instead."""
+
+    def __init__(self, error: DecodeError) -> None:
+        super().__init__(f"{error.result_code} {error.reason}")
+        self.error = error
+
+
+def check_answer(answer: bytes) -> None:
+    """InvalidAnswer unless ``answer`` passes strict decoding (the codec's verdict, from the
+    layouts it validated before: ``cx_codec.message.strict_layout``)."""
+    try:
+        strict_layout(answer)
+    except DecodeError as error:
+        raise InvalidAnswer(error) from None
+
+
 def translate_answer(answer: bytes, restore: Restore, local: Local, *, hide_topology: bool) -> bytes:
     """The answer with the requester's identities (added where the answer lacked them:
     Kamailio reads User-Name before the result, docs/interop.md) and Session-Id; with
-    topology hiding, from this node. SIP-Auth-Data-Items and results untouched."""
+    topology hiding, from this node. SIP-Auth-Data-Items and results untouched.
+    InvalidAnswer when ``answer`` fails strict decoding (``check_answer``)."""
+    check_answer(answer)
     who = restore.identities
     impi, impu = who.impi.encode(), who.impu.encode()
     values: dict[tuple[int, int], bytes] = {USER_NAME: impi, PUBLIC_IDENTITY: impu}
@@ -223,7 +244,8 @@ class AnswerTranslator:
                        hop_by_hop: bytes | None = None) -> bytes:
         """``translate`` with what the Restore holds as bytes (``values``: the requester's
         IMPI and IMPU as it sent them, and its Session-Id when it was replaced), and the
-        End-to-End id to put back (None: as it is)."""
+        End-to-End id to put back (None: as it is). InvalidAnswer as ``translate_answer``."""
+        check_answer(answer)
         layout = self._layouts.find(answer)
         with_session = len(values) == 3
         key = (id(layout), with_session)

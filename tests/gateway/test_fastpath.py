@@ -429,10 +429,12 @@ def _identities_in(messages: list[bytes], identities: list[str]) -> list[str]:
 def test_mutated_mars_are_answered_alike_on_both_paths_and_well(tmp_path_factory, seed, data) -> None:
     """MARs for migrated users, mutated as a hostile S-CSCF or interconnect would send them
     (byte flips, AVP lengths, duplicated, removed or reordered AVPs, flags, commands,
-    nesting, a Route-Record naming this node): both paths answer the same bytes; every
-    answer decodes strictly, carries the request's ids, has the E bit iff 3xxx (RFC 6733
-    §7.1); whatever is forwarded decodes strictly and names no inbound identity; nothing
-    the S-CSCF gets names a primary-side identity (TR 23.781 solution 2, steps 18-20)."""
+    nesting, a Route-Record naming this node), and the primary's answers mutated too: both
+    paths answer the same bytes; every answer the S-CSCF gets is this node's (translated or
+    generated), decodes strictly, carries the request's ids and Session-Id, has the E bit iff
+    3xxx (RFC 6733 §6.2, §7.1); whatever is forwarded decodes strictly and names no inbound
+    identity; nothing the S-CSCF gets names a primary-side identity (TR 23.781 solution 2,
+    steps 18-20)."""
     import random
 
     from gateway.testing.fuzz import Mutator, check_generated
@@ -465,9 +467,15 @@ def test_mutated_mars_are_answered_alike_on_both_paths_and_well(tmp_path_factory
         for request in forwarded:
             decode(request)  # validated strictly before it was translated (raises if not)
         assert _identities_in(forwarded, inbound) == []
-        answers = b"".join(_maa(request, 2001) for request in forwarded)
+        answers = b""
+        for request in forwarded:  # from across the interconnect: maybe hostile too
+            answer = _maa(request, data.draw(st.sampled_from([2001, 2001, 5001]), label="code"))
+            if data.draw(st.integers(0, 9), label="mutate answer") < 4:
+                answer = mutator.mutate_answer(answer)[0]
+            answers += answer
         for partner in both:
             partner.feed(PRIMARY_GW, answers)
+            partner.clock.advance(11.0)  # Tx: what got no answer gets 3002
         outs = [partner.drain() for partner in both]
         assert [_made_up(m) for m in outs[0][SCSCFS[0]]] == [_made_up(m) for m in outs[1][SCSCFS[0]]]
         assert both[0].state() == both[1].state()
@@ -476,13 +484,32 @@ def test_mutated_mars_are_answered_alike_on_both_paths_and_well(tmp_path_factory
             hop = int.from_bytes(answer[12:16], "big")
             assert hop in sent, f"an answer to no request: {answer.hex()}"
             request = sent[hop]
-            relayed = answer[4] & 0x20 == 0 and decode(answer).result_code == 2001
-            problems = [] if relayed else [p for p in check_generated(answer, request, PARTNER_GW)
-                                           if not p[0].startswith("answer of unknown origin")]
-            assert problems == [], (problems, request.hex())
-            decode(answer)
+            problems = check_generated(answer, request, PARTNER_GW)  # translated or generated: ours either way
+            assert problems == [], (problems, request.hex(), answer.hex())
         assert _identities_in(got, primary_side) == []
     finally:
         for partner in both:
             partner.watcher.stop()
         store.close()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "general path"])
+def test_an_maa_that_fails_strict_decoding_is_answered_5012_with_the_inbound_identities(store, fast) -> None:
+    """A hostile primary side adds an unknown AVP with the M bit (RFC 6733 §7.1.5: 5001 for
+    a receiver): nothing of it reaches the S-CSCF, which gets 5012 from this node."""
+    binding = _bindings(store)[0]
+    partner = Partner(store, fast=fast)
+    try:
+        partner.feed(SCSCFS[0], _mar(1, binding.inbound_impi, binding.inbound_impu))
+        (forwarded,) = partner.drain()[PRIMARY_GW]
+        answer = _maa(forwarded, 2001)
+        unknown = bytes.fromhex("0001869f4000000c") + b"evil"  # AVP 99999, M bit, no vendor
+        partner.feed(PRIMARY_GW, answer[:1] + (len(answer) + 12).to_bytes(3, "big") + answer[4:] + unknown)
+        (got,) = partner.drain()[SCSCFS[0]]
+        message = decode(got)
+        assert message.result_code == 5012 and message["User-Name"] == binding.inbound_impi
+        assert b"evil" not in got and binding.primary_impi.encode() not in got
+        assert partner.role.outcomes == {"invalid answer": 1}
+        assert partner.node.proxy.serving == 0 and len(partner.node.pending) == 0
+    finally:
+        partner.watcher.stop()
