@@ -16,8 +16,10 @@ translation outcomes must end the same.
 from __future__ import annotations
 
 import itertools
+import shutil
 import struct
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +28,12 @@ from twisted.internet import task
 from twisted.internet.testing import StringTransport
 
 from cx_codec import answer_for, decode
-from cx_codec.commands import MultimediaAuthRequest
+from cx_codec.commands import (
+    LocationInfoRequest,
+    MultimediaAuthRequest,
+    ServerAssignmentRequest,
+    UserAuthorizationRequest,
+)
 from cx_codec.rewrite import rewrite
 from gateway.applications.cx import CX, SESSION_ID, Local
 from gateway.applications.partner import PartnerApplication
@@ -410,6 +417,26 @@ def test_bindings_loaded_at_start_are_not_read_again(store) -> None:
 
 
 # -- hostile MARs (gateway.testing.fuzz.Mutator) ---------------------------------------------
+def _request(command: str, hop: int, binding: Any) -> bytes:
+    """A request of an S-CSCF for a migrated user (TS 29.229 §6.1): MAR, or the SAR, UAR and
+    LIR the partner role answers from the binding (step 25)."""
+    if command == "MAR":
+        return _mar(hop, binding.inbound_impi, binding.inbound_impu, session=hop)
+    common: dict[str, Any] = {"hop_by_hop": hop, "end_to_end": hop, "session_id": f"{SCSCFS[0]};1;{hop}",
+                              "origin_host": SCSCFS[0], "origin_realm": PARTNER, "destination_realm": PARTNER}
+    if command == "SAR":
+        message = ServerAssignmentRequest(**common, user_name=binding.inbound_impi,
+                                          public_identity=[binding.inbound_impu], server_name=f"sip:{SCSCFS[0]}:6060",
+                                          server_assignment_type="REGISTRATION",
+                                          user_data_already_available="USER_DATA_NOT_AVAILABLE")
+    elif command == "UAR":
+        message = UserAuthorizationRequest(**common, user_name=binding.inbound_impi,
+                                           public_identity=binding.inbound_impu, visited_network_identifier=b"partner")
+    else:
+        message = LocationInfoRequest(**common, public_identity=binding.inbound_impu)
+    return message.encode()
+
+
 def _made_up(message: bytes) -> bytes:
     """An answer with the Session-Id this node made up (the request's was unreadable) blanked:
     the two nodes draw from one process-wide counter."""
@@ -427,7 +454,7 @@ def _identities_in(messages: list[bytes], identities: list[str]) -> list[str]:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_mutated_mars_are_answered_alike_on_both_paths_and_well(tmp_path_factory, seed, data) -> None:
-    """MARs for migrated users, mutated as a hostile S-CSCF or interconnect would send them
+    """MARs (and SARs, UARs, LIRs) for migrated users, mutated as a hostile S-CSCF or interconnect would send them
     (byte flips, AVP lengths, duplicated, removed or reordered AVPs, flags, commands,
     nesting, a Route-Record naming this node), and the primary's answers mutated too: both
     paths answer the same bytes; every answer the S-CSCF gets is this node's (translated or
@@ -439,18 +466,23 @@ def test_mutated_mars_are_answered_alike_on_both_paths_and_well(tmp_path_factory
 
     from gateway.testing.fuzz import Mutator, check_generated
 
-    store = _store(tmp_path_factory.mktemp("mutated") / "partner.sqlite")
+    work = tmp_path_factory.mktemp("mutated")
+    store = _store(work / "partner.sqlite")
     bindings = _bindings(store)
+    store.close()  # a copy each: a SAR writes the S-CSCF's name, which the next UAR reads
+    shutil.copyfile(work / "partner.sqlite", work / "general.sqlite")
+    store, general = _store(work / "partner.sqlite"), _store(work / "general.sqlite")
     inbound = [b.inbound_impi for b in bindings] + [b.inbound_impu for b in bindings]
     primary_side = [b.primary_impi for b in bindings] + [b.primary_impu for b in bindings]
-    both = (Partner(store, fast=True), Partner(store, fast=False))
+    both = (Partner(store, fast=True), Partner(general, fast=False))
     mutator = Mutator(random.Random(seed), PARTNER_GW)
     try:
         sent: dict[int, bytes] = {}
         stream = b""
         for n in range(data.draw(st.integers(1, 12), label="MARs")):
             binding = bindings[n % 4]
-            request = _mar(0x7000 + n, binding.inbound_impi, binding.inbound_impu, session=0x7000 + n)
+            command = data.draw(st.sampled_from(["MAR"] * 5 + ["SAR", "UAR", "LIR"]), label="command")
+            request = _request(command, 0x7000 + n, binding)
             if data.draw(st.integers(0, 9), label="mutate") < 7:
                 request = mutator.mutate(request).data
             if request[4] & 0x80:  # a request (an answer nobody asked for is dropped, RFC 6733 §6.2)
@@ -467,11 +499,11 @@ def test_mutated_mars_are_answered_alike_on_both_paths_and_well(tmp_path_factory
         for request in forwarded:
             decode(request)  # validated strictly before it was translated (raises if not)
         assert _identities_in(forwarded, inbound) == []
-        answers = b""
+        answers, hostile = b"", False
         for request in forwarded:  # from across the interconnect: maybe hostile too
             answer = _maa(request, data.draw(st.sampled_from([2001, 2001, 5001]), label="code"))
             if data.draw(st.integers(0, 9), label="mutate answer") < 4:
-                answer = mutator.mutate_answer(answer)[0]
+                answer, hostile = mutator.mutate_answer(answer)[0], True
             answers += answer
         for partner in both:
             partner.feed(PRIMARY_GW, answers)
@@ -486,11 +518,16 @@ def test_mutated_mars_are_answered_alike_on_both_paths_and_well(tmp_path_factory
             request = sent[hop]
             problems = check_generated(answer, request, PARTNER_GW)  # translated or generated: ours either way
             assert problems == [], (problems, request.hex(), answer.hex())
-        assert _identities_in(got, primary_side) == []
+            message = decode(answer)  # the identities it names are the requester's, whatever came back
+            named = [message.get("User-Name"), *(avp.value for avp in message.find_all("Public-Identity"))]
+            assert not set(map(str, filter(None, named))) & set(primary_side), named
+        if not hostile:  # (a hostile primary may put its own identities anywhere: its secret to give away)
+            assert _identities_in(got, primary_side) == []
     finally:
         for partner in both:
             partner.watcher.stop()
         store.close()
+        general.close()
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "general path"])
