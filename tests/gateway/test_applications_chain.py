@@ -35,6 +35,7 @@ from gateway.testing.cores import (
 )
 from gateway.testing.diamtest import Answering, Net, header_of, route, wait_for
 from gateway.testing.isim import Isim
+from gateway.transport.framing import Framer
 from hss_store import open_store
 from hss_store.records import Agreement, PrimaryDatabase, Subscriber
 
@@ -252,22 +253,13 @@ def test_an_scscfs_requests_naming_the_primary_realm_are_served_by_the_partner_r
     yield scscf.next()
     assert decode(scscf.messages[-1]).result_code == 2001  # from the binding (step 25), at the partner
     towards_primary = b"".join(cores.primary_leg)
-    commands = [header_of(frame)[1] for frame in _frames(towards_primary) if header_of(frame)[0] & 0x80]
+    commands = [header_of(frame)[1] for frame in Framer(1 << 24).feed(towards_primary) if header_of(frame)[0] & 0x80]
     assert 303 in commands and 301 not in commands  # the MAR, translated; the SAR stayed
     for secret in (cores.inbound.inbound_impi, cores.inbound.inbound_impu, SCSCF):
         assert secret.encode() not in towards_primary, secret
 
 
 HSS_HOST = "hss.primary.example"
-
-
-def _frames(data: bytes) -> list[bytes]:
-    frames, offset = [], 0
-    while offset + 20 <= len(data):
-        length = int.from_bytes(data[offset + 1 : offset + 4], "big")
-        frames.append(data[offset : offset + length])
-        offset += length
-    return frames
 
 
 @pytest.mark.parametrize("command", ["SAR", "MAR of a real user"])
