@@ -17,10 +17,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cx_codec.avp import pack_avp
 from cx_codec.commands import new_session_id
-from cx_codec.errors import DecodeError
+from cx_codec.errors import DecodeError, ResultCode
 from cx_codec.message import strict_layout
 from cx_codec.rewrite import rewrite, top_level
 from cx_codec.splice import Entry, Layouts, Splice
@@ -120,13 +121,30 @@ class InvalidAnswer(Exception):
         self.error = error
 
 
+# layout (the codec's template entries, kept: ``is``) -> where its Result-Code's data starts, or None
+_RESULT_CODE_AT: dict[int, tuple[tuple[Any, ...], int | None]] = {}
+FLAG_E = 0x20  # RFC 6733 §3: the E bit of the command flags
+
+
 def check_answer(answer: bytes) -> None:
     """InvalidAnswer unless ``answer`` passes strict decoding (the codec's verdict, from the
-    layouts it validated before: ``cx_codec.message.strict_layout``)."""
+    layouts it validated before: ``cx_codec.message.strict_layout``) and has the E bit if
+    and only if its Result-Code is a protocol error, 3xxx (RFC 6733 §7.1, §7.2)."""
     try:
-        strict_layout(answer)
+        entries = strict_layout(answer)
     except DecodeError as error:
         raise InvalidAnswer(error) from None
+    known = _RESULT_CODE_AT.get(id(entries))
+    if known is None or known[0] is not entries:
+        at = next((offset + 8 for offset, _, _, code, word, vendor, *_ in entries  # Result-Code (no V bit)
+                   if code == 268 and vendor == 0 and not word & 0x80000000), None)
+        if len(_RESULT_CODE_AT) >= 4096:
+            _RESULT_CODE_AT.clear()
+        known = _RESULT_CODE_AT[id(entries)] = (entries, at)
+    at = known[1]
+    protocol_error = at is not None and 3000 <= int.from_bytes(answer[at : at + 4], "big") < 4000
+    if protocol_error != bool(answer[4] & FLAG_E):
+        raise InvalidAnswer(DecodeError(ResultCode.DIAMETER_INVALID_HDR_BITS, "the E bit contradicts the Result-Code"))
 
 
 def translate_answer(answer: bytes, restore: Restore, local: Local, *, hide_topology: bool) -> bytes:

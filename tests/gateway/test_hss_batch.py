@@ -366,13 +366,18 @@ def test_a_change_log_that_cannot_be_read_empties_the_caches(tmp_path, monkeypat
     core.store.close()
 
 
-@_EXAMPLES
+# derandomized: the same examples in every run (hunts with more, at random, by hand)
+_MUTATIONS = settings(max_examples=80, deadline=None, derandomize=True,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@_MUTATIONS
 @given(seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_mutated_mars_get_the_same_well_formed_answers_from_the_primary_batch(tmp_path_factory, seed, data) -> None:
     _mutated(tmp_path_factory.mktemp("hss-mutated"), True, seed, data)
 
 
-@_EXAMPLES
+@_MUTATIONS
 @given(seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_mutated_mars_get_the_same_well_formed_answers_from_the_hss_batch(tmp_path_factory, seed, data) -> None:
     _mutated(tmp_path_factory.mktemp("hss-mutated"), False, seed, data)
