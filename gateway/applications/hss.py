@@ -155,6 +155,14 @@ def store_failure_answer(message: Message, local: Local, failure: Failure) -> by
     return failure_answer(message, local, ResultCode.DIAMETER_UNABLE_TO_COMPLY, "the SIP database is unavailable")
 
 
+def invalid_answer(message: Message, local: Local, error: Exception, source: str) -> bytes:
+    """The requester's answer when the answer of ``source`` (the other side of a
+    translation) fails strict decoding: 5012 with the requester's identities, and a warning."""
+    log.warn("{command}: the answer of {source} is not valid Cx ({error}); answered 5012",
+             command=message.name, source=source, error=error)
+    return failure_answer(message, local, ResultCode.DIAMETER_UNABLE_TO_COMPLY, f"the answer of {source} was not valid Cx")
+
+
 def failure_answer(message: Message, local: Local, code: int, reason: str) -> bytes:
     """A Result-Code answer that echoes User-Name and Public-Identity (cx_codec.error_answer)."""
     return error_answer(

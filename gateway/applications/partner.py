@@ -39,7 +39,7 @@ from gateway.applications.cx import (
     server_assignment_answer,
     user_authorization_answer,
 )
-from gateway.applications.hss import failure_answer, store_failure_answer
+from gateway.applications.hss import failure_answer, invalid_answer, store_failure_answer
 from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import (
     Destination,
@@ -154,11 +154,8 @@ class PartnerApplication:
     def invalid_answer(self, message: Message, error: InvalidAnswer) -> bytes:
         """The S-CSCF's answer when the primary side's MAA fails strict decoding: 5012 with
         the inbound identities (both paths; the interconnect may be hostile)."""
-        log.warn("{command}: the primary SIP database's answer is not valid Cx ({error}); answered 5012",
-                 command=message.name, error=error)
         self._count("invalid answer")
-        return failure_answer(message, self.local, ResultCode.DIAMETER_UNABLE_TO_COMPLY,
-                              "the primary SIP database's answer was not valid Cx")
+        return invalid_answer(message, self.local, error, "the primary SIP database")
 
     def _refused(self, failure: Any, message: Message) -> bytes:
         code = getattr(failure.value, "experimental_result", None)

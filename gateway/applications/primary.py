@@ -29,7 +29,7 @@ from gateway.applications.cx import (
     experimental_answer,
     is_digest,
 )
-from gateway.applications.hss import failure_answer, store_failure_answer
+from gateway.applications.hss import failure_answer, invalid_answer, store_failure_answer
 from gateway.applications.storage import StoreAccess
 from gateway.applications.translation import (
     Destination,
@@ -133,11 +133,8 @@ class PrimaryApplication:
         try:
             translated = translate_answer(answer, restore, self.local, hide_topology=self.hide_topology)
         except InvalidAnswer as error:  # a routed HSS's answer that fails strict decoding: 5012
-            log.warn("{command}: the HSS's answer is not valid Cx ({error}); answered 5012",
-                     command=message.name, error=error)
             self._count("invalid answer")
-            return failure_answer(message, self.local, ResultCode.DIAMETER_UNABLE_TO_COMPLY,
-                                  "the HSS's answer was not valid Cx")
+            return invalid_answer(message, self.local, error, "the HSS")
         self._count("answered")
         return translated
 
