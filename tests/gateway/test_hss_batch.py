@@ -419,7 +419,7 @@ def _mutated(work, primary: bool, seed: int, data) -> None:  # type: ignore[no-u
         assert both[0].state() == both[1].state()
         for answer in answers[0]:
             request = sent[int.from_bytes(answer[12:16], "big")]
-            problems = [p for p in check_generated(answer, request, PRIMARY_GW, session=False)]
+            problems = check_generated(answer, request, PRIMARY_GW)
             assert problems == [], (problems, request.hex())
     finally:
         for core in both:
