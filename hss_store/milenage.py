@@ -55,12 +55,36 @@ def _check_length(name: str, value: bytes, length: int) -> None:
 
 
 _MODE = ECB()  # noqa: S305 - the block function, TS 35.206 §4.2 (a mode holds no state: one for all)
+_PROBE = bytes(range(16))
 
 
-def _ecb(k: bytes):  # noqa: ANN202 - cryptography's CipherContext type is private
-    # set up for each subscriber not in the cache: with the classes bound at import and one
-    # mode object, about 7.7 us instead of 11.5 (lookups through cryptography's modules)
+def _public_context(k: bytes):  # noqa: ANN202 - cryptography's CipherContext type is private
     return Cipher(AES(bytes(k)), _MODE).encryptor()
+
+
+def _context_factory():  # noqa: ANN202
+    """How a subscriber's cipher context is made: ``Cipher(...).encryptor()``, or the call
+    it ends in without its checks of the algorithm and mode, which are constant here (AES,
+    ECB, no tag; AES itself still checks the key). Set up for every MAR of a subscriber not
+    in the cache, so it counts: about 1.8 us instead of 8.3 on cryptography 49. That call
+    is cryptography's internal binding, so it is used only where it exists and encrypts a
+    known block exactly as the public path does; otherwise the public path it is."""
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+
+        create = rust_openssl.ciphers.create_encryption_ctx
+
+        def direct(k: bytes):  # noqa: ANN202
+            return create(AES(bytes(k)), _MODE)
+
+        if direct(_PROBE).update(_PROBE) == _public_context(_PROBE).update(_PROBE):
+            return direct
+    except (ImportError, AttributeError, TypeError, ValueError):
+        pass
+    return _public_context
+
+
+_ecb = _context_factory()
 
 
 def compute_opc(k: bytes, op: bytes) -> bytes:
@@ -177,37 +201,41 @@ class Milenage:
     ) -> list[tuple[bytes, bytes, bytes, bytes]]:
         """(AUTN, XRES, CK, IK) per (RAND, SQN): TS 33.102 §6.3.2 in two cipher calls per batch.
 
-        AUTN = (SQN xor AK) || AMF || MAC-A; only OUT1..OUT4 are needed (no f5*).
+        AUTN = (SQN xor AK) || AMF || MAC-A; only OUT1..OUT4 are needed (no f5*). The
+        rotations by r1 = 64, r3 = 32 and r4 = 64 are written out (one vector per MAR of
+        every registration: function calls count here); c1 = 0.
         """
         _check_length("AMF", amf, 2)
-        opc = self._opc
-        amf_int = int.from_bytes(amf, "big")
-        rand_ints = [int.from_bytes(r, "big") for r in rands]
         if any(len(r) != 16 for r in rands):
             raise InvalidKey("RAND must be 16 bytes")
-        temps_raw = self._enc.update(b"".join((r ^ opc).to_bytes(16, "big") for r in rand_ints))
-        blocks = []
-        temps = []
+        opc = self._opc
+        update = self._enc.update
+        amf_int = int.from_bytes(amf, "big")
+        temps = update(b"".join((int.from_bytes(r, "big") ^ opc).to_bytes(16, "big") for r in rands))
+        blocks: list[bytes] = []
         for i, sqn in enumerate(sqns):
-            temp = int.from_bytes(temps_raw[16 * i : 16 * i + 16], "big")
-            temps.append(temp)
+            temp = int.from_bytes(temps[16 * i : 16 * i + 16], "big")
             t = temp ^ opc
             half = (sqn << 16) | amf_int
-            in1 = (half << 64) | half
-            blocks.append((temp ^ _rot(in1 ^ opc, R1) ^ C1).to_bytes(16, "big"))
-            blocks.append((t ^ C2).to_bytes(16, "big"))
-            blocks.append((_rot(t, R3) ^ C3).to_bytes(16, "big"))
-            blocks.append((_rot(t, R4) ^ C4).to_bytes(16, "big"))
-        e = self._enc.update(b"".join(blocks))
+            x = ((half << 64) | half) ^ opc
+            blocks += (
+                (temp ^ (((x << 64) | (x >> 64)) & _MASK128)).to_bytes(16, "big"),  # rot(., r1) ^ c1
+                (t ^ C2).to_bytes(16, "big"),
+                ((((t << 32) | (t >> 96)) & _MASK128) ^ C3).to_bytes(16, "big"),
+                ((((t << 64) | (t >> 64)) & _MASK128) ^ C4).to_bytes(16, "big"),
+            )
+        e = update(b"".join(blocks))
         result = []
         for i, sqn in enumerate(sqns):
             base = 64 * i
             out1 = int.from_bytes(e[base : base + 16], "big") ^ opc
             out2 = int.from_bytes(e[base + 16 : base + 32], "big") ^ opc
-            ck = (int.from_bytes(e[base + 32 : base + 48], "big") ^ opc).to_bytes(16, "big")
-            ik = (int.from_bytes(e[base + 48 : base + 64], "big") ^ opc).to_bytes(16, "big")
-            autn = (((sqn ^ (out2 >> 80)) << 80) | (amf_int << 64) | (out1 >> 64)).to_bytes(16, "big")
-            result.append((autn, (out2 & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"), ck, ik))
+            result.append((
+                (((sqn ^ (out2 >> 80)) << 80) | (amf_int << 64) | (out1 >> 64)).to_bytes(16, "big"),  # AUTN
+                (out2 & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"),  # XRES = f2
+                (int.from_bytes(e[base + 32 : base + 48], "big") ^ opc).to_bytes(16, "big"),  # CK = f3
+                (int.from_bytes(e[base + 48 : base + 64], "big") ^ opc).to_bytes(16, "big"),  # IK = f4
+            ))
         return result
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import abc
 import functools
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from hss_store import sqn as sqnmod
-from hss_store.aka import AkaVector, build_vectors, split_rand_auts, verify_auts
+from hss_store.aka import RAND_LENGTH, AkaVector, build_vectors, split_rand_auts, verify_auts
 from hss_store.errors import (
     DuplicateSubscriber,
     IdentitiesDontMatch,
@@ -322,10 +323,18 @@ class SqlStore(HssStore):
                         claims.append(error)
         except _SqnMoved:
             raise StoreLocked("an SQN changed under a group of MARs; another writer holds the store") from None
+        # the RANDs of all the vectors at once: one read of the CSPRNG (a system call) per group
+        pool = os.urandom(RAND_LENGTH * sum(len(claim.sqns) for claim in claims if not isinstance(claim, StoreError)))
+        at = 0
         results: list[AuthResult | StoreError] = []
         for claim in claims:
+            if isinstance(claim, StoreError):
+                results.append(claim)
+                continue
+            rands = [pool[i : i + RAND_LENGTH] for i in range(at, at + RAND_LENGTH * len(claim.sqns), RAND_LENGTH)]
+            at += RAND_LENGTH * len(claim.sqns)
             try:
-                results.append(claim if isinstance(claim, StoreError) else _vectors_of(claim))
+                results.append(_vectors_of(claim, rands))
             except StoreError as error:
                 results.append(error)
         return results
@@ -523,8 +532,8 @@ class _Claim(NamedTuple):
     impu: str
 
 
-def _vectors_of(claim: _Claim) -> AuthResult:
-    return AuthResult(claim.scheme, build_vectors(claim.milenage, claim.sqns, claim.amf), claim.impi, claim.impu)
+def _vectors_of(claim: _Claim, rands: list[bytes] | None = None) -> AuthResult:
+    return AuthResult(claim.scheme, build_vectors(claim.milenage, claim.sqns, claim.amf, rands), claim.impi, claim.impu)
 
 
 def _vector_count(count: int, max_count: int) -> int:

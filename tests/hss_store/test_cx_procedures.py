@@ -294,3 +294,6 @@ def test_mars_of_one_group_are_answered_as_one_by_one_and_fail_alone(store):
     assert store.get_subscriber(IMPI).sqn == sqns[-1] and store.get_subscriber(IMPI).scscf_name == "sip:scscf.example"
     usim = Usim()
     assert [usim.authenticate(v) for v in first.vectors + third.vectors] == ["ok"] * 5
+    # the group's RANDs come from one read of the CSPRNG, sliced: each vector its own
+    assert len({v.rand for v in first.vectors + third.vectors}) == 5
+    assert all(len(v.rand) == 16 for v in first.vectors + third.vectors)
