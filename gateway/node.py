@@ -163,7 +163,12 @@ class DiameterNode:
             if (len(self.pending) or self.proxy.serving) and self.clock.seconds() < deadline + LOCAL_GRACE:
                 self.clock.callLater(0.05, drained)
                 return
-            waits = [self._disconnect(peer, cause) for peer in list(self.peers.values())]
+            waits = []
+            for peer in list(self.peers.values()):
+                try:
+                    waits.append(self._disconnect(peer, cause))
+                except Exception:  # a stop must end: one peer's failure leaves the others to DPR
+                    log.failure("stopping: the DPR to peer {peer} failed", peer=peer.host)
             DeferredList(waits).addBoth(lambda _: self._finish_stop(done))
 
         drained()
@@ -174,19 +179,25 @@ class DiameterNode:
         closed after timers.close_grace (a reset makes the peer and Wireshark see an error)."""
         all_closed = self._all_closed = Deferred()
         for connection in list(self.connections):
-            connection.close()
+            try:
+                connection.close()
+            except Exception:
+                log.failure("stopping: closing {conn} failed", conn=connection)
         if not self.connections:
             all_closed.callback(None)
         late = self.clock.callLater(self.timers.close_grace, lambda: all_closed.called or all_closed.callback(None))
 
         def finished(_: object) -> None:
-            if late.active():
-                late.cancel()
-            for connection in list(self.connections):
-                log.info("{conn}: not closed within timers.close_grace; resetting", conn=connection)
-                connection.close(abort=True)
-            self._all_closed = None
-            self.pending.stop()
+            try:  # whatever fails here is logged, and the stop still ends (done fires)
+                if late.active():
+                    late.cancel()
+                for connection in list(self.connections):
+                    log.info("{conn}: not closed within timers.close_grace; resetting", conn=connection)
+                    connection.close(abort=True)
+                self._all_closed = None
+                self.pending.stop()
+            except Exception:
+                log.failure("stopping: the last step failed; stopped anyway")
             done.callback(None)
 
         all_closed.addCallback(finished)

@@ -32,6 +32,9 @@ CLIENT, CLIENT2 = "scscf.partner.example", "icscf.partner.example"
 PROXY = "dra.partner.example"
 SERVER_A, SERVER_B = "hss-a.primary.example", "hss-b.primary.example"
 FAST = Timers(tc=0.3, twinit=6.0, tx=1.5, dpa_timeout=0.5, cea_timeout=2.0)
+# the longest a test node may take to stop (Tx, DPA and close timers of the slowest test, and
+# room): beyond it Net.stop fails naming the node rather than hanging the run
+STOP_BOUND = 60.0
 CER, DWR, DPR = 257, 280, 282
 
 
@@ -206,10 +209,16 @@ class Net:
 
     @defer.inlineCallbacks
     def stop(self) -> Any:
+        """Stop every node (each within STOP_BOUND), the listeners and the raw peers."""
         for raw in self.raw:
             if raw.connected:
                 raw.transport.abortConnection()
-        yield defer.DeferredList([node.stop() for node in self.nodes if not node.stopping])
+        stops = {node.local.origin_host: node.stop() for node in self.nodes if not node.stopping}
+        for stopping in stops.values():  # a stop that never ends fails the test, naming the node
+            stopping.addTimeout(STOP_BOUND, reactor)
+        results = yield defer.DeferredList(list(stops.values()), consumeErrors=True)
+        stuck = [host for host, (ok, _) in zip(stops, results, strict=True) if not ok]
+        assert not stuck, f"{stuck}: node.stop() did not end within {STOP_BOUND} s"
         yield defer.DeferredList([defer.maybeDeferred(port.stopListening) for port in self.listeners])
         yield sleep(0.02)  # let the aborted connections' connectionLost run
         for node in self.nodes:

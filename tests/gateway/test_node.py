@@ -494,6 +494,34 @@ def test_shutdown_sends_dpr_with_the_cause(cause):
         yield net.stop()
 
 
+@pytest.mark.parametrize("failing", ["a peer's DPR", "the last step"])
+@pytest_twisted.inlineCallbacks
+def test_a_failure_while_stopping_is_logged_and_the_stop_still_ends(failing):
+    """A stop that raised half-way used to leave its Deferred unfired, with no timer left
+    to fire it: the process never exited. Now each step's failure is logged and the rest
+    of the stop goes on (the other peers still get their DPR)."""
+    net = Net()
+    try:
+        node, app = server_node(net, timers=Timers(tc=0.3, twinit=6.0, tx=1.5, dpa_timeout=1.0, cea_timeout=2.0))
+        yield net.raw_peer(net.ports[SERVER_A], CLIENT)
+        other = yield net.raw_peer(net.ports[SERVER_A], CLIENT2)
+
+        def broken(*args):
+            raise RuntimeError(f"{failing} broke")
+
+        if failing == "a peer's DPR":
+            node.peers[CLIENT].stop = broken
+        else:
+            node.pending.stop = broken
+        with Errors() as errors:
+            stopping = node.stop(0)
+            yield wait_for(lambda: stopping.called, timeout=5, what="the stop to end")
+        assert [str(e["log_failure"].value) for e in errors.events] == [f"{failing} broke"]
+        assert any(header_of(m)[1] == DPR for m in other.messages)
+    finally:
+        yield net.stop()
+
+
 @pytest_twisted.inlineCallbacks
 def test_shutdown_waits_for_the_dpa():
     net = Net()
