@@ -77,11 +77,10 @@ def _context_factory():  # noqa: ANN202
         def direct(k: bytes):  # noqa: ANN202
             return create(AES(bytes(k)), _MODE)
 
-        if direct(_PROBE).update(_PROBE) == _public_context(_PROBE).update(_PROBE):
-            return direct
-    except (ImportError, AttributeError, TypeError, ValueError):
-        pass
-    return _public_context
+        agrees = direct(_PROBE).update(_PROBE) == _public_context(_PROBE).update(_PROBE)
+    except (ImportError, AttributeError, TypeError, ValueError):  # another cryptography's layout
+        return _public_context
+    return direct if agrees else _public_context
 
 
 _ecb = _context_factory()
