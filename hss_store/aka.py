@@ -51,15 +51,20 @@ class AkaVector(NamedTuple):
         )
 
 
+def fresh_rands(count: int) -> list[bytes]:
+    """``count`` RANDs from the CSPRNG (TS 33.102 §6.3.2), read in one call (a system call)."""
+    pool = os.urandom(RAND_LENGTH * count)
+    return [pool[i : i + RAND_LENGTH] for i in range(0, len(pool), RAND_LENGTH)]
+
+
 def build_vectors(
     milenage: Milenage, sqns: Sequence[int], amf: bytes, rands: Sequence[bytes] | None = None
 ) -> list[AkaVector]:
-    """One vector per SQN, numbered 1.. in order; RANDs from ``os.urandom`` unless given."""
+    """One vector per SQN, numbered 1.. in order; RANDs from ``fresh_rands`` unless given."""
     if len(amf) != 2:
         raise InvalidKey(f"AMF must be 2 bytes (4 hex digits), got {len(amf)}")
     if rands is None:
-        pool = os.urandom(RAND_LENGTH * len(sqns))
-        rands = [pool[i : i + RAND_LENGTH] for i in range(0, len(pool), RAND_LENGTH)]
+        rands = fresh_rands(len(sqns))
     if len(rands) != len(sqns):
         raise InvalidRequest(f"{len(rands)} RANDs for {len(sqns)} SQNs")
     parts = milenage.vector_parts(list(rands), list(sqns), amf)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import abc
 import functools
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from hss_store import sqn as sqnmod
-from hss_store.aka import RAND_LENGTH, AkaVector, build_vectors, split_rand_auts, verify_auts
+from hss_store.aka import AkaVector, build_vectors, fresh_rands, split_rand_auts, verify_auts
 from hss_store.errors import (
     DuplicateSubscriber,
     IdentitiesDontMatch,
@@ -323,18 +322,17 @@ class SqlStore(HssStore):
                         claims.append(error)
         except _SqnMoved:
             raise StoreLocked("an SQN changed under a group of MARs; another writer holds the store") from None
-        # the RANDs of all the vectors at once: one read of the CSPRNG (a system call) per group
-        pool = os.urandom(RAND_LENGTH * sum(len(claim.sqns) for claim in claims if not isinstance(claim, StoreError)))
+        # the RANDs of all the group's vectors from one read of the CSPRNG
+        rands = fresh_rands(sum(len(claim.sqns) for claim in claims if not isinstance(claim, StoreError)))
         at = 0
         results: list[AuthResult | StoreError] = []
         for claim in claims:
             if isinstance(claim, StoreError):
                 results.append(claim)
                 continue
-            rands = [pool[i : i + RAND_LENGTH] for i in range(at, at + RAND_LENGTH * len(claim.sqns), RAND_LENGTH)]
-            at += RAND_LENGTH * len(claim.sqns)
+            at += len(claim.sqns)
             try:
-                results.append(_vectors_of(claim, rands))
+                results.append(_vectors_of(claim, rands[at - len(claim.sqns) : at]))
             except StoreError as error:
                 results.append(error)
         return results
