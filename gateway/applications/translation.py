@@ -24,7 +24,7 @@ from cx_codec.commands import new_session_id
 from cx_codec.errors import DecodeError, ResultCode
 from cx_codec.message import strict_layout
 from cx_codec.rewrite import rewrite, top_level
-from cx_codec.splice import Entry, Layouts, Splice
+from cx_codec.splice import Entry, Splice
 from gateway.applications.cx import (
     DESTINATION_HOST,
     DESTINATION_REALM,
@@ -121,30 +121,45 @@ class InvalidAnswer(Exception):
         self.error = error
 
 
-# layout (the codec's template entries, kept: ``is``) -> where its Result-Code's data starts, or None
-_RESULT_CODE_AT: dict[int, tuple[tuple[Any, ...], int | None]] = {}
 FLAG_E = 0x20  # RFC 6733 §3: the E bit of the command flags
 
 
-def check_answer(answer: bytes) -> None:
+class AnswerLayout:
+    """What an answer's strict layout (the codec's template entries, kept: ``is``) tells
+    once: where its Result-Code's data starts (None: it has none) and its top-level AVPs as
+    ``cx_codec.splice.Entry``."""
+
+    __slots__ = ("entries", "result_code_at", "layout")
+
+    def __init__(self, entries: tuple[Any, ...]) -> None:
+        self.entries = entries
+        self.result_code_at = next((offset + 8 for offset, _, _, code, word, vendor, *_ in entries  # no V bit
+                                    if code == 268 and vendor == 0 and not word & 0x80000000), None)
+        # (offset, code, vendor, header word) per AVP, as cx_codec.splice takes them
+        self.layout = tuple((entry[0], entry[3], entry[5], entry[4]) for entry in entries)
+
+
+_ANSWER_LAYOUTS: dict[int, AnswerLayout] = {}  # id(entries) -> the AnswerLayout (entries kept in it)
+
+
+def check_answer(answer: bytes) -> AnswerLayout:
     """InvalidAnswer unless ``answer`` passes strict decoding (the codec's verdict, from the
     layouts it validated before: ``cx_codec.message.strict_layout``) and has the E bit if
-    and only if its Result-Code is a protocol error, 3xxx (RFC 6733 §7.1, §7.2)."""
+    and only if its Result-Code is a protocol error, 3xxx (RFC 6733 §7.1, §7.2); its layout."""
     try:
         entries = strict_layout(answer)
     except DecodeError as error:
         raise InvalidAnswer(error) from None
-    known = _RESULT_CODE_AT.get(id(entries))
-    if known is None or known[0] is not entries:
-        at = next((offset + 8 for offset, _, _, code, word, vendor, *_ in entries  # Result-Code (no V bit)
-                   if code == 268 and vendor == 0 and not word & 0x80000000), None)
-        if len(_RESULT_CODE_AT) >= 4096:
-            _RESULT_CODE_AT.clear()
-        known = _RESULT_CODE_AT[id(entries)] = (entries, at)
-    at = known[1]
+    known = _ANSWER_LAYOUTS.get(id(entries))
+    if known is None or known.entries is not entries:
+        if len(_ANSWER_LAYOUTS) >= 4096:
+            _ANSWER_LAYOUTS.clear()
+        known = _ANSWER_LAYOUTS[id(entries)] = AnswerLayout(entries)
+    at = known.result_code_at
     protocol_error = at is not None and 3000 <= int.from_bytes(answer[at : at + 4], "big") < 4000
     if protocol_error != bool(answer[4] & FLAG_E):
         raise InvalidAnswer(DecodeError(ResultCode.DIAMETER_INVALID_HDR_BITS, "the E bit contradicts the Result-Code"))
+    return known
 
 
 def translate_answer(answer: bytes, restore: Restore, local: Local, *, hide_topology: bool) -> bytes:
@@ -237,13 +252,15 @@ class RequestTranslator:
 
 
 class AnswerTranslator:
-    """``translate_answer`` for answers of a layout seen before (``cx_codec.splice.Layouts``)."""
+    """``translate_answer`` for answers of a layout seen before: one Splice per strict
+    layout (``check_answer``'s: the answer's top-level AVPs, validated) and whether the
+    Session-Id is put back."""
 
     def __init__(self, local: Local, hide_topology: bool) -> None:
         self.local, self.hide_topology = local, hide_topology
         self._constants = {ORIGIN_HOST: local.host.encode(), ORIGIN_REALM: local.realm.encode()} if hide_topology else {}
-        self._layouts = Layouts()
-        self._splices: dict[tuple[int, bool], tuple[object, Splice]] = {}
+        # without, with the Session-Id put back: id(AnswerLayout) -> (it, its Splice)
+        self._splices: tuple[dict[int, tuple[AnswerLayout, Splice]], ...] = ({}, {})
 
     def translate(self, answer: bytes, restore: Restore, hop_by_hop: bytes | None = None) -> bytes:
         """translate_answer(answer, restore, ...) with ``hop_by_hop`` in it; DecodeError as it raises."""
@@ -263,18 +280,17 @@ class AnswerTranslator:
         """``translate`` with what the Restore holds as bytes (``values``: the requester's
         IMPI and IMPU as it sent them, and its Session-Id when it was replaced), and the
         End-to-End id to put back (None: as it is). InvalidAnswer as ``translate_answer``."""
-        check_answer(answer)
-        layout = self._layouts.find(answer)
+        layout = check_answer(answer)
         with_session = len(values) == 3
-        key = (id(layout), with_session)
-        known = self._splices.get(key)
+        splices = self._splices[with_session]
+        known = splices.get(id(layout))
         if known is None or known[0] is not layout:
             keys = [USER_NAME, PUBLIC_IDENTITY] + ([SESSION_ID] if with_session else [])
             if self.hide_topology:
                 keys += [ORIGIN_HOST, ORIGIN_REALM]
-            splice = Splice(layout, keys, constants=self._constants, optional=_ANSWER_OPTIONAL, absent=_ANSWER_ABSENT,
-                            remove=_REMOVE_ROUTE_RECORDS if self.hide_topology else ())
-            if len(self._splices) >= 1024:
-                self._splices.clear()
-            known = self._splices[key] = (layout, splice)
+            splice = Splice(layout.layout, keys, constants=self._constants, optional=_ANSWER_OPTIONAL,
+                            absent=_ANSWER_ABSENT, remove=_REMOVE_ROUTE_RECORDS if self.hide_topology else ())
+            if len(splices) >= 1024:
+                splices.clear()
+            known = splices[id(layout)] = (layout, splice)
         return known[1].apply(answer, values, hop_by_hop, end_to_end)
