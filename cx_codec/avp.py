@@ -18,8 +18,14 @@ from cx_codec.avp_header import (
 )
 from cx_codec.avp_header import FLAG_VENDOR as FLAG_VENDOR
 from cx_codec.datatypes import DataType
+from cx_codec.datatypes.numbers import (
+    decode_integer32,
+    decode_integer64,
+    decode_unsigned32,
+    decode_unsigned64,
+)
+from cx_codec.datatypes.strings import decode_identity, decode_utf8string
 from cx_codec.datatypes.strings import decode_octetstring as _identity
-from cx_codec.datatypes.strings import decode_utf8string
 from cx_codec.errors import DecodeError, ResultCode
 
 if TYPE_CHECKING:
@@ -368,31 +374,60 @@ def _GROUPED(data: bytes) -> object:  # a marker: members are checked by check_a
 
 # A template: a function taking every bytes the entries compare from a message at once
 # (one ``itemgetter`` of slices, in C), what it returns for a message laid out alike,
-# the entries, and those whose values are checked again (data start and end, code, header
-# word, vendor, definition, value check, enum).
-Template = tuple[Callable[[bytes], object], object, tuple[TemplateEntry, ...], tuple[tuple[Any, ...], ...]]
+# the entries, and how ``template_fits`` checks the values again (``FitsChecks``).
+Template = tuple[Callable[[bytes], object], object, tuple[TemplateEntry, ...], "FitsChecks"]
+# (every UTF8String's data, every DiameterIdentity's data: each one ``itemgetter`` or None;
+# the Grouped AVPs, each as (data start and end, code, header word, vendor, definition, the
+# data of its members found valid before, at most GROUPED_KEPT); the other values checked,
+# each as (data start and end, value check, enum))
+FitsChecks = tuple[Callable[[bytes], Any] | None, Callable[[bytes], Any] | None, tuple[tuple[Any, ...], ...],
+                   tuple[tuple[Any, ...], ...]]
+GROUPED_KEPT = 16
 
 
 def make_template(buf: bytes, entries: list[TemplateEntry]) -> Template:
     """The template of a message just validated, from the entries ``parse_avps`` recorded."""
     if not entries:
-        return (_no_bytes, None, (), ())
+        return (_no_bytes, None, (), (None, None, (), ()))
     compared = itemgetter(*[slice(entry[0], entry[0] + len(entry[1])) for entry in entries])
-    checked = tuple(  # once per layout, not per message: which values ``template_fits`` checks, where
-        (offset + data_at, offset + length, code, word, vendor, definition, _FITS_CHECKS.get(check, check), enum)
+    checked = [  # once per layout, not per message: which values ``template_fits`` checks, where
+        (offset + data_at, offset + length, code, word, vendor, definition, check, enum)
         for offset, _, shared, code, word, vendor, definition, data_at, length, _, check, enum in entries
         if shared is None and check is not None
-    )
-    return (compared, compared(buf), tuple(entries), checked)
+    ]
+    by_kind: dict[Callable[..., Any], list[slice]] = {decode_utf8string: [], decode_identity: []}
+    grouped, others = [], []
+    for entry in checked:
+        check, enum = entry[6], entry[7]
+        if check in by_kind:
+            by_kind[check].append(slice(entry[0], entry[1]))
+        elif check is _GROUPED:
+            grouped.append((*entry[:6], set()))
+        elif not (check in _LENGTH_ONLY and enum is None):  # (the header, length included, is compared)
+            others.append((entry[0], entry[1], check, enum))
+    return (compared, compared(buf), tuple(entries), (
+        _getter(by_kind[decode_utf8string]), _getter(by_kind[decode_identity]), tuple(grouped), tuple(others)))
+
+
+def _getter(slices: list[slice]) -> Callable[[bytes], tuple[bytes, ...]] | None:
+    """Those slices of a message, as a tuple (one ``itemgetter`` in C); None for none."""
+    if not slices:
+        return None
+    return itemgetter(*slices, slice(0, 0)) if len(slices) == 1 else itemgetter(*slices)
 
 
 def _no_bytes(buf: bytes) -> None:
     return None
 
 
-# ``template_fits`` wants a verdict, not a value or a reason: a UTF8String (RFC 6733
-# §4.3.1) is checked by ``bytes.decode`` itself (UnicodeDecodeError: False), one C call
-_FITS_CHECKS: dict[Callable[..., Any] | None, Callable[..., Any]] = {decode_utf8string: bytes.decode}
+# Values ``template_fits`` checks together, each kind in one C call: the data of every
+# UTF8String joined by NUL decoded once (RFC 6733 §4.3.1; UTF-8 resynchronises at every
+# ASCII byte, so the whole is valid if and only if each part is), and the data of every
+# DiameterIdentity joined, left empty once its allowed characters are deleted
+# (``decode_identity``'s rule; none is empty: its length is in the compared header).
+_IDENTITY_BYTES = bytes(range(0x21, 0x7F))  # printable ASCII, no space
+# fixed-size types whose decoding checks the length alone (a value without enum: nothing left)
+_LENGTH_ONLY = frozenset({decode_integer32, decode_integer64, decode_unsigned32, decode_unsigned64})
 
 
 def apply_template(buf: bytes, template: Template, dictionary: Dictionary) -> list[Avp] | None:
@@ -434,18 +469,27 @@ def template_fits(buf: bytes, template: Template, dictionary: Dictionary) -> boo
     """``apply_template``'s verdict without building the AVPs: True when ``buf`` is laid
     out like the message the template was made from and its other values pass their
     checks again (so ``decode`` would accept it)."""
-    compared, expected, _, checked = template
+    compared, expected, _, (utf8, identities, grouped, checked) = template
     if compared(buf) != expected:
         return False
     try:
-        for start, end, code, word, vendor, definition, check, enum in checked:
-            if check is _GROUPED:
+        if utf8 is not None:
+            b"\0".join(utf8(buf)).decode()
+        if identities is not None and b"".join(identities(buf)).translate(None, _IDENTITY_BYTES):
+            return False
+        for start, end, code, word, vendor, definition, valid in grouped:
+            # a Grouped AVP's verdict is its data's (same header, top level): the same
+            # members as one found valid before are valid (an S-CSCF repeats them)
+            data = buf[start:end]
+            if data not in valid:
                 check_avp(code, word, vendor, definition, buf, start, end, dictionary, VALIDATE, 0)
-                continue
+                if len(valid) < GROUPED_KEPT:
+                    valid.add(data)
+        for start, end, check, enum in checked:
             value = check(buf[start:end])
             if enum is not None and value not in enum:
                 return False
-    except (DecodeError, UnicodeDecodeError):  # (UnicodeDecodeError: _FITS_CHECKS)
+    except (DecodeError, UnicodeDecodeError):  # (UnicodeDecodeError: the UTF8Strings' one decode)
         return False
     return True
 

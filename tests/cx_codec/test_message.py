@@ -545,3 +545,65 @@ def test_template_fits_says_no_to_invalid_utf8_on_a_template_hit(avp):
     assert not template_fits(broken, template, dictionary)
     with pytest.raises(DecodeError):
         decode(broken, dictionary)
+
+
+def _value_spans(data: bytes, start: int, end: int, depth: int = 0) -> list[tuple[int, int]]:
+    """Where the data of every AVP of ``data[start:end]`` is, Grouped members' included
+    (their headers too: a member's header is data of the Grouped AVP)."""
+    from cx_codec.dictionary import DEFAULT_DICTIONARY
+
+    spans = []
+    offset = start
+    while offset < end:
+        code, word = struct.unpack_from(">II", data, offset)
+        vendor = struct.unpack_from(">I", data, offset + 8)[0] if word & 0x80000000 else 0
+        data_at = offset + (12 if word & 0x80000000 else 8)
+        stop = offset + (word & 0xFFFFFF)
+        spans.append((data_at, stop))
+        definition = DEFAULT_DICTIONARY.avps.get((code, vendor))
+        if definition is not None and definition.grammar is not None and depth < 3:
+            spans += _value_spans(data, data_at, stop, depth + 1)
+        offset += ((word & 0xFFFFFF) + 3) & -4
+    return spans
+
+
+@pytest.mark.parametrize("sample", ["SAMPLE_MAR", "SAMPLE_MAA"])
+def test_a_remembered_layout_gives_decode_s_verdict_on_any_value(sample):
+    """template_fits checks each kind of value its own way (every UTF8String in one decode,
+    every DiameterIdentity in one match, a Grouped AVP's members once per distinct data,
+    fixed-size values without enum not at all: their length is in the compared header);
+    whatever bytes the values of a remembered layout hold, strict_layout says what a
+    decode with no templates says (RFC 6733 §7)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from cx_codec import samples
+    from cx_codec.dictionary import Dictionary, base, cx, digest, doic
+    from cx_codec.message import strict_layout
+
+    message = getattr(samples, sample)
+    spans = [span for span in _value_spans(message, 20, len(message)) if span[1] > span[0]]
+    remembered = Dictionary().load(base, digest, doic, cx)
+    decode(message, remembered)
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(st.tuples(st.sampled_from(spans), st.integers(0, 1 << 16), st.sampled_from(
+        [0x00, 0x20, 0x7F, 0x80, 0xBF, 0xC3, 0xED, 0xF4, 0xFF, ord("a"), ord(" "), 0x01])), min_size=1, max_size=3))
+    def check(changes):
+        data = bytearray(message)
+        for (start, stop), at, byte in changes:
+            data[start + at % (stop - start)] = byte
+        data = bytes(data)
+        try:
+            decode(data, Dictionary().load(base, digest, doic, cx))
+            expected = True
+        except DecodeError:
+            expected = False
+        try:
+            strict_layout(data, remembered)
+            got = True
+        except DecodeError:
+            got = False
+        assert got == expected
+
+    check()
