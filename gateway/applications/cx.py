@@ -132,13 +132,24 @@ def multimedia_auth_answer(
     raw = request.encode() if isinstance(request, Message) else request  # (bytes: a request decode() accepts)
     if copied is None:
         copied = top_level(raw, MAA_COPIED)
-    scheme_avp = _vendor_avp(608, scheme.encode())
+    scheme_avp = _SCHEME_AVPS.get(scheme)
+    if scheme_avp is None:
+        scheme_avp = _vendor_avp(608, scheme.encode())
+        if len(_SCHEME_AVPS) < 64:
+            _SCHEME_AVPS[scheme] = scheme_avp
+    known = _ORIGINS.get(id(local))
+    if known is None or known[0] is not local:  # Origin-Host, Origin-Realm (RFC 6733 §6.3), once per Local
+        if len(_ORIGINS) >= 64:
+            _ORIGINS.clear()
+        known = _ORIGINS[id(local)] = (local, pack_avp(264, FLAG_M, 0, local.host.encode())
+                                       + pack_avp(296, FLAG_M, 0, local.realm.encode()))
+    origin = known[1]
     items = b"".join(
         _vendor_avp(612, b"".join((
             _ITEM_NUMBER_HEAD, _U32.pack(vector.sip_item_number),
             scheme_avp,
             _AUTHENTICATE_HEAD, vector.rand, vector.autn,
-            _vendor_avp(610, vector.xres),  # (4 to 16 octets: its header and padding vary)
+            _XRES_HEAD_8 + vector.xres if len(vector.xres) == 8 else _vendor_avp(610, vector.xres),  # (4 to 16 octets)
             _CK_HEAD, vector.ck,
             _IK_HEAD, vector.ik,
         )))
@@ -149,11 +160,10 @@ def multimedia_auth_answer(
         *(pack_avp(260, FLAG_M, 0, data) for data in copied.get(_VSAI, ())),
         _RESULT_2001,
         *(pack_avp(277, FLAG_M, 0, data) for data in copied.get(_AUTH_SESSION_STATE, ())),
-        pack_avp(264, FLAG_M, 0, local.host.encode()),
-        pack_avp(296, FLAG_M, 0, local.realm.encode()),
+        origin,
         pack_avp(1, FLAG_M, 0, impi.encode()),
         _vendor_avp(601, impu.encode()),
-        _vendor_avp(607, _U32.pack(len(vectors))),
+        _ITEMS_AVPS[len(vectors)] if len(vectors) < len(_ITEMS_AVPS) else _vendor_avp(607, _U32.pack(len(vectors))),
         items,
         *(pack_avp(284, FLAG_M, 0, data) for data in copied.get(_PROXY_INFO, ())),
     ))
@@ -180,6 +190,10 @@ _ITEM_NUMBER_HEAD = _vendor_avp(613, bytes(4))[:12]
 _AUTHENTICATE_HEAD = _vendor_avp(609, bytes(32))[:12]
 _CK_HEAD = _vendor_avp(625, bytes(16))[:12]
 _IK_HEAD = _vendor_avp(626, bytes(16))[:12]
+_XRES_HEAD_8 = _vendor_avp(610, bytes(8))[:12]  # XRES of 8 octets, the usual f2 (no padding)
+_ITEMS_AVPS = tuple(_vendor_avp(607, _U32.pack(n)) for n in range(17))  # SIP-Number-Auth-Items, by count
+_SCHEME_AVPS: dict[str, bytes] = {}  # SIP-Authentication-Scheme AVP by scheme
+_ORIGINS: dict[int, tuple[Local, bytes]] = {}  # id(Local) -> it, its Origin-Host and Origin-Realm AVPs
 
 
 def experimental_answer(request: Message, local: Local, code: int, message: str | None = None) -> bytes:

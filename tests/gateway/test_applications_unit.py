@@ -944,6 +944,13 @@ def test_the_packed_maa_says_what_the_general_builder_says(count, proxied):
     assert (packed.flags, packed.command_code, packed.application_id, packed.hop_by_hop, packed.end_to_end) == (
         reference.flags, reference.command_code, reference.application_id, reference.hop_by_hop, reference.end_to_end)
     assert sorted((avp.name, avp.encode()) for avp in packed.avps) == sorted((avp.name, avp.encode()) for avp in reference.avps)
+    # its constant AVPs are packed once per Local: another node's answer names that node
+    other = Local("hss-2.primary.example", "other.example")
+    answered = decode(multimedia_auth_answer(raw, other, "alice@primary.example", "sip:alice@primary.example",
+                                             "Digest-AKAv2-SHA-256", vectors))
+    assert (answered["Origin-Host"], answered["Origin-Realm"]) == (other.host, other.realm)
+    assert {item.get("SIP-Authentication-Scheme") for item in answered.find_all("SIP-Auth-Data-Item")} == {
+        "Digest-AKAv2-SHA-256"}
 
 
 # == hostile requests that pass strict decoding ==============================================
