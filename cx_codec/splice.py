@@ -9,16 +9,14 @@ for byte (``tests/cx_codec/test_splice.py``): the first AVP of each key replaced
 flags and Vendor-Id kept, every AVP of a key in ``remove`` left out, a key the layout
 lacks appended (``absent``) or skipped (``optional``), DecodeError 5005 otherwise.
 
-``Layout`` checks that a message has a layout seen before the way the codec's templates
-do: the AVP header bytes at the same offsets and the same length (so the same chain of
-AVPs); values are not looked at (``rewrite`` does not validate them either).
+The layout comes from the codec's validated template of the message
+(``cx_codec.message.strict_layout``, as the Cx roles' fast paths take it) or from ``walk``.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Collection, Mapping, Sequence
-from operator import itemgetter
 
 from cx_codec.avp_header import AVP_HEADER, VENDOR_ID, pack_avp
 from cx_codec.errors import DecodeError, ResultCode
@@ -209,33 +207,3 @@ def walk(data: bytes) -> list[Entry]:
         raise DecodeError(ResultCode.DIAMETER_INVALID_AVP_LENGTH, f"AVP at offset {offset} is cut short",
                           data[offset : offset + 8]) from None
     return entries
-
-
-class Layouts:
-    """Layouts of messages seen before, by length: ``find`` gives the walk of a message
-    laid out like an earlier one (the same AVP headers at the same offsets) without
-    walking it, and walks it otherwise (and remembers it, up to ``per_length`` per length)."""
-
-    def __init__(self, per_length: int = 4, lengths: int = 1024) -> None:
-        self.per_length = per_length
-        self.lengths = lengths
-        self._known: dict[int, list[tuple[itemgetter[bytes], tuple[bytes, ...], tuple[Entry, ...]]]] = {}
-
-    def find(self, data: bytes) -> tuple[Entry, ...]:
-        known = self._known.get(len(data))
-        if known is not None:
-            for compared, expected, entries in known:
-                if compared(data) == expected:
-                    return entries
-        entries = tuple(walk(data))
-        if not entries:
-            return entries
-        headers = [slice(offset, offset + (12 if word & 0x80000000 else 8)) for offset, _, _, word in entries]
-        compared = itemgetter(*headers, slice(0, 0)) if len(headers) == 1 else itemgetter(*headers)
-        if known is None:
-            if len(self._known) >= self.lengths:
-                self._known.clear()
-            known = self._known[len(data)] = []
-        known.insert(0, (compared, compared(data), entries))
-        del known[self.per_length :]
-        return entries
