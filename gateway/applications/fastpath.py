@@ -41,6 +41,7 @@ from gateway.applications.translation import (
     Identities,
     InvalidAnswer,
     RequestTranslator,
+    splice_layout,
 )
 from gateway.routing.pending import PendingRequest, PendingRequests
 
@@ -68,8 +69,7 @@ class MarLayout:
 
     def __init__(self, entries: tuple[Any, ...]) -> None:
         self.entries = entries
-        # (offset, code, vendor, header word) per AVP, as cx_codec.splice takes them
-        self.layout = tuple((entry[0], entry[3], entry[5], entry[4]) for entry in entries)
+        self.layout = splice_layout(entries)
         found: dict[tuple[int, int], tuple[int, int]] = {}
         copied: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for offset, code, vendor, word in self.layout:

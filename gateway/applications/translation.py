@@ -135,8 +135,13 @@ class AnswerLayout:
         self.entries = entries
         self.result_code_at = next((offset + 8 for offset, _, _, code, word, vendor, *_ in entries  # no V bit
                                     if code == 268 and vendor == 0 and not word & 0x80000000), None)
-        # (offset, code, vendor, header word) per AVP, as cx_codec.splice takes them
-        self.layout = tuple((entry[0], entry[3], entry[5], entry[4]) for entry in entries)
+        self.layout = splice_layout(entries)
+
+
+def splice_layout(entries: tuple[Any, ...]) -> tuple[Entry, ...]:
+    """A strict layout's entries (the codec's ``avp.TemplateEntry``) as ``cx_codec.splice``
+    takes them: (offset, code, vendor, header word) per top-level AVP."""
+    return tuple((entry[0], entry[3], entry[5], entry[4]) for entry in entries)
 
 
 _ANSWER_LAYOUTS: dict[int, AnswerLayout] = {}  # id(entries) -> the AnswerLayout (entries kept in it)
