@@ -17,6 +17,7 @@ import typing
 from typing import Any
 
 from twisted.internet import tcp
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -199,7 +200,28 @@ class DiameterConnection(Protocol):
             if sent == len(data):
                 return
             data = data[sent:]
-        transport.write(data if isinstance(data, bytes) else bytes(data))  # (a slice of a read buffer)
+        try:
+            transport.write(data if isinstance(data, bytes) else bytes(data))  # (a slice of a read buffer)
+        except (OSError, RuntimeError) as error:  # the socket is gone under Twisted (below)
+            log.warn("writing to {conn} failed ({error}); aborting it", conn=self, error=error)
+            self._write_failed()
+        except Exception:  # noqa: BLE001 (a defect, but this connection's alone)
+            log.failure("writing to {conn}; aborting it", conn=self)
+            self._write_failed()
+
+    def _write_failed(self) -> None:
+        """A write raised: this connection is broken, and only it (seen: uvloop refusing a
+        socket whose poll handle it closed after the peer reset it, while Twisted still
+        held the connection open). It is aborted so that its peer goes down the usual way
+        (connectionLost: its pending requests fail over, RFC 6733 §5.5.4); the read being
+        processed, another connection's, and the batch's other writes go on."""
+        self.outbox.clear()
+        transport = self.transport
+        try:
+            transport.abortConnection()
+        except Exception as error:  # noqa: BLE001 (its loop refuses that too: end it on the next turn)
+            log.warn("aborting {conn} failed ({error}); ending it", conn=self, error=error)
+            transport.reactor.callLater(0, transport.connectionLost, Failure(ConnectionAborted()))
 
     def close(self, abort: bool = False) -> None:
         """Flush what is queued and close (abort: drop it and reset)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import task
@@ -273,3 +274,66 @@ def test_a_usual_request_takes_the_hot_loop_and_the_prefix_is_learnt() -> None:
     prefix, realm = client.relay_prefix
     assert realm == b"primary.test" and prefix is not None and prefix.endswith(avp_bytes("Destination-Realm", "primary.test"))
     assert len(_frames(connections[SERVERS["primary.test"]].transport.value())) == 3  # type: ignore[attr-defined]
+
+
+class _BrokenTransport(StringTransport):
+    """A transport whose loop refuses it, as uvloop refuses a socket whose poll handle it
+    closed after the peer reset it (while Twisted still holds the connection open)."""
+
+    def __init__(self, abort_raises: bool) -> None:
+        super().__init__()
+        self.abort_raises = abort_raises
+        self.aborted = 0
+        self.reactor = task.Clock()
+        self.lost: list[object] = []
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("unable to perform operation on <UVPoll closed=True>; the handler is closed")
+
+    def abortConnection(self) -> None:
+        self.aborted += 1
+        if self.abort_raises:
+            raise RuntimeError("the handler is closed")
+        self.reactor.callLater(0, self.connectionLost, "aborted")
+
+    def connectionLost(self, reason: object) -> None:
+        self.lost.append(reason)
+
+
+@pytest.mark.parametrize("abort_raises", [False, True])
+def test_a_write_that_raises_ends_that_connection_only(abort_raises: bool) -> None:
+    """One read relays requests to two servers; the socket of one is refused by the loop
+    when the batch is written. The client's connection and the other server's writes go
+    on; the broken connection is aborted (or, if its loop refuses that too, ended on the
+    next turn), so that its peer goes down the usual way. Before, the exception left the
+    client's read and the node closed the client's connection (seen with uvloop when an
+    upstream was killed under load)."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    node, connections = _node(True, 1000, False)
+    broken = connections[SERVERS["primary.test"]]
+    transport = broken.transport = _BrokenTransport(abort_raises)
+    logged: list[str] = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_namespace") == "cxgw.connection":
+            logged.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        client = connections[CLIENTS[0]]
+        node.receive(client, b"".join(_message(0xC0, 303, index, index, [
+            avp_bytes("Session-Id", f"{CLIENTS[0]};{index}"),
+            avp_bytes("Origin-Host", CLIENTS[0]),
+            avp_bytes("Origin-Realm", "partner.test"),
+            avp_bytes("Destination-Realm", realm),
+            avp_bytes("User-Name", "alice@partner.test"),
+        ]) for index, realm in enumerate(["primary.test", "other.test", "other.test"])))
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert client.connected and not client.closing
+    assert len(_frames(connections[SERVERS["other.test"]].transport.value())) == 2  # type: ignore[attr-defined]
+    assert transport.aborted == 1
+    transport.reactor.advance(0)
+    assert len(transport.lost) == 1  # its connectionLost comes, from the abort or in its place
+    assert any(text.startswith(f"writing to {broken!r} failed") and "the handler is closed" in text for text in logged)
