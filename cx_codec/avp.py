@@ -390,21 +390,19 @@ def make_template(buf: bytes, entries: list[TemplateEntry]) -> Template:
     if not entries:
         return (_no_bytes, None, (), (None, None, (), ()))
     compared = itemgetter(*[slice(entry[0], entry[0] + len(entry[1])) for entry in entries])
-    checked = [  # once per layout, not per message: which values ``template_fits`` checks, where
-        (offset + data_at, offset + length, code, word, vendor, definition, check, enum)
-        for offset, _, shared, code, word, vendor, definition, data_at, length, _, check, enum in entries
-        if shared is None and check is not None
-    ]
+    # once per layout, not per message: which values ``template_fits`` checks, where, how
     by_kind: dict[Callable[..., Any], list[slice]] = {decode_utf8string: [], decode_identity: []}
     grouped, others = [], []
-    for entry in checked:
-        check, enum = entry[6], entry[7]
+    for offset, _, shared, code, word, vendor, definition, data_at, length, _, check, enum in entries:
+        if shared is not None or check is None:
+            continue
+        start, end = offset + data_at, offset + length
         if check in by_kind:
-            by_kind[check].append(slice(entry[0], entry[1]))
+            by_kind[check].append(slice(start, end))
         elif check is _GROUPED:
-            grouped.append((*entry[:6], set()))
+            grouped.append((start, end, code, word, vendor, definition, set()))
         elif not (check in _LENGTH_ONLY and enum is None):  # (the header, length included, is compared)
-            others.append((entry[0], entry[1], check, enum))
+            others.append((start, end, check, enum))
     return (compared, compared(buf), tuple(entries), (
         _getter(by_kind[decode_utf8string]), _getter(by_kind[decode_identity]), tuple(grouped), tuple(others)))
 
