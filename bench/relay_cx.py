@@ -108,7 +108,7 @@ def partner_node(store_path: str, metrics: bool) -> tuple[DiameterNode, Diameter
     partner = PartnerApplication(access, local, node.send_request, new_end_to_end=node.new_end_to_end)
     partner.bindings.watching()  # as under the revocation watch of a running gateway
     _load(access, "inbound", partner.bindings, clock)
-    node.applications[CX] = CxService(local, partner=partner)
+    node.applications[CX] = CxService(local, node, partner=partner)
     return node, _open(node, "scscf.partner.example", "R"), _open(node, "gw.primary.example", "I")
 
 
@@ -138,7 +138,7 @@ def primary_node(store_path: str, metrics: bool) -> tuple[DiameterNode, Diameter
     primary.bindings.watching()  # as under the change watch of a running gateway
     primary.agreements.watching()
     _load(access, "outbound", primary.bindings, clock)
-    node.applications[CX] = CxService(local, hss=hss, primary=primary)
+    node.applications[CX] = CxService(local, node, hss=hss, primary=primary)
     client = _open(node, "gw.partner.example", "R")
     return node, client, client
 

@@ -70,5 +70,5 @@ def install_roles(config: GatewayConfig, node: Any, reactor: Any) -> Roles | Non
         if store.store.in_process:  # (PostgreSQL: read per MAR, off the reactor)
             watchers.append(PrimaryWatch(store.store, reactor, settings.revocation_poll, primary.bindings,
                                          primary.agreements, store))
-    node.applications[CX] = CxService(local, hss=hss, partner=partner, primary=primary)
+    node.applications[CX] = CxService(local, node, hss=hss, partner=partner, primary=primary)
     return Roles(store, watchers)

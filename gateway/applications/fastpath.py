@@ -237,6 +237,8 @@ class PartnerFastPath:
     def __call__(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
         if data[offset + 5 : offset + 8] != b"\x00\x01\x2f" or data[offset + 4] & FLAG_T:  # 303 MAR
             return False
+        if peer.host.lower() in self.node.routing.next_hops:
+            return False  # a next hop's request: refused by the general path (CxService.handle_message)
         if data is not self._read:  # the first MAR of a read: the bindings of all its MARs, at once
             self._read = data
             if stop < len(data):
@@ -359,6 +361,6 @@ class TranslatedAnswer(NamedTuple):
             fast.proxy.local_failed(error, self.peer, self.key, self.request)
             return
         else:
-            outcomes = fast.partner.outcomes  # PartnerApplication._count, inline
+            outcomes = fast.partner.outcomes  # PartnerApplication.count, inline
             outcomes["forwarded"] = outcomes.get("forwarded", 0) + 1
         fast.proxy.local_answer(translated, self.peer, self.key, _MAR)

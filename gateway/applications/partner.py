@@ -96,14 +96,14 @@ class PartnerApplication:
                                           f"command {message.command_code} is not served for migrated users"))
         return handler(message)
 
-    def _count(self, outcome: str) -> None:
+    def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     # -- steps 16-21 ---------------------------------------------------------------------
     def multimedia_auth(self, message: Message) -> Deferred[bytes]:
         request = auth_request(message)
         if is_digest(request.scheme):
-            self._count("5006")
+            self.count("5006")
             return succeed(experimental_answer(
                 message, self.local, CxResult.ERROR_AUTH_SCHEME_NOT_SUPPORTED,
                 f"scheme {request.scheme} binds the user name and cannot be used by a migrated user; use IMS-AKA",
@@ -148,18 +148,18 @@ class PartnerApplication:
             translated = translate_answer(answer, restore, self.local, hide_topology=self.hide_topology)  # step 20
         except InvalidAnswer as error:
             return self.invalid_answer(message, error)
-        self._count("forwarded")
+        self.count("forwarded")
         return translated
 
     def invalid_answer(self, message: Message, error: InvalidAnswer) -> bytes:
         """The S-CSCF's answer when the primary side's MAA fails strict decoding: 5012 with
         the inbound identities (both paths; the interconnect may be hostile)."""
-        self._count("invalid answer")
+        self.count("invalid answer")
         return invalid_answer(message, self.local, error, "the primary SIP database")
 
     def _refused(self, failure: Any, message: Message) -> bytes:
         code = getattr(failure.value, "experimental_result", None)
-        self._count(str(code) if code else "error")
+        self.count(str(code) if code else "error")
         return store_failure_answer(message, self.local, failure)
 
     # -- step 25: the S-CSCF completes the registration with the partner's HSS ---------------

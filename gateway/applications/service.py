@@ -1,6 +1,10 @@
 """The node's one Cx application: each request goes to the role that serves the peer it
 came from. A partner gateway's requests go to the `primary` role; any other peer's (the
 partner's S-CSCFs, or a plain IMS core's) to the `partner` role, else to the `hss` role.
+The `partner` role serves no peer that its node forwards to: the primary gateway across
+the interconnect sends it no Cx request in TR 23.781 solution 2, and one that did could
+learn inbound identities and S-CSCF names, or register a user to itself (docs/architecture.md,
+"Who serves a request").
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class CxService:
     def __init__(
         self,
         local: Local,
+        node: Any,
         *,
         hss: HssApplication | None = None,
         partner: PartnerApplication | None = None,
@@ -32,15 +37,16 @@ class CxService:
         self.local = local
         self.hss, self.partner, self.primary = hss, partner, primary
         self.others = partner or hss  # the role of every peer that is not a partner gateway
-        self._node: Any = None
+        self._node = node  # its routing table names the next hops (None: a service outside a node, no routes)
+        self._built_for: Any = None  # the node the fast paths below were made for
         self._others_fast: FastRequest | None = None
         self._primary_fast: FastRequest | None = None
 
     def fast_path(self, node: Any) -> FastRequest | None:
         """The requests of the relay's read loop this service answers there
         (gateway.routing.relay calls this for each read that has requests for it)."""
-        if self._node is not node:
-            self._node = node
+        if self._built_for is not node:
+            self._node = self._built_for = node
             batch = HssBatch(self.hss, node, self.primary) if self.hss is not None else None
             if self.partner is not None:
                 self._others_fast = PartnerFastPath(self.partner, node)
@@ -64,6 +70,11 @@ class CxService:
             return True
         return self.partner is not None
 
+    def forwards_to(self, peer: Any) -> bool:
+        """Whether this node forwards requests to ``peer`` (a target of one of its routes)."""
+        node = self._node
+        return node is not None and peer is not None and node.routing.forwards_to(peer.host)
+
     def fast_request(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
         """gateway.routing.relay.FastRequest: the usual MAR, routed like handle_message."""
         if self.primary is not None and self.primary.serves(peer):
@@ -75,6 +86,13 @@ class CxService:
     def handle_message(self, message: Message, peer: Any) -> Deferred[bytes]:
         if self.primary is not None and self.primary.serves(peer):
             return self.primary.handle_message(message, peer)
+        if self.partner is not None and self.forwards_to(peer):
+            self.partner.count("from a next hop")
+            return succeed(failure_answer(
+                message, self.local, ResultCode.DIAMETER_COMMAND_UNSUPPORTED,
+                f"peer {peer.host} is a next hop of this partner gateway; the partner role serves the requests "
+                "of its own S-CSCFs only",
+            ))
         if self.others is None:
             return succeed(failure_answer(
                 message, self.local, ResultCode.DIAMETER_APPLICATION_UNSUPPORTED,

@@ -54,6 +54,8 @@ class RoutingTable:
         # (Destination-Realm as received, application) -> route: the hot path skips the
         # decode and case folding; bounded, the table is rebuilt on reload
         self._by_raw: dict[tuple[bytes, int], Route | None] = {}
+        # the hosts some route forwards to, in lower case: the next hops (RFC 6733 §2.7)
+        self.next_hops: frozenset[str] = frozenset()
         for route in routes:
             self.add(route)
 
@@ -61,6 +63,11 @@ class RoutingTable:
         route.targets.sort(key=lambda target: target.priority)
         self._routes[(route.realm.lower(), route.application_id)] = route
         self._by_raw.clear()
+        self.next_hops = frozenset(target.key for known in self._routes.values() for target in known.targets)
+
+    def forwards_to(self, host: str) -> bool:
+        """Whether ``host`` is a next hop of some route (compared without case, RFC 4343)."""
+        return host.lower() in self.next_hops
 
     def lookup_raw(self, realm: bytes, application_id: int) -> Route | None:
         """``lookup`` for a Destination-Realm straight from the message bytes."""

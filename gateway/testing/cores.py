@@ -64,7 +64,7 @@ class Cores:
         local = Local(PRIMARY_GW, PRIMARY)
         self.hss = HssApplication(self.access, local, max_vectors=5)
         self.primary_role = PrimaryApplication(self.access, local, partners or {PARTNER_GW: "partner-a"}, hss=self.hss)
-        self.primary.applications[CX] = CxService(local, hss=self.hss, primary=self.primary_role)
+        self.primary.applications[CX] = CxService(local, self.primary, hss=self.hss, primary=self.primary_role)
         # the partner core
         self.partner = net.node(
             PARTNER_GW, PARTNER, timers=timers,
@@ -75,7 +75,7 @@ class Cores:
         partner_local = Local(PARTNER_GW, PARTNER)
         self.partner_access = StoreAccess(partner_store, reactor)
         self.partner_role = PartnerApplication(self.partner_access, partner_local, self.partner.send_request)
-        self.partner.applications[CX] = CxService(partner_local, partner=self.partner_role)
+        self.partner.applications[CX] = CxService(partner_local, self.partner, partner=self.partner_role)
         self.watcher = RevocationWatcher(self.partner_access, partner_local, self.partner.send_request,
                                          reactor, 0.05, self.partner_role.registrars)
         # what the primary receives from the partner, for the checks on the wire

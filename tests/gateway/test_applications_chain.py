@@ -282,7 +282,7 @@ def test_a_partner_gateway_cannot_reach_a_routed_hss_past_the_primary_role(tmp_p
         local = Local(PRIMARY_GW, PRIMARY)
         role = PrimaryApplication(access, local, {PARTNER_GW: "partner-a"}, send=primary.send_request,
                                   hss_destination=Destination(PRIMARY, HSS_HOST))
-        primary.applications[CX] = CxService(local, primary=role)
+        primary.applications[CX] = CxService(local, primary, primary=role)
         yield wait_for(lambda: primary.peers[HSS_HOST].available, what="the HSS open")
         partner = yield net.raw_peer(net.ports[PRIMARY_GW], host=PARTNER_GW, realm=PARTNER)
         common = dict(hop_by_hop=5, end_to_end=5, session_id=new_session_id(PARTNER_GW), origin_host=PARTNER_GW,

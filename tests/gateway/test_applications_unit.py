@@ -873,7 +873,7 @@ def test_primary_refuses_a_mar_from_a_peer_that_is_no_partner(primary, outbound,
 
 # == service.py ===============================================================================
 def test_service_sends_partner_peers_to_primary_and_others_to_hss(primary, hss, outbound, primary_store):
-    service = CxService(Local(PRIMARY_GW, PRIMARY), hss=hss, primary=primary)
+    service = CxService(Local(PRIMARY_GW, PRIMARY), None, hss=hss, primary=primary)
     outbound_mar = _from_partner(outbound.outbound_impi, outbound.outbound_impu)
     # a partner gateway (any case: Diameter identities compare case-insensitively, RFC 6733 §4.3)
     for host in (PARTNER_GW, PARTNER_GW.upper()):
@@ -890,7 +890,7 @@ def test_service_sends_partner_peers_to_primary_and_others_to_hss(primary, hss, 
 
 
 def test_service_with_the_partner_role_serves_every_peer_with_it(partner, send, inbound):
-    service = CxService(Local(PARTNER_GW, PARTNER), partner=partner)
+    service = CxService(Local(PARTNER_GW, PARTNER), None, partner=partner)
     answer = serve(service, mar(inbound.inbound_impi, inbound.inbound_impu, scheme="SIP Digest", realm=PARTNER),
                    peer(SCSCF))
     assert experimental(answer) == 5006
@@ -898,7 +898,7 @@ def test_service_with_the_partner_role_serves_every_peer_with_it(partner, send, 
 
 
 def test_service_with_only_the_primary_role_refuses_other_peers(primary, outbound):
-    service = CxService(Local(PRIMARY_GW, PRIMARY), primary=primary)
+    service = CxService(Local(PRIMARY_GW, PRIMARY), None, primary=primary)
     answer = serve(service, mar(ALICE, ALICE_IMPU), peer(SCSCF))
     assert answer.result_code == 3007 and answer.is_error  # DIAMETER_APPLICATION_UNSUPPORTED
 

@@ -113,7 +113,7 @@ class Partner:
         counter = itertools.count(0x5000)
         self.role = PartnerApplication(access, local, node.send_request, hide_topology=hide_topology,
                                        new_end_to_end=lambda: next(counter))
-        node.applications[CX] = CxService(local, partner=self.role)
+        node.applications[CX] = CxService(local, node, partner=self.role)
         self.watcher = RevocationWatcher(access, local, node.send_request, self.clock, POLL, self.role.registrars,
                                          self.role.bindings)
         self.watcher.start()
@@ -417,16 +417,17 @@ def test_bindings_loaded_at_start_are_not_read_again(store) -> None:
 
 
 # -- hostile MARs (gateway.testing.fuzz.Mutator) ---------------------------------------------
-def _request(command: str, hop: int, binding: Any) -> bytes:
+def _request(command: str, hop: int, binding: Any, host: str = SCSCFS[0], realm: str = PARTNER) -> bytes:
     """A request of an S-CSCF for a migrated user (TS 29.229 §6.1): MAR, or the SAR, UAR and
     LIR the partner role answers from the binding (step 25)."""
     if command == "MAR":
-        return _mar(hop, binding.inbound_impi, binding.inbound_impu, session=hop)
-    common: dict[str, Any] = {"hop_by_hop": hop, "end_to_end": hop, "session_id": f"{SCSCFS[0]};1;{hop}",
-                              "origin_host": SCSCFS[0], "origin_realm": PARTNER, "destination_realm": PARTNER}
+        data = _mar(hop, binding.inbound_impi, binding.inbound_impu, session=hop, host=host)
+        return data if realm == PARTNER else rewrite(data, {(296, 0): realm.encode()})
+    common: dict[str, Any] = {"hop_by_hop": hop, "end_to_end": hop, "session_id": f"{host};1;{hop}",
+                              "origin_host": host, "origin_realm": realm, "destination_realm": PARTNER}
     if command == "SAR":
         message = ServerAssignmentRequest(**common, user_name=binding.inbound_impi,
-                                          public_identity=[binding.inbound_impu], server_name=f"sip:{SCSCFS[0]}:6060",
+                                          public_identity=[binding.inbound_impu], server_name=f"sip:{host}:6060",
                                           server_assignment_type="REGISTRATION",
                                           user_data_already_available="USER_DATA_NOT_AVAILABLE")
     elif command == "UAR":
@@ -571,5 +572,34 @@ def test_an_maa_whose_e_bit_contradicts_its_result_is_answered_5012(store, fast,
         partner.feed(PRIMARY_GW, answer[:4] + bytes([flags]) + answer[5:])
         (got,) = partner.drain()[SCSCFS[0]]
         assert decode(got).result_code == 5012 and partner.role.outcomes == {"invalid answer": 1}
+    finally:
+        partner.watcher.stop()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "general path"])
+@pytest.mark.parametrize("command", ["MAR", "SAR", "UAR", "LIR"])
+def test_the_partner_role_serves_nothing_to_the_peer_it_forwards_to(store, fast, command) -> None:
+    """A hostile primary gateway (the next hop of the partner's route) asking the partner
+    gateway about a migrated user: 3001, and nothing of the binding in the answer (no inbound
+    IMPU in User-Data, no S-CSCF name), no registration recorded (a revocation's RTR would go
+    to the registrar), nothing forwarded back across the interconnect."""
+    binding = _bindings(store)[0]
+    partner = Partner(store, fast=fast)
+    try:
+        partner.feed(SCSCFS[0], _request("SAR", 1, binding))  # the user registered by the S-CSCF
+        assert decode(partner.drain()[SCSCFS[0]][0]).result_code == 2001
+        registered = store.inbound_registration(binding.inbound_impi)
+        partner.feed(PRIMARY_GW, _request(command, 2, binding, host=PRIMARY_GW, realm=PRIMARY))
+        out = partner.drain()
+        (got,) = out[PRIMARY_GW]
+        answer = decode(got)  # strictly
+        assert answer.result_code == 3001 and answer.is_error and answer.hop_by_hop == 2
+        assert not got[4] & 0x80 and out[SCSCFS[0]] == [] and out[SCSCFS[1]] == []
+        assert answer.get("User-Data") is None and answer.get("Server-Name") is None
+        assert registered is not None and SCSCFS[0].encode() not in got
+        assert store.inbound_registration(binding.inbound_impi) == registered
+        assert partner.role.registrars == {binding.inbound_impi: (SCSCFS[0], PARTNER)}
+        assert partner.role.outcomes == {"from a next hop": 1}
+        assert partner.node.proxy.serving == 0 and len(partner.node.pending) == 0
     finally:
         partner.watcher.stop()

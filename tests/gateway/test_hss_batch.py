@@ -140,7 +140,7 @@ class Core:
         access = StoreAccess(self.store, self.clock)
         self.hss = HssApplication(access, local, max_vectors=3)
         self.primary = PrimaryApplication(access, local, {PARTNER_GW: "partner-a"}, hss=self.hss) if primary else None
-        node.applications[CX] = CxService(local, hss=self.hss, primary=self.primary)
+        node.applications[CX] = CxService(local, node, hss=self.hss, primary=self.primary)
         peer = node.peers[client]
         self.connection = connection = DiameterConnection(node, "R", peer)
         connection.transport = StringTransport()
