@@ -31,7 +31,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.applications.packed import PackedBindings
+from gateway.applications.packed import NEVER, PackedBindings
 from gateway.applications.storage import StoreAccess
 from hss_store.errors import StoreError, UnknownBinding
 from hss_store.records import (
@@ -177,11 +177,12 @@ class InboundBindingCache(BindingTiers):
         if packed:
             found = packed.find(impi.encode())
             if found is not None:
-                impu, primary_impi, primary_impu, primary, created_at, expires_at = found
-                if expires_at is not None and self._clock() >= expires_at:
+                owner, created_at, expires_at, _, impu, primary_impi, primary_impu = found
+                if expires_at != NEVER and self._clock() >= expires_at:
                     packed.remove(impi.encode())
                     return None
-                record = self._record_of(impi, impu, primary, primary_impi, primary_impu, created_at, expires_at)
+                record = self._record_of(impi, impu, packed.owners[owner], primary_impi, primary_impu, created_at,
+                                         None if expires_at == NEVER else expires_at)
                 self._hold_recent(impi, record)
                 return record
         store = self.store
@@ -296,12 +297,13 @@ class OutboundBindingCache(BindingTiers):
                 return None
             found = self.packed.find(impi.encode()) if self.packed else None
             if found is not None:
-                impu, real_impi, real_impu, partner_id, created_at, expires_at = found
+                owner, created_at, expires, _, impu, real_impi, real_impu = found
+                expires_at = None if expires == NEVER else expires
                 if expires_at is not None and self._clock() >= expires_at:
                     self._hold_recent(impi, _NOT_BOUND)  # (for good, as above)
                     return None
-                held = (impi, impu.decode(), real_impi.decode(), real_impu.decode(), partner_id, created_at,
-                        expires_at, None)
+                held = (impi, impu.decode(), real_impi.decode(), real_impu.decode(), self.packed.owners[owner],
+                        created_at, expires_at, None)
                 self._hold_recent(impi, held)
                 return OutboundBinding(*held)
         try:

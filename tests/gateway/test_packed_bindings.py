@@ -30,9 +30,10 @@ def get(bindings: PackedBindings, impi: str) -> InboundBinding | None:
     found = bindings.find(impi.encode())
     if found is None:
         return None
-    impu, primary_impi, primary_impu, primary, created, expires = found
-    return InboundBinding(impi, impu.decode(), primary, primary_impi.decode(), primary_impu.decode(), created,
-                          expires)
+    owner, created, expires, found_impi, impu, primary_impi, primary_impu = found
+    assert found_impi == impi.encode()
+    return InboundBinding(impi, impu.decode(), bindings.owners[owner], primary_impi.decode(), primary_impu.decode(),
+                          created, None if expires == packed.NEVER else expires)
 
 
 def test_get_gives_the_binding_back_and_find_its_bytes():
@@ -41,8 +42,9 @@ def test_get_gives_the_binding_back_and_find_its_bytes():
     put(bindings, kept)
     assert get(bindings, "mig-7@partner.example") == kept and len(bindings) == 1
     assert bindings.find(b"mig-7@partner.example") == (
-        b"sip:mig-7.0@partner.example", b"out-7.0@primary.example", b"sip:out-7.0@primary.example",
-        PRIMARIES[1], 1_800_000_007, 1_900_000_000)
+        0, 1_800_000_007, 1_900_000_000, b"mig-7@partner.example", b"sip:mig-7.0@partner.example",
+        b"out-7.0@primary.example", b"sip:out-7.0@primary.example")
+    assert bindings.owners == [PRIMARIES[1]]
     assert b"mig-7@partner.example" in bindings and b"mig-8@partner.example" not in bindings
     assert get(bindings, "mig-8@partner.example") is None and bindings.find(b"mig-7@partner.exampl") is None
 
@@ -102,5 +104,24 @@ def test_the_same_as_a_dict(operations):
     assert len(bindings) == len(model)
     assert sorted(bindings) == sorted(impi.encode() for impi in model)
     for n in range(301):
+        impi = f"mig-{n}@partner.example"
+        assert get(bindings, impi) == model.get(impi)
+
+
+def test_layouts_past_the_last_number_are_read_by_slicing(monkeypatch):
+    """Each layout (the four identities' lengths) gets a compiled reader, up to 65,535 of
+    them; the records of further layouts share one that slices (here after two)."""
+    monkeypatch.setattr(packed, "_GENERIC", 2)
+    bindings, model = PackedBindings(), {}
+    for n in range(0, 3000, 7):  # 1 to 4 digits: several layouts
+        for version in range(3):
+            put(bindings, binding(n, version))
+            model[f"mig-{n}@partner.example"] = binding(n, version)
+    for n in range(0, 3000, 14):
+        assert bindings.remove(f"mig-{n}@partner.example".encode())
+        del model[f"mig-{n}@partner.example"]
+    assert len(bindings._layouts) == 2 and bindings._readers[2] is packed._sliced
+    assert len(bindings) == len(model) and sorted(bindings) == sorted(impi.encode() for impi in model)
+    for n in range(3000):
         impi = f"mig-{n}@partner.example"
         assert get(bindings, impi) == model.get(impi)
