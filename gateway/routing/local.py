@@ -3,7 +3,6 @@ application, and the answers kept for duplicate detection (RFC 6733 §6.1.3, §5
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -19,11 +18,19 @@ class LocalApplication(Protocol):
 
 class DuplicateCache:
     """Answers of requests served here, by (Origin-Host, End-to-End id), for the
-    duplicate detection of RFC 6733 §6.1.3 / §5.5.4 (a T-flagged retransmission)."""
+    duplicate detection of RFC 6733 §6.1.3 / §5.5.4 (a T-flagged retransmission): the last
+    ``size`` answers put, each for ``ttl`` seconds.
+
+    The keys wait in a ring in the order they were put; each put takes the oldest place,
+    dropping the answer that was kept there unless its key was put again since (then the
+    key's newer place holds it). A dict and a list, not an OrderedDict: every answer served
+    here is put, and this is half the cost (bench/RESULTS.md, session 11)."""
 
     def __init__(self, size: int, ttl: float, clock: Any) -> None:
         self.size, self.ttl, self.clock = size, ttl, clock
-        self._answers: OrderedDict[Any, tuple[float, bytes]] = OrderedDict()
+        self._answers: dict[Any, tuple[float, bytes, int]] = {}  # key -> (until, answer, place in the ring)
+        self._ring: list[Any] = [None] * size  # (None: a place not used yet; keys are tuples)
+        self._next = 0
 
     def get(self, key: Any) -> bytes | None:
         found = self._answers.get(key)
@@ -32,12 +39,16 @@ class DuplicateCache:
         return found[1]
 
     def put(self, key: Any, answer: bytes) -> None:
-        answers = self._answers
-        if key in answers:  # the newest last (a key seen before usually is not: End-to-End ids are new)
-            answers.move_to_end(key)
-        answers[key] = (self.clock.seconds() + self.ttl, answer)
-        while len(answers) > self.size:
-            answers.popitem(last=False)
+        at = self._next
+        if at >= self.size:
+            return  # (size 0: nothing is kept)
+        answers, ring = self._answers, self._ring
+        oldest = ring[at]
+        if oldest is not None and answers[oldest][2] == at:  # (else put again since, kept at its newer place)
+            del answers[oldest]
+        answers[key] = (self.clock.seconds() + self.ttl, answer, at)
+        ring[at] = key
+        self._next = at + 1 if at + 1 < self.size else 0
 
 
 class Deadlines:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import task
 
 from gateway.routing.pending import PendingRequests
@@ -234,7 +236,29 @@ def test_the_duplicate_cache_keeps_the_newest_answers_last_and_evicts_the_oldest
     cache.put(("b", 2), b"second")
     cache.put(("a", 1), b"first again")  # now the newest
     cache.put(("c", 3), b"third")  # evicts ("b", 2), the oldest
-    assert list(cache._answers) == [("a", 1), ("c", 3)]
+    assert sorted(cache._answers) == [("a", 1), ("c", 3)]
     assert cache.get(("a", 1)) == b"first again" and cache.get(("b", 2)) is None
+    cache.put(("a", 1), b"first, third time")  # its older place is reused: still kept
+    cache.put(("d", 4), b"fourth")  # the oldest place held ("c", 3)
+    assert sorted(cache._answers) == [("a", 1), ("d", 4)] and cache.get(("a", 1)) == b"first, third time"
     clock.advance(5.1)
-    assert cache.get(("c", 3)) is None
+    assert cache.get(("d", 4)) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.integers(0, 12), max_size=200), size=st.integers(0, 6))
+def test_the_duplicate_cache_holds_the_answers_of_the_last_puts(keys, size) -> None:
+    """Against a model: after any puts, the cache gives the newest answer of each key put
+    among the last ``size`` puts, and nothing for the others."""
+    from twisted.internet import task
+
+    from gateway.routing.local import DuplicateCache
+
+    cache = DuplicateCache(size=size, ttl=5.0, clock=task.Clock())
+    for n, key in enumerate(keys):
+        cache.put(("host", key), b"%d" % n)
+    recent = keys[max(0, len(keys) - size) :] if size else []
+    newest = {key: n for n, key in enumerate(keys)}
+    for key in range(13):
+        assert cache.get(("host", key)) == (b"%d" % newest[key] if key in recent else None)
+    assert len(cache._answers) == len(set(recent))
