@@ -1,5 +1,5 @@
 """Migration bindings packed in memory: every active binding of a SIP database, at about
-190 bytes each (1,000,000 bindings in some 190 MB), looked up in about 2 microseconds.
+160 bytes each (1,000,000 bindings in some 160 MB), looked up in 1.3-1.8 microseconds.
 
 The partner role reads an inbound binding for every MAR (TR 23.781 solution 2, step 17),
 the primary role an outbound one (step 19). Read from SQLite among a million a binding
@@ -19,9 +19,9 @@ to one ``bytearray``:
 A layout is the four lengths; the records of one layout are read by one compiled
 ``struct.Struct`` (one C call gives every field, the identities as ``bytes``). Bindings
 of one deployment have few layouts (its identities follow a pattern); past 65,535 of them
-the rest share a reader that slices. A lookup costs one random read of the table and one
-of the records: about 0.9 us, where separate hash and offset columns and slicing took 2.2
-(bench/RESULTS.md, session 11).
+the rest share a reader that slices. A lookup reads the table once and its record once:
+1.3-1.8 us for a random IMPI among 1,000,000, where separate hash and offset columns and
+slices took 3.0-3.9 (bench/RESULTS.md, session 11).
 
 A removed record leaves its bytes behind until they are more than the live ones, then the
 whole is packed again. The hash is Python's own (SipHash, seeded per process): a peer

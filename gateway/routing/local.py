@@ -24,7 +24,7 @@ class DuplicateCache:
     The keys wait in a ring in the order they were put; each put takes the oldest place,
     dropping the answer that was kept there unless its key was put again since (then the
     key's newer place holds it). A dict and a list, not an OrderedDict: every answer served
-    here is put, and this is half the cost (bench/RESULTS.md, session 11)."""
+    here is put, and a put costs 15-40% less (bench/RESULTS.md, session 11)."""
 
     def __init__(self, size: int, ttl: float, clock: Any) -> None:
         self.size, self.ttl, self.clock = size, ttl, clock
