@@ -237,7 +237,7 @@ class PartnerFastPath:
     def __call__(self, connection: Any, peer: Any, data: bytes, offset: int, stop: int) -> bool:
         if data[offset + 5 : offset + 8] != b"\x00\x01\x2f" or data[offset + 4] & FLAG_T:  # 303 MAR
             return False
-        if peer.host.lower() in self.node.routing.next_hops:
+        if self.node.routing.forwards_to(peer.host):
             return False  # a next hop's request: refused by the general path (CxService.handle_message)
         if data is not self._read:  # the first MAR of a read: the bindings of all its MARs, at once
             self._read = data

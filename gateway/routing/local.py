@@ -29,7 +29,7 @@ class DuplicateCache:
     def __init__(self, size: int, ttl: float, clock: Any) -> None:
         self.size, self.ttl, self.clock = size, ttl, clock
         self._answers: dict[Any, tuple[float, bytes, int]] = {}  # key -> (until, answer, place in the ring)
-        self._ring: list[Any] = [None] * size  # (None: a place not used yet; keys are tuples)
+        self._ring: list[Any] = []  # the keys by place
         self._next = 0
 
     def get(self, key: Any) -> bytes | None:
@@ -39,15 +39,17 @@ class DuplicateCache:
         return found[1]
 
     def put(self, key: Any, answer: bytes) -> None:
-        at = self._next
-        if at >= self.size:
+        at, ring, answers = self._next, self._ring, self._answers
+        if at < len(ring):  # (full: the oldest place)
+            oldest = ring[at]
+            if answers[oldest][2] == at:  # (else put again since, kept at its newer place)
+                del answers[oldest]
+            ring[at] = key
+        elif at < self.size:
+            ring.append(key)  # (the ring grows to ``size`` as answers come)
+        else:
             return  # (size 0: nothing is kept)
-        answers, ring = self._answers, self._ring
-        oldest = ring[at]
-        if oldest is not None and answers[oldest][2] == at:  # (else put again since, kept at its newer place)
-            del answers[oldest]
         answers[key] = (self.clock.seconds() + self.ttl, answer, at)
-        ring[at] = key
         self._next = at + 1 if at + 1 < self.size else 0
 
 
